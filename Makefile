@@ -1,0 +1,34 @@
+# The two commands: `make demo` and `make test`. Everything else here is what they are made of.
+SHELL := /bin/bash
+VENV  := .venv
+PY    := $(VENV)/bin/python
+export DO_NOT_TRACK := 1
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: demo test setup prepare lint docs clean help
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip uv
+	$(VENV)/bin/uv pip install -q --python $(PY) -e '.[dev]'
+	@touch $@
+
+setup: $(VENV)/.installed  ## create .venv and install CMS with its test tools
+
+prepare: setup  ## prepare what loading the code location needs (the dbt manifest)
+	@if $(PY) -c "import cms_dagster.warehouse.dbt" 2>/dev/null; then $(PY) -c "from cms_dagster.warehouse.dbt import prepare; prepare()"; fi
+
+demo: prepare  ## simulate a week with incidents, build every asset, serve the Dagster UI on 127.0.0.1:3000
+	$(VENV)/bin/cms demo
+
+test: prepare  ## set up and run the whole test suite
+	$(PY) -m pytest -q -p no:cacheprovider
+
+lint: setup  ## ruff
+	$(VENV)/bin/ruff check cms_dagster tests benchmarks
+
+clean:  ## remove the embedded state (.cms/) but keep the virtualenv
+	rm -rf .cms

@@ -1,0 +1,49 @@
+"""The simulator as an asset: on the embedded default it stands in for CloudWatch and SDK traffic."""
+
+import dagster as dg
+
+from cms_dagster.domain import load_ontology
+from cms_dagster.resources import CmsResource
+from cms_dagster.simulate.incidents import parse_time
+from cms_dagster.simulate.run import DEFAULT_START, simulate
+
+
+class SimulationConfig(dg.Config):
+    days: int = 7
+    seed: int = 42
+    start: str = DEFAULT_START.strftime("%Y-%m-%d")
+    via_sdk: list[str] = []
+
+
+@dg.asset(
+    key=["raw", "simulation"],
+    group_name="collection",
+    kinds={"python"},
+    description="Simulated estate (CloudWatch + SDK business metrics with injected incidents) written to the "
+    "raw zone, with its ground truth in the archive zone. Embedded mode only: skipped when the lake is on S3 "
+    "or the warehouse is Snowflake, where real sources feed the raw zone.",
+)
+def simulation(
+    context: dg.AssetExecutionContext, config: SimulationConfig, cms: CmsResource
+) -> dg.MaterializeResult:
+    s = cms.settings()
+    if not s.is_embedded:
+        context.log.info("skipped: production mode (S3 lake or Snowflake): real sources feed the raw zone")
+        return dg.MaterializeResult(metadata={"skipped": "production mode: real sources feed the raw zone"})
+    res = simulate(
+        load_ontology(s.domain_file or None),
+        cms.lake(),
+        days=config.days,
+        seed=config.seed,
+        start=parse_time(config.start),
+        via_sdk=config.via_sdk,
+        environment=s.environment,
+        progress=context.log.info,
+    )
+    summary = res.summary()
+    return dg.MaterializeResult(
+        metadata={
+            **{k: dg.MetadataValue.text(str(v)) if isinstance(v, str) else v for k, v in summary.items()},
+            "labels": dg.MetadataValue.path(cms.lake().archive.uri(f"simulations/{res.name}/labels.json")),
+        }
+    )

@@ -1,0 +1,318 @@
+"""Typed ontology loaded from YAML (default: the packaged ``estate.yaml``), validated on load.
+
+Errors name the bad entry (``jobs[derivatives.eod_valuation].stages[valuation].depends_on: ...``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cms_dagster.domain.cron import Cron
+from cms_dagster.otel.conventions import ASSET_CLASSES, STAGE_TYPES, job_entity, stage_entity
+
+_ID = re.compile(r"^[a-z0-9_]+$")
+_FEED_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+RESOURCE_KINDS = ("rds", "sqs", "lambda", "eks_cluster", "eks_namespace")
+
+
+class OntologyError(ValueError):
+    """The ontology file is invalid; the message names the entry and what to fix."""
+
+
+@dataclass(frozen=True)
+class Feed:
+    id: str
+    provider: str
+    name: str
+    staleness_sla_s: int
+    latency_ms: float
+    messages_per_min: int
+
+    @property
+    def entity_id(self) -> str:
+        return f"feed:{self.id}"
+
+
+@dataclass(frozen=True)
+class Resource:
+    id: str
+    kind: str
+    name: str
+    attrs: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def entity_id(self) -> str:
+        return self.id
+
+    @property
+    def cluster(self) -> str | None:
+        return self.attrs.get("cluster")
+
+
+@dataclass(frozen=True)
+class Stage:
+    asset_class: str
+    job: str
+    id: str
+    type: str
+    depends_on: tuple[str, ...]
+    resources: tuple[str, ...]
+    minutes: float
+
+    @property
+    def entity_id(self) -> str:
+        return stage_entity(self.asset_class, self.job, self.id)
+
+
+@dataclass(frozen=True)
+class Job:
+    asset_class: str
+    id: str
+    name: str
+    schedule: str
+    sla_minutes: int
+    feeds: tuple[str, ...]
+    records: int
+    stages: tuple[Stage, ...]
+
+    @property
+    def key(self) -> str:
+        return f"{self.asset_class}.{self.id}"
+
+    @property
+    def entity_id(self) -> str:
+        return job_entity(self.asset_class, self.id)
+
+    @cached_property
+    def cron(self) -> Cron:
+        return Cron(self.schedule)
+
+    def stage(self, stage_id: str) -> Stage:
+        for s in self.stages:
+            if s.id == stage_id:
+                return s
+        raise KeyError(f"job {self.key} has no stage {stage_id!r}")
+
+    def topo_stages(self) -> list[Stage]:
+        """Stages in dependency order (stable by declaration)."""
+        done: list[Stage] = []
+        seen: set[str] = set()
+        pending = list(self.stages)
+        while pending:
+            progressed = False
+            for s in list(pending):
+                if all(d in seen for d in s.depends_on):
+                    done.append(s)
+                    seen.add(s.id)
+                    pending.remove(s)
+                    progressed = True
+            if not progressed:
+                raise OntologyError(
+                    f"jobs[{self.key}].stages: dependency cycle among {[s.id for s in pending]}"
+                )
+        return done
+
+
+@dataclass(frozen=True)
+class Ontology:
+    asset_classes: dict[str, str]
+    feeds: dict[str, Feed]
+    resources: dict[str, Resource]
+    jobs: dict[str, Job]
+    source: str = ""
+
+    def job(self, key: str) -> Job:
+        try:
+            return self.jobs[key]
+        except KeyError:
+            raise KeyError(f"no job {key!r}; known: {', '.join(sorted(self.jobs))}") from None
+
+    @property
+    def stages(self) -> list[Stage]:
+        return [s for j in self.jobs.values() for s in j.stages]
+
+    def jobs_needing_feed(self, feed_id: str) -> list[Job]:
+        return [j for j in self.jobs.values() if feed_id in j.feeds]
+
+    def stages_using(self, resource_id: str) -> list[Stage]:
+        return [s for s in self.stages if resource_id in s.resources]
+
+    def entity_ids(self) -> list[str]:
+        ids = [f"asset_class:{a}" for a in self.asset_classes]
+        ids += [f.entity_id for f in self.feeds.values()]
+        ids += list(self.resources)
+        for j in self.jobs.values():
+            ids.append(j.entity_id)
+            ids += [s.entity_id for s in j.stages]
+        return ids
+
+    def dependency_edges(self) -> list[tuple[str, str]]:
+        """(source, target) = source depends on target: the graph RCA walks."""
+        edges: list[tuple[str, str]] = []
+        for j in self.jobs.values():
+            edges += [(j.entity_id, f"feed:{f}") for f in j.feeds]
+            for s in j.stages:
+                edges.append((j.entity_id, s.entity_id))
+                edges += [(s.entity_id, stage_entity(j.asset_class, j.id, d)) for d in s.depends_on]
+                edges += [(s.entity_id, r) for r in s.resources]
+                if not s.depends_on:  # ingest stages read the job's feeds
+                    edges += [(s.entity_id, f"feed:{f}") for f in j.feeds]
+        for r in self.resources.values():
+            if r.kind == "eks_namespace":
+                edges.append((r.id, f"eks:{r.cluster}"))
+        return edges
+
+
+def _require(entry: dict[str, Any], keys: Iterable[str], where: str) -> None:
+    if not isinstance(entry, dict):
+        raise OntologyError(f"{where}: expected a mapping, got {type(entry).__name__}")
+    missing = [k for k in keys if k not in entry]
+    if missing:
+        raise OntologyError(f"{where}: missing {', '.join(missing)}")
+
+
+def parse_ontology(doc: dict[str, Any], source: str = "") -> Ontology:
+    """Build and validate an :class:`Ontology` from a YAML-shaped dict."""
+    if not isinstance(doc, dict):
+        raise OntologyError(f"{source or 'ontology'}: top level must be a mapping")
+    for top in ("asset_classes", "feeds", "resources", "jobs"):
+        if not isinstance(doc.get(top), list) or not doc[top]:
+            raise OntologyError(f"{top}: must be a non-empty list")
+    acs: dict[str, str] = {}
+    for i, a in enumerate(doc["asset_classes"]):
+        _require(a, ("id", "name"), f"asset_classes[{i}]")
+        if a["id"] not in ASSET_CLASSES:
+            raise OntologyError(f"asset_classes[{a['id']}]: id must be one of {', '.join(ASSET_CLASSES)}")
+        if a["id"] in acs:
+            raise OntologyError(f"asset_classes[{a['id']}]: duplicate id")
+        acs[a["id"]] = str(a["name"])
+    feeds: dict[str, Feed] = {}
+    for i, f in enumerate(doc["feeds"]):
+        _require(f, ("id", "provider", "name", "staleness_sla_s"), f"feeds[{i}]")
+        fid = str(f["id"])
+        if not _FEED_ID.match(fid):
+            raise OntologyError(f"feeds[{fid}]: id must be lower-case a-z, 0-9, '-' or '_'")
+        if fid in feeds:
+            raise OntologyError(f"feeds[{fid}]: duplicate id")
+        if int(f["staleness_sla_s"]) <= 0:
+            raise OntologyError(f"feeds[{fid}].staleness_sla_s: must be a positive number of seconds")
+        feeds[fid] = Feed(
+            fid,
+            str(f["provider"]),
+            str(f["name"]),
+            int(f["staleness_sla_s"]),
+            float(f.get("latency_ms", 50)),
+            int(f.get("messages_per_min", 1000)),
+        )
+    res: dict[str, Resource] = {}
+    for i, r in enumerate(doc["resources"]):
+        _require(r, ("id", "kind", "name"), f"resources[{i}]")
+        rid, kind = str(r["id"]), str(r["kind"])
+        if kind not in RESOURCE_KINDS:
+            raise OntologyError(f"resources[{rid}].kind: {kind!r} is not one of {', '.join(RESOURCE_KINDS)}")
+        prefix = "eks" if kind.startswith("eks") else kind
+        expected = (
+            f"{prefix}:{r['cluster']}/{r['name']}" if kind == "eks_namespace" else f"{prefix}:{r['name']}"
+        )
+        if kind == "eks_namespace" and "cluster" not in r:
+            raise OntologyError(f"resources[{rid}]: an eks_namespace needs its cluster")
+        if rid != expected:
+            raise OntologyError(f"resources[{rid}]: id must be {expected!r} for a {kind} named {r['name']!r}")
+        if rid in res:
+            raise OntologyError(f"resources[{rid}]: duplicate id")
+        res[rid] = Resource(
+            rid, kind, str(r["name"]), {k: v for k, v in r.items() if k not in ("id", "kind", "name")}
+        )
+    for r in res.values():
+        if r.kind == "eks_namespace" and f"eks:{r.cluster}" not in res:
+            raise OntologyError(f"resources[{r.id}].cluster: no eks_cluster resource 'eks:{r.cluster}'")
+    jobs: dict[str, Job] = {}
+    for i, j in enumerate(doc["jobs"]):
+        _require(j, ("asset_class", "id", "schedule", "sla_minutes", "stages"), f"jobs[{i}]")
+        key = f"{j['asset_class']}.{j['id']}"
+        where = f"jobs[{key}]"
+        if j["asset_class"] not in acs:
+            raise OntologyError(f"{where}.asset_class: {j['asset_class']!r} is not declared in asset_classes")
+        if not _ID.match(str(j["id"])):
+            raise OntologyError(f"{where}.id: use lower-case a-z, 0-9 and '_'")
+        if key in jobs:
+            raise OntologyError(f"{where}: duplicate job")
+        try:
+            Cron(str(j["schedule"]))
+        except ValueError as e:
+            raise OntologyError(f"{where}.schedule: {e}") from None
+        for f in j.get("feeds") or []:
+            if f not in feeds:
+                raise OntologyError(f"{where}.feeds: unknown feed {f!r}; declare it under feeds")
+        if not isinstance(j["stages"], list) or not j["stages"]:
+            raise OntologyError(f"{where}.stages: must be a non-empty list")
+        stages: list[Stage] = []
+        ids: set[str] = set()
+        for k, s in enumerate(j["stages"]):
+            _require(s, ("id", "type"), f"{where}.stages[{k}]")
+            sw = f"{where}.stages[{s['id']}]"
+            if not _ID.match(str(s["id"])):
+                raise OntologyError(f"{sw}.id: use lower-case a-z, 0-9 and '_'")
+            if s["id"] in ids:
+                raise OntologyError(f"{sw}: duplicate stage id")
+            if s["type"] not in STAGE_TYPES:
+                raise OntologyError(f"{sw}.type: {s['type']!r} is not one of {', '.join(STAGE_TYPES)}")
+            for d in s.get("depends_on") or []:
+                if d not in ids:
+                    raise OntologyError(
+                        f"{sw}.depends_on: {d!r} is not a stage declared before it in this job (declare stages in dependency order)"
+                    )
+            for r in s.get("resources") or []:
+                if r not in res:
+                    raise OntologyError(f"{sw}.resources: unknown resource {r!r}; declare it under resources")
+            ids.add(s["id"])
+            stages.append(
+                Stage(
+                    j["asset_class"],
+                    j["id"],
+                    s["id"],
+                    s["type"],
+                    tuple(s.get("depends_on") or ()),
+                    tuple(s.get("resources") or ()),
+                    float(s.get("minutes", 5)),
+                )
+            )
+        jobs[key] = Job(
+            j["asset_class"],
+            j["id"],
+            str(j.get("name", key)),
+            str(j["schedule"]),
+            int(j["sla_minutes"]),
+            tuple(j.get("feeds") or ()),
+            int(j.get("records", 10000)),
+            tuple(stages),
+        )
+    return Ontology(acs, feeds, res, jobs, source)
+
+
+def default_path() -> Path:
+    return Path(str(resources.files("cms_dagster.domain") / "estate.yaml"))
+
+
+def load_ontology(path: str | Path | None = None) -> Ontology:
+    """Load the ontology from ``path`` (or ``CMS_DOMAIN_FILE`` via settings, or the packaged default)."""
+    if path is None:
+        from cms_dagster import settings
+
+        path = settings.load().domain_file or default_path()
+    p = Path(path)
+    try:
+        doc = yaml.safe_load(p.read_text())
+    except FileNotFoundError:
+        raise OntologyError(f"{p}: no such file (set CMS_DOMAIN_FILE to your estate YAML)") from None
+    except yaml.YAMLError as e:
+        raise OntologyError(f"{p}: not valid YAML: {e}") from None
+    return parse_ontology(doc, str(p))

@@ -1,0 +1,214 @@
+"""The lake's zones (raw, processed, archive): a local directory or an S3 prefix, one key layout.
+
+Local writes are atomic and durable (temporary file, fsync, rename, fsync of the directory), so a reader
+never sees half a file and an acknowledged write survives a crash. S3 writes are single PUTs (atomic by
+nature). Keys always use ``/``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import io
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+RAW_PREFIX = "otel/metrics"
+SOURCES = ("cloudwatch", "metric-stream", "sdk")
+_BATCH_RE = re.compile(r"^(\d{8}T\d{6}Z)-")
+_RAW_KEY_RE = re.compile(
+    r"^otel/metrics/source=(?P<source>[a-z-]+)/dt=(?P<dt>\d{4}-\d{2}-\d{2})/hour=(?P<hour>\d{2})/(?P<batch>[^/]+)\.jsonl\.gz$"
+)
+
+
+def hour_prefix(day: dt.date, hour: int) -> str:
+    return f"dt={day.isoformat()}/hour={hour:02d}"
+
+
+def raw_key(source: str, when: dt.datetime, batch: str) -> str:
+    """``otel/metrics/source=<s>/dt=YYYY-MM-DD/hour=HH/<batch>.jsonl.gz`` for the hour of ``when`` (UTC)."""
+    if source not in SOURCES:
+        raise ValueError(f"unknown source {source!r}: use one of {', '.join(SOURCES)}")
+    when = when.astimezone(dt.timezone.utc)
+    return f"{RAW_PREFIX}/source={source}/{hour_prefix(when.date(), when.hour)}/{batch}.jsonl.gz"
+
+
+def parse_raw_key(key: str) -> dict[str, Any]:
+    m = _RAW_KEY_RE.match(key)
+    if not m:
+        raise ValueError(
+            f"not a raw key: {key!r} (expected {RAW_PREFIX}/source=S/dt=YYYY-MM-DD/hour=HH/BATCH.jsonl.gz)"
+        )
+    return {
+        "source": m["source"],
+        "dt": dt.date.fromisoformat(m["dt"]),
+        "hour": int(m["hour"]),
+        "batch": m["batch"],
+    }
+
+
+def batch_name(ingest_time: dt.datetime, producer: str, suffix: str) -> str:
+    """``<YYYYMMDDTHHMMSSZ>-<producer>-<suffix>``: names sort by ingest time."""
+    t = ingest_time.astimezone(dt.timezone.utc)
+    return f"{t:%Y%m%dT%H%M%SZ}-{producer}-{suffix}"
+
+
+def batch_ingest_time(batch: str) -> dt.datetime | None:
+    m = _BATCH_RE.match(batch)
+    if not m:
+        return None
+    return dt.datetime.strptime(m[1], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc)
+
+
+def processed_key(day: dt.date, hour: int, source: str, batch: str) -> str:
+    return f"points/{hour_prefix(day, hour)}/{source}--{batch}.parquet"
+
+
+def gzip_bytes(data: bytes) -> bytes:
+    """Deterministic gzip (no name, mtime 0): same input, same bytes."""
+    buf = io.BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0, compresslevel=6, filename="") as f:
+        f.write(data)
+    return buf.getvalue()
+
+
+@dataclass(frozen=True)
+class Zone:
+    """One zone of the lake at ``url`` (a local path or ``s3://bucket/prefix``)."""
+
+    url: str
+
+    @property
+    def is_s3(self) -> bool:
+        return self.url.startswith("s3://")
+
+    def _bucket_prefix(self) -> tuple[str, str]:
+        rest = self.url[len("s3://") :]
+        bucket, _, prefix = rest.partition("/")
+        return bucket, prefix.strip("/")
+
+    def _s3_key(self, key: str) -> str:
+        _, prefix = self._bucket_prefix()
+        return f"{prefix}/{key}" if prefix else key
+
+    def _s3(self) -> Any:
+        from cms_dagster.aws import client
+
+        return client("s3")
+
+    def path(self, key: str) -> Path:
+        if self.is_s3:
+            raise ValueError(f"{self.url} is on S3: no local path for {key}")
+        return Path(self.url) / key
+
+    def uri(self, key: str) -> str:
+        return f"{self.url.rstrip('/')}/{key}"
+
+    def put(self, key: str, data: bytes) -> None:
+        """Write ``data`` at ``key`` atomically and durably."""
+        if self.is_s3:
+            bucket, _ = self._bucket_prefix()
+            self._s3().put_object(Bucket=bucket, Key=self._s3_key(key), Body=data)
+            return
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=target.suffix)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        dfd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+    def get(self, key: str) -> bytes:
+        if self.is_s3:
+            bucket, _ = self._bucket_prefix()
+            return self._s3().get_object(Bucket=bucket, Key=self._s3_key(key))["Body"].read()
+        return self.path(key).read_bytes()
+
+    def exists(self, key: str) -> bool:
+        if self.is_s3:
+            bucket, _ = self._bucket_prefix()
+            try:
+                self._s3().head_object(Bucket=bucket, Key=self._s3_key(key))
+                return True
+            except Exception as e:  # botocore ClientError 404
+                if getattr(e, "response", {}).get("Error", {}).get("Code") in (
+                    "404",
+                    "NoSuchKey",
+                    "NotFound",
+                ):
+                    return False
+                raise
+        return self.path(key).exists()
+
+    def delete(self, key: str) -> None:
+        if self.is_s3:
+            bucket, _ = self._bucket_prefix()
+            self._s3().delete_object(Bucket=bucket, Key=self._s3_key(key))
+        else:
+            self.path(key).unlink(missing_ok=True)
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        """Keys under ``prefix`` (relative to the zone), sorted."""
+        if self.is_s3:
+            bucket, zprefix = self._bucket_prefix()
+            full = f"{zprefix}/{prefix}" if zprefix else prefix
+            strip = len(zprefix) + 1 if zprefix else 0
+            keys = []
+            for page in self._s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=full):
+                keys.extend(o["Key"][strip:] for o in page.get("Contents", []))
+            yield from sorted(keys)
+            return
+        root = Path(self.url)
+        base = root / prefix
+        # list the deepest existing directory of the prefix, then filter by the full prefix
+        start = base if base.is_dir() else base.parent
+        if not start.exists():
+            return
+        out = []
+        for dirpath, _, files in os.walk(start):
+            for fn in files:
+                if fn.startswith(".tmp-"):
+                    continue
+                rel = Path(dirpath, fn).relative_to(root).as_posix()
+                if rel.startswith(prefix):
+                    out.append(rel)
+        yield from sorted(out)
+
+
+@dataclass(frozen=True)
+class Lake:
+    raw: Zone
+    processed: Zone
+    archive: Zone
+
+    @classmethod
+    def from_settings(cls, settings: Any = None) -> Lake:
+        from cms_dagster import settings as settings_mod
+
+        s = settings or settings_mod.load()
+        return cls(Zone(s.raw_url), Zone(s.processed_url), Zone(s.archive_url))
+
+    def raw_keys_for_hour(self, day: dt.date, hour: int) -> list[str]:
+        keys = []
+        for source in SOURCES:
+            keys.extend(
+                k
+                for k in self.raw.list(f"{RAW_PREFIX}/source={source}/{hour_prefix(day, hour)}/")
+                if k.endswith(".jsonl.gz")
+            )
+        return keys

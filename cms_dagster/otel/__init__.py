@@ -1,0 +1,1 @@
+"""OpenTelemetry metrics model: OTLP/JSON encoding, point ids, conventions and flattening to Parquet points."""

@@ -1,0 +1,130 @@
+"""Raw zone → processed zone: flatten each raw batch of an hour to Parquet points; quarantine what fails.
+
+One Parquet file per raw batch, at a key derived from the batch, so re-processing overwrites rather than
+adds. A batch that cannot be read at all is copied whole to quarantine; bad lines and points go to
+``<batch>.rejected.jsonl`` with their reasons (docs/data-contract.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import io
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from cms_dagster import lake as lake_mod
+from cms_dagster.otel.flatten import Flattened, flatten_lines
+
+
+@dataclass
+class HourReport:
+    day: dt.date
+    hour: int
+    raw_files: int = 0
+    points: int = 0
+    bytes_in: int = 0
+    rejected_lines: int = 0
+    rejected_points: int = 0
+    quarantined_files: int = 0
+    quarantine_keys: list[str] = field(default_factory=list)
+    processed_keys: list[str] = field(default_factory=list)
+    points_by_source: Counter = field(default_factory=Counter)
+
+    @property
+    def partition(self) -> str:
+        return f"{self.day.isoformat()}-{self.hour:02d}:00"
+
+
+def _quarantine_prefix(parsed: dict) -> str:
+    return f"quarantine/{lake_mod.RAW_PREFIX}/source={parsed['source']}/{lake_mod.hour_prefix(parsed['dt'], parsed['hour'])}"
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd", row_group_size=256_000)
+    return buf.getvalue()
+
+
+def _read_lines(data: bytes) -> list[bytes]:
+    text = gzip.decompress(data)
+    text.decode("utf-8")  # raise on non-UTF-8 before anything is parsed
+    return text.split(b"\n")
+
+
+def process_batch(lake: lake_mod.Lake, key: str, report: HourReport) -> None:
+    parsed = lake_mod.parse_raw_key(key)
+    batch = parsed["batch"]
+    data = lake.raw.get(key)
+    report.raw_files += 1
+    report.bytes_in += len(data)
+    qprefix = _quarantine_prefix(parsed)
+    try:
+        lines = _read_lines(data)
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as e:
+        qkey = f"{qprefix}/{batch}.jsonl.gz"
+        lake.raw.put(qkey, data)
+        reason = {
+            "batch": batch,
+            "source_key": key,
+            "rejected_lines": None,
+            "rejected_points": None,
+            "reasons": {f"unreadable batch: {type(e).__name__}: {e}": 1},
+        }
+        lake.raw.put(f"{qprefix}/{batch}.reason.json", orjson.dumps(reason, option=orjson.OPT_INDENT_2))
+        report.quarantined_files += 1
+        report.quarantine_keys.append(qkey)
+        return
+    ingested = lake_mod.batch_ingest_time(batch) or dt.datetime(
+        parsed["dt"].year, parsed["dt"].month, parsed["dt"].day, parsed["hour"], tzinfo=dt.timezone.utc
+    ) + dt.timedelta(hours=1)
+    flat: Flattened = flatten_lines(
+        lines,
+        source=parsed["source"],
+        raw_key=key,
+        ingested_at=ingested,
+        day=parsed["dt"],
+        hour=parsed["hour"],
+    )
+    pkey = lake_mod.processed_key(parsed["dt"], parsed["hour"], parsed["source"], batch)
+    lake.processed.put(pkey, parquet_bytes(flat.table))
+    report.processed_keys.append(pkey)
+    report.points += flat.points
+    report.points_by_source[parsed["source"]] += flat.points
+    rej_key = f"{qprefix}/{batch}.rejected.jsonl"
+    if flat.rejected:
+        lines_out = b"".join(
+            orjson.dumps({"line": r.line, "reason": r.reason, "payload": r.payload}) + b"\n"
+            for r in flat.rejected
+        )
+        lake.raw.put(rej_key, lines_out)
+        bad_lines = {
+            r.line for r in flat.rejected if r.reason.startswith(("malformed JSON", "not a valid OTLP"))
+        }
+        reason = {
+            "batch": batch,
+            "source_key": key,
+            "rejected_lines": len(bad_lines),
+            "rejected_points": len(flat.rejected) - len(bad_lines),
+            "reasons": dict(Counter(r.reason for r in flat.rejected)),
+        }
+        lake.raw.put(f"{qprefix}/{batch}.reason.json", orjson.dumps(reason, option=orjson.OPT_INDENT_2))
+        report.rejected_lines += reason["rejected_lines"]
+        report.rejected_points += reason["rejected_points"]
+        report.quarantine_keys.append(rej_key)
+    elif lake.raw.exists(rej_key):  # a re-run of a batch that has since been repaired
+        lake.raw.delete(rej_key)
+        lake.raw.delete(f"{qprefix}/{batch}.reason.json")
+
+
+def process_hour(lake: lake_mod.Lake, day: dt.date, hour: int) -> HourReport:
+    """Flatten every raw batch of one hour into the processed zone."""
+    report = HourReport(day, hour)
+    for key in lake.raw_keys_for_hour(day, hour):
+        process_batch(lake, key, report)
+    return report

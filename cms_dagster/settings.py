@@ -1,0 +1,229 @@
+"""Settings: the one place that reads the environment (docs/configuration.md lists every variable).
+
+Everything is read when :func:`load` is called, never at import time, so tests and the Dagster UI can
+change the environment between runs. Defaults give the embedded mode under ``CMS_HOME`` (default ``.cms/``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+SECRET_MARKERS = ("PASSWORD", "KEY", "TOKEN", "SECRET")
+
+
+@dataclass(frozen=True)
+class Setting:
+    env: str
+    group: str
+    help: str
+    default: str = ""
+    secret: bool = False
+
+
+# Every variable CMS reads, with its default (empty = unset) and meaning. `cms config` prints these.
+SETTINGS: list[Setting] = [
+    Setting("CMS_HOME", "home", "where embedded state lives", ".cms"),
+    Setting("DAGSTER_HOME", "home", "Dagster instance directory", "$CMS_HOME/dagster"),
+    Setting("CMS_LAKE_URL", "lake", "lake root: a local path or s3://bucket/prefix", "$CMS_HOME/lake"),
+    Setting(
+        "CMS_RAW_URL", "lake", "raw zone (OTLP JSON lines, quarantine, checkpoints)", "$CMS_LAKE_URL/raw"
+    ),
+    Setting("CMS_PROCESSED_URL", "lake", "processed zone (Parquet points)", "$CMS_LAKE_URL/processed"),
+    Setting(
+        "CMS_ARCHIVE_URL", "lake", "archive zone (simulation truth, RCA reports)", "$CMS_LAKE_URL/archive"
+    ),
+    Setting("CMS_WAREHOUSE", "warehouse", "duckdb (embedded) or snowflake", "duckdb"),
+    Setting("CMS_DUCKDB_PATH", "warehouse", "DuckDB database file", "$CMS_HOME/warehouse.duckdb"),
+    Setting("SNOWFLAKE_ACCOUNT", "warehouse", "Snowflake account identifier"),
+    Setting("SNOWFLAKE_USER", "warehouse", "Snowflake user"),
+    Setting("SNOWFLAKE_PASSWORD", "warehouse", "Snowflake password", secret=True),
+    Setting("SNOWFLAKE_PRIVATE_KEY_PATH", "warehouse", "key-pair authentication instead of a password"),
+    Setting("SNOWFLAKE_ROLE", "warehouse", "role to use", "CMS_TRANSFORMER"),
+    Setting("SNOWFLAKE_WAREHOUSE", "warehouse", "virtual warehouse", "CMS_TRANSFORM_M"),
+    Setting("SNOWFLAKE_DATABASE", "warehouse", "database", "CMS"),
+    Setting("SNOWFLAKE_HOST", "warehouse", "host override (stand-ins, private link)"),
+    Setting("SNOWFLAKE_PORT", "warehouse", "port override"),
+    Setting("SNOWFLAKE_PROTOCOL", "warehouse", "https (default) or http for stand-ins"),
+    Setting("AWS_ENDPOINT_URL", "aws", "endpoint for every AWS service (moto, private endpoints)"),
+    Setting("AWS_DEFAULT_REGION", "aws", "default region", "us-east-1"),
+    Setting("AWS_ACCESS_KEY_ID", "aws", "credentials (or a profile / instance role)"),
+    Setting("AWS_SECRET_ACCESS_KEY", "aws", "credentials", secret=True),
+    Setting("CMS_AWS_REGIONS", "aws", "regions to collect CloudWatch from (comma list)"),
+    Setting("CMS_AWS_ROLE_ARNS", "aws", "accounts to assume into (comma list of role ARNs)"),
+    Setting(
+        "CMS_CW_NAMESPACES", "aws", "CloudWatch namespaces", "AWS/RDS,AWS/SQS,AWS/Lambda,ContainerInsights"
+    ),
+    Setting("CMS_CW_RESOURCE_FILTER", "aws", "resource names or tag filters to collect (comma list)"),
+    Setting(
+        "CMS_CW_STATISTICS", "aws", "statistics to collect", "Average,Sum,Minimum,Maximum,SampleCount,p99"
+    ),
+    Setting("CMS_METRIC_STREAMS_URL", "aws", "s3:// prefix where Firehose delivers Metric Streams files"),
+    Setting("CMS_INGEST_API_KEYS", "ingest", "receiver API keys: team:key,team:key", secret=True),
+    Setting("CMS_INGEST_API_KEYS_FILE", "ingest", "receiver API keys as a YAML file (team: key)"),
+    Setting("OTEL_EXPORTER_OTLP_ENDPOINT", "sdk", "where SDKs send OTLP/HTTP", "http://127.0.0.1:4318"),
+    Setting("OTEL_EXPORTER_OTLP_HEADERS", "sdk", "SDK headers (authorization=Bearer <key>)", secret=True),
+    Setting("OTEL_SERVICE_NAME", "sdk", "SDK service.name"),
+    Setting("CMS_ENVIRONMENT", "sdk", "dev | staging | prod | demo", "demo"),
+    Setting("CMS_LLM", "llm", "offline (deterministic engine) or openai", "offline"),
+    Setting("OPENAI_API_KEY", "llm", "OpenAI API key", secret=True),
+    Setting("OPENAI_BASE_URL", "llm", "OpenAI-compatible endpoint"),
+    Setting("CMS_LLM_MODEL", "llm", "model name", "gpt-4o-mini"),
+    Setting("CMS_ALERT_CHANNELS", "alerts", "outbox,sns,slack,webhook", "outbox"),
+    Setting("CMS_SNS_TOPIC_ARN", "alerts", "SNS topic for alerts"),
+    Setting("SLACK_BOT_TOKEN", "alerts", "Slack bot token", secret=True),
+    Setting("CMS_SLACK_CHANNEL", "alerts", "Slack channel"),
+    Setting("CMS_WEBHOOK_URL", "alerts", "generic webhook URL"),
+    Setting("CMS_DOMAIN_FILE", "domain", "the estate ontology YAML", "(packaged estate.yaml)"),
+]
+
+
+def _env(environ: Mapping[str, str], name: str) -> str:
+    return (environ.get(name) or "").strip()
+
+
+def _list(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in _env(environ, name).split(",") if p.strip())
+
+
+def _join(base: str, child: str) -> str:
+    if base.startswith("s3://"):
+        return base.rstrip("/") + "/" + child
+    return str(Path(base) / child)
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    dagster_home: Path
+    lake_url: str
+    raw_url: str
+    processed_url: str
+    archive_url: str
+    warehouse: str
+    duckdb_path: Path
+    llm: str
+    llm_model: str
+    alert_channels: tuple[str, ...]
+    environment: str
+    domain_file: str
+    # ingest receiver keys (secret: kept out of repr and masked by as_dict)
+    ingest_api_keys: str = field(default="", repr=False, metadata={"env": "CMS_INGEST_API_KEYS"})
+    ingest_api_keys_file: str = ""
+    # CloudWatch collection (empty regions, role ARNs and endpoint = not configured: embedded mode)
+    aws_endpoint_url: str = ""
+    aws_default_region: str = "us-east-1"
+    aws_regions: tuple[str, ...] = ()
+    aws_role_arns: tuple[str, ...] = ()
+    cw_namespaces: tuple[str, ...] = ("AWS/RDS", "AWS/SQS", "AWS/Lambda", "ContainerInsights")
+    cw_resource_filter: tuple[str, ...] = ()
+    cw_statistics: tuple[str, ...] = ("Average", "Sum", "Minimum", "Maximum", "SampleCount", "p99")
+    metric_streams_url: str = ""
+
+    @property
+    def aws_configured(self) -> bool:
+        """True when an AWS account or endpoint is configured for collection (else the simulator stands in)."""
+        return bool(self.aws_regions or self.aws_role_arns or self.aws_endpoint_url)
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.warehouse == "duckdb" and not self.raw_url.startswith("s3://")
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            f.name: mask(f.metadata["env"], str(getattr(self, f.name)))
+            if "env" in f.metadata
+            else str(getattr(self, f.name))
+            for f in fields(self)
+        }
+
+
+def load(environ: Mapping[str, str] | None = None) -> Settings:
+    """Effective settings from the environment (``os.environ`` by default)."""
+    env = os.environ if environ is None else environ
+    home = Path(_env(env, "CMS_HOME") or ".cms").expanduser().resolve()
+    lake = _env(env, "CMS_LAKE_URL") or str(home / "lake")
+    if not lake.startswith("s3://"):
+        lake = str(Path(lake).expanduser().resolve())
+    warehouse = (_env(env, "CMS_WAREHOUSE") or "duckdb").lower()
+    if warehouse not in ("duckdb", "snowflake"):
+        raise ValueError(f"CMS_WAREHOUSE={warehouse!r}: use 'duckdb' (embedded) or 'snowflake'")
+    llm = (_env(env, "CMS_LLM") or "offline").lower()
+    if llm not in ("offline", "openai"):
+        raise ValueError(f"CMS_LLM={llm!r}: use 'offline' or 'openai'")
+    channels = tuple(c.strip() for c in (_env(env, "CMS_ALERT_CHANNELS") or "outbox").split(",") if c.strip())
+    bad = [c for c in channels if c not in ("outbox", "sns", "slack", "webhook")]
+    if bad:
+        raise ValueError(f"CMS_ALERT_CHANNELS has unknown channel(s) {bad}: use outbox, sns, slack, webhook")
+    return Settings(
+        home=home,
+        dagster_home=Path(_env(env, "DAGSTER_HOME") or home / "dagster").resolve(),
+        lake_url=lake,
+        raw_url=_env(env, "CMS_RAW_URL") or _join(lake, "raw"),
+        processed_url=_env(env, "CMS_PROCESSED_URL") or _join(lake, "processed"),
+        archive_url=_env(env, "CMS_ARCHIVE_URL") or _join(lake, "archive"),
+        warehouse=warehouse,
+        duckdb_path=Path(_env(env, "CMS_DUCKDB_PATH") or home / "warehouse.duckdb").resolve(),
+        llm=llm,
+        llm_model=_env(env, "CMS_LLM_MODEL") or "gpt-4o-mini",
+        alert_channels=channels,
+        environment=_env(env, "CMS_ENVIRONMENT") or "demo",
+        domain_file=_env(env, "CMS_DOMAIN_FILE"),
+        ingest_api_keys=_env(env, "CMS_INGEST_API_KEYS"),
+        ingest_api_keys_file=_env(env, "CMS_INGEST_API_KEYS_FILE"),
+        aws_endpoint_url=_env(env, "AWS_ENDPOINT_URL"),
+        aws_default_region=_env(env, "AWS_DEFAULT_REGION") or _env(env, "AWS_REGION") or "us-east-1",
+        aws_regions=_list(env, "CMS_AWS_REGIONS"),
+        aws_role_arns=_list(env, "CMS_AWS_ROLE_ARNS"),
+        cw_namespaces=_list(env, "CMS_CW_NAMESPACES")
+        or ("AWS/RDS", "AWS/SQS", "AWS/Lambda", "ContainerInsights"),
+        cw_resource_filter=_list(env, "CMS_CW_RESOURCE_FILTER"),
+        cw_statistics=_list(env, "CMS_CW_STATISTICS")
+        or ("Average", "Sum", "Minimum", "Maximum", "SampleCount", "p99"),
+        metric_streams_url=_env(env, "CMS_METRIC_STREAMS_URL"),
+    )
+
+
+def mask(name: str, value: str) -> str:
+    """Hide a secret's value but show that it is set."""
+    if not value:
+        return ""
+    spec = next((s for s in SETTINGS if s.env == name), None)
+    secret = spec.secret if spec else any(m in name for m in SECRET_MARKERS)
+    if not secret:
+        return value
+    if name == "CMS_INGEST_API_KEYS":
+        return ",".join(f"{p.split(':', 1)[0]}:****" for p in value.split(",") if p)
+    return "****" + (value[-4:] if len(value) > 12 else "")
+
+
+def describe(environ: Mapping[str, str] | None = None) -> list[tuple[str, str, str, str]]:
+    """(group, variable, effective value, where it came from) for every setting, secrets masked."""
+    env = os.environ if environ is None else environ
+    s = load(env)
+    derived = {
+        "CMS_HOME": str(s.home),
+        "DAGSTER_HOME": str(s.dagster_home),
+        "CMS_LAKE_URL": s.lake_url,
+        "CMS_RAW_URL": s.raw_url,
+        "CMS_PROCESSED_URL": s.processed_url,
+        "CMS_ARCHIVE_URL": s.archive_url,
+        "CMS_WAREHOUSE": s.warehouse,
+        "CMS_DUCKDB_PATH": str(s.duckdb_path),
+        "CMS_LLM": s.llm,
+        "CMS_LLM_MODEL": s.llm_model,
+        "CMS_ALERT_CHANNELS": ",".join(s.alert_channels),
+        "CMS_ENVIRONMENT": s.environment,
+    }
+    rows = []
+    for spec in SETTINGS:
+        raw = _env(env, spec.env)
+        if raw:
+            rows.append((spec.group, spec.env, mask(spec.env, raw), "env"))
+        elif spec.env in derived:
+            rows.append((spec.group, spec.env, derived[spec.env], "default"))
+        else:
+            rows.append((spec.group, spec.env, spec.default, "default" if spec.default else "unset"))
+    return rows

@@ -1,0 +1,1 @@
+"""Warehouse access and loading: DuckDB (embedded) and Snowflake (production)."""

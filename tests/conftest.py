@@ -1,0 +1,38 @@
+"""Shared fixtures: every test that touches state gets its own CMS_HOME (lake, DuckDB, DAGSTER_HOME)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+_CMS_VARS = [
+    k
+    for k in list(os.environ)
+    if k.startswith(("CMS_", "SNOWFLAKE_", "OPENAI_", "OTEL_"))
+    or k in ("DAGSTER_HOME", "SLACK_BOT_TOKEN", "AWS_ENDPOINT_URL")
+]
+
+
+@pytest.fixture
+def cms_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh embedded CMS_HOME with nothing else of CMS set in the environment."""
+    for k in _CMS_VARS:
+        monkeypatch.delenv(k, raising=False)
+    home = tmp_path / "cms"
+    home.mkdir()
+    monkeypatch.setenv("CMS_HOME", str(home))
+    monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
+    (home / "dagster").mkdir()
+    yield home
+
+
+@pytest.fixture
+def lake(cms_home: Path):
+    from cms_dagster.lake import Lake
+
+    return Lake.from_settings()

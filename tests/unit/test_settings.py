@@ -1,0 +1,60 @@
+from pathlib import Path
+
+import pytest
+
+from cms_dagster import settings
+from cms_dagster.cli import main
+
+
+def test_defaults_are_embedded_under_cms_home(tmp_path: Path) -> None:
+    s = settings.load({"CMS_HOME": str(tmp_path)})
+    assert s.is_embedded
+    assert s.raw_url == str(tmp_path / "lake" / "raw")
+    assert s.processed_url == str(tmp_path / "lake" / "processed")
+    assert s.duckdb_path == tmp_path / "warehouse.duckdb"
+    assert s.dagster_home == tmp_path / "dagster"
+    assert (s.warehouse, s.llm, s.alert_channels) == ("duckdb", "offline", ("outbox",))
+
+
+def test_s3_lake_gives_three_zones_under_the_prefix() -> None:
+    s = settings.load(
+        {"CMS_LAKE_URL": "s3://cms-lake/prod", "CMS_PROCESSED_URL": "s3://cms-processed/points"}
+    )
+    assert s.raw_url == "s3://cms-lake/prod/raw"
+    assert s.processed_url == "s3://cms-processed/points"
+    assert s.archive_url == "s3://cms-lake/prod/archive"
+    assert not s.is_embedded
+
+
+@pytest.mark.parametrize(
+    ("var", "value", "hint"),
+    [
+        ("CMS_WAREHOUSE", "postgres", "duckdb"),
+        ("CMS_LLM", "claude", "openai"),
+        ("CMS_ALERT_CHANNELS", "outbox,pager", "webhook"),
+    ],
+)
+def test_bad_choice_says_what_to_use(var: str, value: str, hint: str) -> None:
+    with pytest.raises(ValueError, match=hint):
+        settings.load({var: value})
+
+
+def test_cms_config_masks_secrets(
+    cms_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setenv("SNOWFLAKE_PASSWORD", "hunter2-very-secret")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-abcdefghijklmnop1234")
+    monkeypatch.setenv("CMS_INGEST_API_KEYS", "risk:k1-secret,ops:k2-secret")
+    monkeypatch.setenv("CMS_WAREHOUSE", "snowflake")
+    assert main(["config"]) == 0
+    out = capsys.readouterr().out
+    assert "hunter2" not in out and "abcdefghijklmnop" not in out and "k1-secret" not in out
+    assert "risk:****" in out and "****1234" in out
+    assert "CMS_WAREHOUSE" in out and "snowflake" in out
+    assert str(cms_home) in out
+
+
+def test_every_setting_is_documented() -> None:
+    doc = Path(__file__).resolve().parents[2].joinpath("docs", "configuration.md").read_text()
+    missing = [s.env for s in settings.SETTINGS if f"`{s.env}`" not in doc]
+    assert not missing, f"docs/configuration.md lacks {missing}"
