@@ -127,7 +127,7 @@ def _area_modules() -> list:
         try:
             mods.append(importlib.import_module(name))
         except ModuleNotFoundError as e:
-            if e.name != name:  # the area exists but something it needs is missing: say so
+            if not e.name or not name.startswith(e.name):  # the area exists but something it needs is missing
                 raise
     return mods
 
