@@ -20,6 +20,7 @@ import orjson
 from cms_dagster import settings as settings_mod
 
 STATE_FILE = "demo-state.json"
+QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
 def _say(msg: str) -> None:
@@ -105,7 +106,7 @@ def materialize_all(
             resources=resources,
             selection=list(sel),
             tags=tags,
-            run_config=sim_config if label == "sources" else None,
+            run_config={**(sim_config if label == "sources" and sim_config else {}), **QUIET},
         )
         out[label] = {"success": res.success, "seconds": round(time.time() - t, 1)}
         say(f"  done in {time.time() - t:.0f} s")
