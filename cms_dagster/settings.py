@@ -77,6 +77,8 @@ SETTINGS: list[Setting] = [
     Setting("CMS_SLACK_CHANNEL", "alerts", "Slack channel"),
     Setting("CMS_WEBHOOK_URL", "alerts", "generic webhook URL"),
     Setting("CMS_DOMAIN_FILE", "domain", "the estate ontology YAML", "(packaged estate.yaml)"),
+    Setting("CMS_PUBLISH_RUN_METRICS", "infra", "1: the run-failure sensor publishes CMS/Dagster RunFailures to CloudWatch"),
+    Setting("CMS_INFRA_DIR", "infra", "CloudFormation templates directory", "infra/cloudformation"),
 ]
 
 

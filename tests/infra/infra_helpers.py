@@ -1,0 +1,61 @@
+"""Helpers for asserting on CloudFormation templates (parsed by cms_dagster.infra.templates.load_template)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from cms_dagster.infra.package import HANDLER_FILE, package_source_dir
+
+HANDLER_EXISTS = (package_source_dir().parent / HANDLER_FILE).is_file()
+HANDLER_MISSING_REASON = (
+    f"{HANDLER_FILE} does not exist yet (the collectors' Lambda handler is written in parallel); "
+    "the import of the handler from the zip is checked once it exists"
+)
+
+
+def resources(template: Mapping[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == resource_type}
+
+
+def props(template: Mapping[str, Any], logical_id: str) -> dict[str, Any]:
+    return template["Resources"][logical_id].get("Properties", {})
+
+
+def default(template: Mapping[str, Any], parameter: str) -> Any:
+    return template["Parameters"][parameter]["Default"]
+
+
+def statements(policy_document: Mapping[str, Any]) -> list[dict[str, Any]]:
+    stmts = policy_document["Statement"]
+    return stmts if isinstance(stmts, list) else [stmts]
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def substitute(sub: Any, values: Mapping[str, Any]) -> str:
+    """Evaluate an ``Fn::Sub`` string with the given parameter/pseudo-parameter values."""
+    text, local = (sub[0], sub[1]) if isinstance(sub, list) else (sub, {})
+    scope = {**values, **local}
+
+    def repl(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name.startswith("!"):
+            return "${" + name[1:] + "}"
+        if name not in scope:
+            raise KeyError(f"no value for ${{{name}}}")
+        return str(scope[name])
+
+    return re.sub(r"\$\{([^}]+)\}", repl, text)
+
+
+def sub_text(value: Any) -> str:
+    """The raw text of an ``Fn::Sub`` (or a plain string)."""
+    if isinstance(value, dict) and "Fn::Sub" in value:
+        sub = value["Fn::Sub"]
+        return sub[0] if isinstance(sub, list) else sub
+    assert isinstance(value, str), f"expected a string or Fn::Sub, got {value!r}"
+    return value
