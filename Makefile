@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 export DO_NOT_TRACK := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: demo test setup prepare lint docs clean help
+.PHONY: demo test test-sdks setup prepare lint docs clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -24,7 +24,16 @@ prepare: setup  ## prepare what loading the code location needs (the dbt manifes
 demo: prepare  ## simulate a week with incidents, build every asset, serve the Dagster UI on 127.0.0.1:3000
 	$(VENV)/bin/cms demo
 
-test: prepare  ## set up and run the whole test suite
+JUNIT := /usr/share/java/junit-platform-console-standalone.jar
+$(JUNIT):  # JUnit 5 from Debian (no Maven Central here)
+	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq junit5 >/dev/null; \
+	else echo "JUnit 5 is missing: sudo apt-get install junit5" >&2; exit 1; fi
+
+test-sdks: $(JUNIT)  ## the Java and Node.js SDK suites
+	sdks/java/build.sh test
+	cd sdks/node && node --test
+
+test: prepare test-sdks  ## set up and run the whole test suite
 	$(PY) -m pytest -q -p no:cacheprovider
 
 lint: setup  ## ruff
