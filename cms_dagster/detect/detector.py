@@ -1,0 +1,527 @@
+"""The streaming detector: one object per series, fed one point at a time, serializable at any point.
+
+How a point is scored (all from the points before it, and the point itself):
+
+1. **Baselines.** Up to three predictions of the value: the median of the last few points (recent level);
+   a daily profile (median of the same time-of-day slot over the last days) plus the median of its
+   recent residuals (so it follows the level); the same for a weekly profile (day-of-week x hour). Each
+   baseline's absolute error is smoothed; the one with the lowest error is used (with hysteresis). A
+   profile is only considered once its period spans enough sampling steps (inferred from the timestamps).
+2. **Channels.** From the residual ``r = value - baseline``: the point residual ``|r|`` (spikes and dips),
+   rolling means of ``r`` over a few windows, the gap between the median of the last points and the
+   median of the day before them (level shifts; robust to spikes), the rolling mean of ``|r|`` (bursts,
+   variance) and the gap between a fast and a slow moving average of the value (drifts). Apart from the
+   channels, a trend test on hourly medians (Mann-Kendall) catches slow steady climbs (leaks).
+3. **Calibration.** Each channel's value is compared with that channel's own recent history: the surprise
+   is ``-log10`` of the share of history at least as large; beyond the largest value seen, the tail is
+   extrapolated exponentially with the mean excess of the top of the history as scale. Surprises are
+   therefore comparable across series of any unit and noise level, so one threshold fits all.
+4. **Score.** The point's surprise ``s`` is the sum of its largest few channel surprises (corroboration:
+   an anomaly moves several channels at once, noise breaks a record in one), or the trend test's when
+   larger. It becomes ``s^k / (s^k + scale^k)`` in [0, 1], 0.5 at the alarm level. After an alarm,
+   surprises are damped for a quiet period unless they beat the alarm (one incident, one alarm).
+
+Determinism: plain Python floats and integers, no randomness, histories kept as bounded rings whose
+sorted mirrors are rebuilt exactly on restore; a state restored from its JSON continues bit-for-bit.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left, insort
+
+from .config import DetectorConfig
+
+STATE_VERSION = 1
+NS = 1_000_000_000
+DAY_S = 86_400
+WEEK_S = 7 * DAY_S
+LN10 = math.log(10.0)
+
+KINDS = ("spike", "dip", "level_shift", "drift", "none")
+
+
+class _Ring:
+    """Bounded history (oldest dropped first) with an optional sorted mirror."""
+
+    __slots__ = ("cap", "buf", "pos", "srt")
+
+    def __init__(self, cap: int, keep_sorted: bool, values: list[float] | None = None) -> None:
+        self.cap = cap
+        self.buf: list[float] = list(values or [])[-cap:] if cap > 0 else []
+        self.pos = 0
+        self.srt: list[float] | None = sorted(self.buf) if keep_sorted else None
+
+    def push(self, x: float) -> float | None:
+        old = None
+        if len(self.buf) < self.cap:
+            self.buf.append(x)
+        else:
+            old = self.buf[self.pos]
+            self.buf[self.pos] = x
+            self.pos += 1
+            if self.pos == self.cap:
+                self.pos = 0
+        srt = self.srt
+        if srt is not None:
+            if old is not None:
+                del srt[bisect_left(srt, old)]
+            insort(srt, x)
+        return old
+
+    def median(self) -> float:
+        s = self.srt
+        n = len(s)  # type: ignore[arg-type]
+        m = n // 2
+        if n % 2:
+            return s[m]  # type: ignore[index]
+        return 0.5 * (s[m - 1] + s[m])  # type: ignore[index]
+
+    def ordered(self) -> list[float]:
+        return self.buf[self.pos :] + self.buf[: self.pos]
+
+    def __len__(self) -> int:
+        return len(self.buf)
+
+
+class _Profile:
+    """Seasonal profile: per slot of the period, the mean value of each of the last cycles."""
+
+    __slots__ = (
+        "name", "period_s", "bucket_s", "cycles", "neighbors", "n_slots", "slots", "offsets", "err_num",
+        "err_den", "count",
+    )
+
+    def __init__(
+        self, name: str, period_s: int, bucket_s: int, cycles: int, offset_window: int, neighbors: int
+    ) -> None:
+        self.name = name
+        self.neighbors = neighbors
+        self.n_slots = -(-period_s // bucket_s)
+        self.period_s = period_s
+        self.bucket_s = bucket_s
+        self.cycles = cycles
+        # slot -> list of [cycle, sum, count], oldest first
+        self.slots: dict[int, list[list]] = {}
+        self.offsets = _Ring(offset_window, True)
+        self.err_num = 0.0
+        self.err_den = 0.0
+        self.count = 0
+
+    def raw(self, t_s: int) -> float | None:
+        slot = (t_s % self.period_s) // self.bucket_s
+        cycle = t_s // self.period_s
+        lo = cycle - self.cycles
+        if self.neighbors:
+            vals = []
+            for j in range(slot - self.neighbors, slot + self.neighbors + 1):
+                entries = self.slots.get(j % self.n_slots)
+                if entries:
+                    vals.extend(e[1] / e[2] for e in entries if lo <= e[0] < cycle)
+            vals.sort()
+        else:
+            entries = self.slots.get(slot)
+            if not entries:
+                return None
+            vals = sorted(e[1] / e[2] for e in entries if lo <= e[0] < cycle)
+        n = len(vals)
+        if n == 0:
+            return None
+        m = n // 2
+        return vals[m] if n % 2 else 0.5 * (vals[m - 1] + vals[m])
+
+    def update(self, t_s: int, x: float) -> None:
+        slot = (t_s % self.period_s) // self.bucket_s
+        cycle = t_s // self.period_s
+        entries = self.slots.get(slot)
+        if entries is None:
+            self.slots[slot] = [[cycle, x, 1]]
+            return
+        last = entries[-1]
+        if last[0] == cycle:
+            last[1] += x
+            last[2] += 1
+        else:
+            entries.append([cycle, x, 1])
+            lo = cycle - self.cycles
+            while entries[0][0] < lo:
+                del entries[0]
+
+    def to_dict(self) -> dict:
+        return {
+            "slots": {str(k): v for k, v in self.slots.items()},
+            "offsets": self.offsets.ordered(),
+            "err": [self.err_num, self.err_den],
+            "count": self.count,
+        }
+
+    def load(self, d: dict) -> None:
+        self.slots = {int(k): [list(e) for e in v] for k, v in d["slots"].items()}
+        self.offsets = _Ring(self.offsets.cap, True, d["offsets"])
+        self.err_num, self.err_den = d["err"]
+        self.count = d["count"]
+
+
+class _Tail:
+    """A channel's calibration history: surprise of a new value against the last ``cap`` values."""
+
+    __slots__ = ("ring",)
+
+    def __init__(self, cap: int, values: list[float] | None = None) -> None:
+        self.ring = _Ring(cap, True, values)
+
+    def push(self, x: float) -> None:
+        self.ring.push(x)
+
+    def surprise(
+        self, x: float, floor: float, min_history: int, tail_fraction: float, floor_top: float, cap: float
+    ) -> float:
+        s = self.ring.srt
+        n = len(s)  # type: ignore[arg-type]
+        if n < min_history:
+            return 0.0
+        k = n - bisect_left(s, x)  # type: ignore[arg-type]
+        if k > 0:
+            return min(-math.log10(k / (n + 1)), cap)
+        m = max(int(tail_fraction * n), 5)
+        top = s[-m:]  # type: ignore[index]
+        beta = sum(top) / m - s[-m - 1]  # type: ignore[index]
+        floor = max(floor, floor_top * top[-1])
+        if beta < floor:
+            beta = floor
+        return min(math.log10(n + 1), cap) + (x - top[-1]) / beta / LN10
+
+
+def _normal_tail_decades(z: float) -> float:
+    """``-log10 P(Z >= z)`` for a standard normal ``Z`` (0 for z <= 0)."""
+    if z <= 0:
+        return 0.0
+    p = 0.5 * math.erfc(z / math.sqrt(2.0))
+    if p > 0:
+        return -math.log10(p)
+    # far tail: log of the asymptotic form phi(z) / z
+    return (z * z / 2.0 + math.log(z * math.sqrt(2.0 * math.pi))) / LN10
+
+
+class _Trend:
+    """Slow drifts: do the medians of the last blocks (hours) keep climbing, or falling?
+
+    At the first point of each new block, the Mann-Kendall statistic of the medians of the last
+    ``n_blocks`` complete blocks (sign of every later-minus-earlier pair) is turned into a one-sided normal
+    tail, in decades. It only counts when it beats every value of the last ``memory`` blocks, so a
+    recurring shape (a daily cycle) or a series that always climbs (a counter) does not alarm every hour.
+    """
+
+    __slots__ = ("block_ns", "n_blocks", "memory", "sd", "block", "values", "medians", "recent")
+
+    def __init__(self, block_s: int, n_blocks: int, memory: int) -> None:
+        self.block_ns = block_s * NS
+        self.n_blocks = n_blocks
+        self.memory = memory
+        n = n_blocks
+        self.sd = math.sqrt(n * (n - 1) * (2 * n + 5) / 18.0)
+        self.block: int | None = None
+        self.values: list[float] = []
+        self.medians: list[float] = []
+        self.recent: list[float] = []
+
+    def update(self, ts: int, x: float) -> tuple[float, int]:
+        """Returns (surprise, direction) at the first point of a block (else (0, 0)), then learns ``x``."""
+        block = ts // self.block_ns
+        out = (0.0, 0)
+        if block != self.block:
+            if self.values:
+                v = sorted(self.values)
+                m = len(v) // 2
+                self.medians.append(v[m] if len(v) % 2 else 0.5 * (v[m - 1] + v[m]))
+                del self.medians[: -self.n_blocks]
+                if len(self.medians) == self.n_blocks:
+                    med = self.medians
+                    mk = 0
+                    for i, a in enumerate(med):
+                        for b in med[i + 1 :]:
+                            mk += (b > a) - (b < a)
+                    s = _normal_tail_decades((abs(mk) - 1) / self.sd)  # continuity-corrected
+                    if self.recent and s > max(self.recent):
+                        out = (s, 1 if mk > 0 else -1)
+                    self.recent.append(s)
+                    del self.recent[: -self.memory]
+            self.block = block
+            self.values = []
+        self.values.append(x)
+        return out
+
+    def restart(self) -> None:
+        """Forget the blocks so far (the series it sees changed meaning); keep the memory of surprises."""
+        self.block = None
+        self.values = []
+        self.medians = []
+
+    def to_dict(self) -> dict:
+        return {"block": self.block, "values": self.values, "medians": self.medians, "recent": self.recent}
+
+    def load(self, d: dict) -> None:
+        self.block = d["block"]
+        self.values = list(d["values"])
+        self.medians = list(d["medians"])
+        self.recent = list(d["recent"])
+
+
+class StreamingDetector:
+    """Scores one series point by point. Use :meth:`update`; save with :meth:`to_dict`."""
+
+    def __init__(self, config: DetectorConfig | None = None) -> None:
+        c = self.config = config or DetectorConfig()
+        self.n = 0
+        self.last_ts: int | None = None
+        self.diffs: list[int] = []
+        self.step_ns: int | None = None
+        self.level = _Ring(c.level_window, True)
+        self.level_err = [0.0, 0.0]
+        self.profiles = [
+            _Profile("daily", DAY_S, c.daily_bucket_seconds, c.daily_cycles, c.offset_window, c.profile_neighbors),
+            _Profile(
+                "weekly", WEEK_S, c.weekly_bucket_seconds, c.weekly_cycles, c.offset_window, c.profile_neighbors
+            ),
+        ]
+        self.selected = "level"
+        w_max = max(max(c.mean_windows, default=1), c.activity_window)
+        self.resid = _Ring(w_max, False)
+        self.sums = [0.0] * len(c.mean_windows)
+        self.abs_sum = 0.0
+        self.ema = [0.0, 0.0]  # fast, slow moving averages of the value (drift)
+        self.ema_n = 0
+        # level-shift channel, per baseline (the value, or its deviation from each seasonal profile): median of
+        # the last level_window points vs median of the shift_window points before them
+        self.shift = {
+            name: (_Ring(c.level_window, True), _Ring(c.shift_window, True))
+            for name in ("level", *(p.name for p in self.profiles))
+        }
+        self.channel_names = ["point", *(f"mean{w}" for w in c.mean_windows), "shift", "activity", "drift"]
+        self.tails = [_Tail(c.history) for _ in self.channel_names]
+        groups = [n if not n.startswith("mean") else "mean" for n in self.channel_names]
+        self.active = [g in c.channels for g in groups]
+        self.surprises = [0.0] * len(self.channel_names)  # of the last point, per channel
+        self.trend = _Trend(c.drift_block_seconds, c.drift_blocks, c.drift_memory)
+        self.alarm_ts: int | None = None
+        self.alarm_s = 0.0
+
+    # ------------------------------------------------------------------------------------------
+    def _infer_step(self, ts: int) -> None:
+        if self.last_ts is None or self.step_ns is not None or ts <= self.last_ts:
+            return
+        self.diffs.append(ts - self.last_ts)
+        if len(self.diffs) >= self.config.step_sample:
+            d = sorted(self.diffs)
+            self.step_ns = d[len(d) // 2]
+
+    def _eligible(self, p: _Profile) -> bool:
+        step = self.step_ns
+        return step is not None and p.period_s * NS >= self.config.min_points_per_period * step
+
+    def update(self, ts: int, x: float) -> tuple[float, str, float, str]:
+        """Score one point (``ts`` in integer nanoseconds, after the previous point).
+
+        Returns ``(score, kind, baseline, channel)``.
+        """
+        c = self.config
+        self._infer_step(ts)
+        t_s = ts // NS
+
+        # 1. baselines -----------------------------------------------------------------------------
+        preds: dict[str, float] = {}
+        raws: list[float | None] = []
+        if len(self.level):
+            preds["level"] = self.level.median()
+        for p in self.profiles:
+            raw = p.raw(t_s) if self._eligible(p) else None
+            raws.append(raw)
+            if raw is not None:
+                preds[p.name] = raw + (p.offsets.median() if len(p.offsets) else 0.0)
+        baseline = preds.get(self.selected, preds.get("level", x))
+        r = x - baseline
+
+        # errors and selection for the next point
+        a = c.model_error_alpha
+        b = 1.0 - a
+        if "level" in preds:
+            e = self.level_err
+            e[0] = b * e[0] + a * abs(x - preds["level"])
+            e[1] = b * e[1] + a
+        for p in self.profiles:
+            if p.name in preds:
+                p.err_num = b * p.err_num + a * abs(x - preds[p.name])
+                p.err_den = b * p.err_den + a
+                p.count += 1
+
+        # 2. channels --------------------------------------------------------------------------------
+        old_len = len(self.resid)
+        buf, pos, cap = self.resid.buf, self.resid.pos, self.resid.cap
+        for i, w in enumerate(c.mean_windows):
+            if old_len >= w:  # the value leaving the window of the last w residuals
+                self.sums[i] -= buf[(pos + old_len - w) % cap]
+            self.sums[i] += r
+        aw = c.activity_window
+        if old_len >= aw:
+            self.abs_sum -= abs(buf[(pos + old_len - aw) % cap])
+        self.abs_sum += abs(r)
+        values = [abs(r)]
+        self.resid.push(r)
+        cnt = len(self.resid)
+        if self.n % 1024 == 1023:  # re-add exactly now and then (no drift of running sums)
+            ordered = self.resid.ordered()
+            self.sums = [math.fsum(ordered[-w:]) for w in c.mean_windows]
+            self.abs_sum = math.fsum(abs(v) for v in ordered[-c.activity_window :])
+        for i, w in enumerate(c.mean_windows):
+            values.append(abs(self.sums[i]) / min(w, cnt))
+        for name, raw in (("level", 0.0), *((p.name, raw) for p, raw in zip(self.profiles, raws, strict=True))):
+            if raw is not None:
+                short, long_ = self.shift[name]
+                old = short.push(x - raw)
+                if old is not None:
+                    long_.push(old)
+        short, long_ = self.shift[self.selected]
+        values.append(abs(short.median() - long_.median()) if len(long_) else 0.0)
+        values.append(self.abs_sum / min(c.activity_window, cnt))
+        values.append(self._drift(x))
+
+        # 3. calibration -----------------------------------------------------------------------------
+        typical = abs(preds.get("level", x))
+        err = self.level_err[0] / self.level_err[1] if self.level_err[1] else 0.0
+        floor = c.tail_floor * (typical + err) + 1e-12
+        surprises = self.surprises
+        for i, (tail, v) in enumerate(zip(self.tails, values, strict=True)):
+            surprises[i] = (
+                tail.surprise(v, floor, c.min_history, c.tail_fraction, c.tail_floor_top, c.rank_cap)
+                if self.active[i]
+                else 0.0
+            )
+            tail.push(float(f"{v:.6g}"))  # 6 significant digits are plenty, and keep checkpoints small
+        ranked = sorted(range(len(surprises)), key=surprises.__getitem__, reverse=True)
+        best_i = ranked[0]
+        total = math.fsum(surprises[i] for i in ranked[: c.combine_top])
+        seasonal = 0.0  # the trend test looks at the value without the chosen profile's shape
+        for p, raw in zip(self.profiles, raws, strict=True):
+            if p.name == self.selected and raw is not None:
+                seasonal = raw
+        trend_s, _ = self.trend.update(ts, x - seasonal)
+        drifting = trend_s > total
+        if drifting:
+            total = trend_s
+
+        # 4. score, with a quiet period after alarms ----------------------------------------------------
+        eff = total
+        if self.alarm_ts is not None and ts - self.alarm_ts <= c.quiet_seconds * NS:
+            if total > self.alarm_s:
+                self.alarm_ts, self.alarm_s = ts, total
+            else:
+                eff = total * c.quiet_damping
+        elif total >= c.alarm_surprise:
+            self.alarm_ts, self.alarm_s = ts, total
+        score = 1.0 / (1.0 + (c.score_scale / eff) ** c.score_steepness) if eff > 0 else 0.0
+        channel = "trend" if drifting else self.channel_names[best_i]
+        kind = "none"
+        if total >= c.alarm_surprise:
+            if channel in ("drift", "trend"):
+                kind = "drift"
+            elif channel == "point":
+                kind = "spike" if r > 0 else "dip"
+            elif channel == "activity":
+                kind = "spike"
+            else:
+                kind = "level_shift"
+
+        # 5. learn the point ---------------------------------------------------------------------------
+        self.level.push(x)
+        for p, raw in zip(self.profiles, raws, strict=True):
+            if raw is not None:
+                p.offsets.push(x - raw)
+            if self._eligible(p) or self.step_ns is None:
+                p.update(t_s, x)
+        self._select()  # the baseline for the next point
+        self.last_ts = ts
+        self.n += 1
+        return score, kind, baseline, channel
+
+    def _select(self) -> None:
+        c = self.config
+        errs: dict[str, float] = {}
+        if self.level_err[1]:
+            errs["level"] = self.level_err[0] / self.level_err[1]
+        for p in self.profiles:
+            if p.count >= c.model_warmup and p.err_den:
+                errs[p.name] = p.err_num / p.err_den
+        if not errs:
+            return
+        cur = errs.get(self.selected)
+        best = min(errs, key=lambda k: (errs[k], k))
+        if cur is None or errs[best] < c.model_switch_ratio * cur:
+            if best != self.selected:
+                self.trend.restart()  # its block medians were of the other baseline's deseasonalized value
+            self.selected = best
+
+    def _drift(self, x: float) -> float:
+        step = self.step_ns
+        if step is None:
+            return 0.0
+        per_day = max(DAY_S * NS / step, 4.0)
+        fast = 1.0 - 0.5 ** (4.0 / per_day)  # half-life a quarter day
+        slow = 1.0 - 0.5 ** (1.0 / per_day)  # half-life a day
+        e = self.ema
+        if self.ema_n == 0:
+            e[0] = e[1] = x
+        else:
+            e[0] += fast * (x - e[0])
+            e[1] += slow * (x - e[1])
+        self.ema_n += 1
+        return abs(e[0] - e[1])
+
+    # ------------------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {
+            "version": STATE_VERSION,
+            "config": self.config.fingerprint(),
+            "n": self.n,
+            "last_ts": self.last_ts,
+            "diffs": self.diffs,
+            "step_ns": self.step_ns,
+            "level": self.level.ordered(),
+            "level_err": self.level_err,
+            "profiles": [p.to_dict() for p in self.profiles],
+            "selected": self.selected,
+            "resid": self.resid.ordered(),
+            "sums": self.sums,
+            "abs_sum": self.abs_sum,
+            "shift": {k: [a.ordered(), b.ordered()] for k, (a, b) in self.shift.items()},
+            "ema": self.ema,
+            "ema_n": self.ema_n,
+            "tails": [t.ring.ordered() for t in self.tails],
+            "trend": self.trend.to_dict(),
+            "alarm": [self.alarm_ts, self.alarm_s],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict, config: DetectorConfig | None = None) -> StreamingDetector:
+        det = cls(config)
+        c = det.config
+        det.n = d["n"]
+        det.last_ts = d["last_ts"]
+        det.diffs = list(d["diffs"])
+        det.step_ns = d["step_ns"]
+        det.level = _Ring(c.level_window, True, d["level"])
+        det.level_err = list(d["level_err"])
+        for p, pd_ in zip(det.profiles, d["profiles"], strict=True):
+            p.load(pd_)
+        det.selected = d["selected"]
+        det.resid = _Ring(det.resid.cap, False, d["resid"])
+        det.sums = list(d["sums"])
+        det.abs_sum = d["abs_sum"]
+        det.shift = {
+            k: (_Ring(c.level_window, True, a), _Ring(c.shift_window, True, b)) for k, (a, b) in d["shift"].items()
+        }
+        det.ema = list(d["ema"])
+        det.ema_n = d["ema_n"]
+        det.tails = [_Tail(c.history, v) for v in d["tails"]]
+        det.trend.load(d["trend"])
+        det.alarm_ts, det.alarm_s = d["alarm"]
+        return det
