@@ -1,0 +1,104 @@
+"""A small warehouse client for the Python side (detection, RCA evidence): query to pandas, replace a
+time span of a table. DuckDB on the embedded default, Snowflake in production; same SQL (qmark params)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pandas as pd
+
+from cms_dagster import settings as settings_mod
+from cms_dagster.warehouse import duckdb_load
+
+_PD_TO_SQL = {"object": "VARCHAR", "float64": "DOUBLE", "bool": "BOOLEAN", "int64": "BIGINT"}
+
+
+def _sql_type(dtype: Any) -> str:
+    s = str(dtype)
+    if s.startswith("datetime64"):
+        return "TIMESTAMP"
+    return _PD_TO_SQL.get(s, "VARCHAR")
+
+
+def _pyformat(sql: str) -> str:
+    """The connector's default paramstyle is pyformat: the same statements with %s for ?."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+class Warehouse:
+    def __init__(self, settings: settings_mod.Settings) -> None:
+        self.settings = settings
+        self.kind = settings.warehouse
+        self.marts = "marts" if self.kind == "duckdb" else "MARTS"
+
+    @contextmanager
+    def connect(self) -> Iterator[Any]:
+        if self.kind == "duckdb":
+            con = duckdb_load.connect(self.settings.duckdb_path)
+            try:
+                yield con
+            finally:
+                con.close()
+        else:
+            from cms_dagster.warehouse.snowflake_load import connect as sf_connect
+
+            con = sf_connect()
+            try:
+                yield con
+            finally:
+                con.close()
+
+    def query(self, sql: str, params: list | None = None) -> pd.DataFrame:
+        with self.connect() as con:
+            if self.kind == "duckdb":
+                return con.execute(sql, params or []).df()
+            cur = con.cursor()
+            cur.execute(_pyformat(sql), params or [])
+            df = cur.fetch_pandas_all()
+            df.columns = [c.lower() for c in df.columns]
+            return df
+
+    def replace_span(
+        self,
+        table: str,
+        df: pd.DataFrame,
+        ts_column: str,
+        start: dt.datetime,
+        end: dt.datetime,
+        where: dict[str, str],
+    ) -> int:
+        """Delete the rows of ``table`` in [start, end) matching ``where``, then insert ``df`` (idempotent)."""
+        schema, name = table.split(".")
+        cols = ", ".join(f"{c} {_sql_type(t)}" for c, t in df.dtypes.items())
+        cond = " and ".join([f"{k} = ?" for k in where] + [f"{ts_column} >= ?", f"{ts_column} < ?"])
+        params = [*where.values(), start.replace(tzinfo=None), end.replace(tzinfo=None)]
+        with self.connect() as con:
+            if self.kind == "duckdb":
+                con.execute(f"create schema if not exists {schema}")
+                con.execute(f"create table if not exists {table} ({cols})")
+                con.execute("begin transaction")
+                con.execute(f"delete from {table} where {cond}", params)
+                if len(df):
+                    con.register("incoming", df)
+                    con.execute(f"insert into {table} by name select * from incoming")
+                    con.unregister("incoming")
+                con.execute("commit")
+            else:
+                from snowflake.connector.pandas_tools import write_pandas
+
+                cur = con.cursor()
+                cur.execute(f"create schema if not exists {schema}")
+                cur.execute(f"create table if not exists {table} ({cols})")
+                cur.execute(_pyformat(f"delete from {table} where {cond}"), params)
+                if len(df):
+                    up = df.copy()
+                    up.columns = [c.upper() for c in up.columns]
+                    write_pandas(con, up, name.upper(), schema=schema.upper(), use_logical_type=True)
+        return len(df)
+
+
+def from_settings(settings: settings_mod.Settings | None = None) -> Warehouse:
+    return Warehouse(settings or settings_mod.load())
