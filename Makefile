@@ -10,10 +10,10 @@ export PYTHONDONTWRITEBYTECODE := 1
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml sdks/python/pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip uv
-	$(VENV)/bin/uv pip install -q --python $(PY) -e '.[dev]'
+	$(VENV)/bin/uv pip install -q --python $(PY) -e '.[dev]' -e sdks/python
 	@touch $@
 
 setup: $(VENV)/.installed  ## create .venv and install CMS with its test tools

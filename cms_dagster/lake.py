@@ -77,6 +77,19 @@ def gzip_bytes(data: bytes) -> bytes:
     return buf.getvalue()
 
 
+_S3_CLIENTS: dict[tuple, Any] = {}
+
+
+def _s3_client() -> Any:
+    """One S3 client per endpoint/region/credentials (clients are thread-safe and costly to build)."""
+    from cms_dagster.aws import client
+
+    key = tuple(os.environ.get(k) for k in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_PROFILE"))
+    if key not in _S3_CLIENTS:
+        _S3_CLIENTS[key] = client("s3")
+    return _S3_CLIENTS[key]
+
+
 @dataclass(frozen=True)
 class Zone:
     """One zone of the lake at ``url`` (a local path or ``s3://bucket/prefix``)."""
@@ -97,9 +110,7 @@ class Zone:
         return f"{prefix}/{key}" if prefix else key
 
     def _s3(self) -> Any:
-        from cms_dagster.aws import client
-
-        return client("s3")
+        return _s3_client()
 
     def path(self, key: str) -> Path:
         if self.is_s3:

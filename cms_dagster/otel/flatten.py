@@ -39,6 +39,8 @@ _SERIES_COLUMNS = [
     "attributes",
     "resource_attributes",
 ]
+MAX_NS = 2**63  # int64 nanoseconds, the OTLP field's range
+
 _PROMOTED = {
     "asset_class": "cms.asset_class",
     "job": "cms.job",
@@ -101,10 +103,10 @@ class _Builder:
             kind,
             unit,
             conventions.entity_id(name, attrs, res),
-            res.get("service.name"),
-            env,
-            res.get("cloud.account.id"),
-            res.get("cloud.region"),
+            _str_or_none(res.get("service.name")),
+            _str_or_none(env),
+            _str_or_none(res.get("cloud.account.id")),
+            _str_or_none(res.get("cloud.region")),
             *(_str_or_none(attrs.get(a)) for a in _PROMOTED.values()),
             canonical(attrs).decode(),
             res_json,
@@ -174,6 +176,9 @@ def _add_request(b: _Builder, req: dict, line_no: int, rejected: list[Rejected])
             for m in sm.get("metrics") or []:
                 name = m.get("name") or ""
                 unit = m.get("unit") or ""
+                if not isinstance(name, str) or not isinstance(unit, str):
+                    rejected.append(Rejected(line_no, "metric name and unit must be strings", m))
+                    continue
                 if "gauge" in m:
                     kind, body = "gauge", m["gauge"]
                 elif "sum" in m:
@@ -211,6 +216,9 @@ def _add_request(b: _Builder, req: dict, line_no: int, rejected: list[Rejected])
                         continue
                     t = int(t)
                     st = int(p.get("startTimeUnixNano") or 0) or None
+                    if t >= MAX_NS or (st is not None and not 0 < st < MAX_NS):
+                        rejected.append(Rejected(line_no, "timeUnixNano/startTimeUnixNano out of range", {"metric": name, "point": p}))
+                        continue
                     if kind in ("gauge", "sum"):
                         v = _num(p)
                         if v is None:

@@ -140,3 +140,14 @@ def test_bad_lines_and_points_are_rejected_with_reasons_and_the_rest_kept() -> N
     assert "lacks required attribute(s) cms.job, cms.run_id" in reasons[4]
     assert "'crypto' is not one of" in reasons[5]
     assert "resourceMetrics" in reasons[6]
+
+
+def test_values_outside_the_contract_are_rejected_not_crashing() -> None:
+    huge = otlp.request({"service.name": "s"}, [otlp.gauge("cms.app.x", "1", [otlp.number_point({}, 2**63, 1.0)])])
+    typed = otlp.request({"service.name": 42, "cloud.region": 1.5}, [otlp.gauge("cms.app.x", "1", [otlp.number_point({}, T0, 1.0)])])
+    bad_unit = {"resourceMetrics": [{"resource": {}, "scopeMetrics": [{"metrics": [{"name": "cms.app.x", "unit": 5, "gauge": {"dataPoints": []}}]}]}]}
+    flat = _flat([huge, typed, bad_unit])
+    assert flat.points == 1
+    row = flat.table.to_pylist()[0]
+    assert (row["service_name"], row["region"]) == ("42", "1.5")
+    assert {r.reason for r in flat.rejected} == {"timeUnixNano/startTimeUnixNano out of range", "metric name and unit must be strings"}

@@ -1,0 +1,285 @@
+"""The OTLP/HTTP metrics receiver as a Starlette app: ``POST /v1/metrics``, ``GET /health``, ``GET /stats``.
+
+Each request is authenticated (bearer key per team), bounded, decoded (JSON or protobuf, optionally
+gzip), checked point by point against the semantic conventions, and answered 200 only once its accepted
+points are durably in the raw zone (see :mod:`cms_dagster.ingest.writer`). Rejected points are answered
+with OTLP ``partialSuccess`` and quarantined with their reason. The app keeps no state beyond its
+in-flight buffer, so any number of receivers can run behind a load balancer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from cms_dagster.ingest.auth import ApiKeys
+from cms_dagster.ingest.decode import JSON, PROTOBUF, BodyError, decode_body
+from cms_dagster.ingest.stats import Stats
+from cms_dagster.ingest.validate import Checked, check_request
+from cms_dagster.ingest.writer import Committer, LakeWriteError, new_instance_id
+from cms_dagster.lake import Zone
+
+log = logging.getLogger("cms.ingest")
+
+METRICS_PATH = "/v1/metrics"
+INLINE_DECODE_BYTES = 1 << 20  # larger bodies are decoded in a worker thread
+# google.rpc.Code values used in error bodies
+_RPC_CODE = {400: 3, 401: 16, 404: 5, 405: 12, 413: 8, 415: 3, 429: 8, 500: 13, 503: 14}
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """How one receiver runs; :func:`cms_dagster.ingest.cli` builds it from flags and settings."""
+
+    raw_url: str
+    api_keys: dict[str, str] = field(repr=False)  # {key: team}
+    max_body_bytes: int = 16 << 20
+    flush_ms: int = 50
+    flush_bytes: int = 8 << 20
+    max_pending_bytes: int = 256 << 20
+    max_pending_requests: int = 4096
+    retry_after_s: int = 1
+    instance_id: str = ""
+    probe_on_start: bool = True
+    report_s: float = 60.0  # how often throughput, queue and rejects are logged
+
+
+def _status_body(code: int, message: str, media: str) -> tuple[bytes, str]:
+    """A google.rpc.Status in the request's encoding, as OTLP/HTTP asks for failures."""
+    rpc = _RPC_CODE.get(code, 2)
+    if media == PROTOBUF:
+        msg = message.encode()
+        return bytes([0x08, rpc, 0x12]) + _varint(len(msg)) + msg, PROTOBUF
+    return orjson.dumps({"code": rpc, "message": message}), JSON
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _export_response(checked: Checked, media: str) -> Response:
+    rejected = checked.rejected
+    msg = checked.error_message() if checked.rejections else ""
+    if media == PROTOBUF:
+        from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
+
+        r = ExportMetricsServiceResponse()
+        if checked.rejections:
+            r.partial_success.rejected_data_points = rejected
+            r.partial_success.error_message = msg
+        return Response(r.SerializeToString(), media_type=PROTOBUF)
+    body: dict[str, Any] = {}
+    if checked.rejections:
+        body = {"partialSuccess": {"rejectedDataPoints": str(rejected), "errorMessage": msg}}
+    return Response(orjson.dumps(body), media_type=JSON)
+
+
+def _media_of(request: Request) -> str:
+    ct = (request.headers.get("content-type") or "").lower()
+    return PROTOBUF if "protobuf" in ct else JSON
+
+
+class Receiver:
+    """State of one receiver process: keys, committer, stats."""
+
+    def __init__(self, config: IngestConfig, zone: Zone | None = None) -> None:
+        self.config = config
+        self.keys = ApiKeys(config.api_keys)
+        self.stats = Stats(config.instance_id or new_instance_id())
+        self.committer = Committer(
+            zone or Zone(config.raw_url),
+            self.stats,
+            flush_s=config.flush_ms / 1000,
+            flush_bytes=config.flush_bytes,
+            unhealthy_s=max(1.0, float(config.retry_after_s)),
+        )
+
+    def _fail(self, request: Request, code: int, message: str, retry_after: int | None = None) -> Response:
+        self.stats.responses[code] += 1
+        body, media = _status_body(code, message, _media_of(request))
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+        if code == 401:
+            headers = {"WWW-Authenticate": 'Bearer realm="cms-ingest"'}
+        return Response(body, status_code=code, media_type=media, headers=headers)
+
+    async def _read_body(self, request: Request) -> bytes:
+        limit = self.config.max_body_bytes
+        cl = request.headers.get("content-length")
+        if cl is not None:
+            try:
+                declared = int(cl)
+            except ValueError:
+                raise BodyError(400, f"Content-Length {cl!r} is not a number") from None
+            if declared > limit:
+                raise BodyError(413, f"body of {declared} bytes exceeds the limit of {limit} bytes: send smaller batches")
+        chunks = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise BodyError(413, f"body exceeds the limit of {limit} bytes: send smaller batches")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _decode_and_check(self, body: bytes, ctype: str, cenc: str, team: str) -> tuple[str, Checked]:
+        req, media = decode_body(body, ctype, cenc, self.config.max_body_bytes)
+        return media, check_request(req, team)
+
+    async def export(self, request: Request) -> Response:
+        self.stats.requests += 1
+        team = self.keys.team_for(request.headers.get("authorization"))
+        if team is None:
+            return self._fail(request, 401, "missing or unknown API key: send 'Authorization: Bearer <key>' with your team's key")
+        c = self.committer
+        if not c.healthy:
+            return self._fail(
+                request, 503, "the raw zone is not accepting writes right now: retry later", self.config.retry_after_s
+            )
+        if (
+            c.pending_bytes >= self.config.max_pending_bytes
+            or c.pending_requests >= self.config.max_pending_requests
+        ):
+            return self._fail(request, 429, "receiver is busy: retry after the indicated delay", self.config.retry_after_s)
+        received = c.now()
+        ctype = request.headers.get("content-type") or ""
+        cenc = request.headers.get("content-encoding") or ""
+        body = b""
+        try:
+            body = await self._read_body(request)
+            self.stats.received_bytes += len(body)
+            big = len(body) > INLINE_DECODE_BYTES or ("gzip" in cenc.lower() and len(body) > INLINE_DECODE_BYTES // 8)
+            if big:  # keep the event loop responsive while a big body is decoded
+                media, checked = await run_in_threadpool(self._decode_and_check, body, ctype, cenc, team)
+            else:
+                media, checked = self._decode_and_check(body, ctype, cenc, team)
+        except ClientDisconnect:
+            self.stats.responses[499] += 1
+            return Response(status_code=400)
+        except BodyError as e:
+            if e.status == 400:
+                c.submit_malformed(received, e.message, body, team, ctype, cenc)
+            return self._fail(request, e.status, e.message)
+        try:
+            line = orjson.dumps(checked.request) if checked.request is not None else None
+        except (TypeError, orjson.JSONEncodeError) as e:  # defensive: the decoded request cannot be re-encoded
+            c.submit_malformed(received, f"request cannot be stored as OTLP/JSON: {e}", body, team, ctype, cenc)
+            return self._fail(request, 400, f"request cannot be stored as OTLP/JSON ({e})")
+        if line is None and not checked.rejections:  # an empty request: nothing to store
+            self.stats.responses[200] += 1
+            return _export_response(checked, media)
+        waiter = c.submit(received, line, checked.accepted, checked.rejections, team)
+        try:
+            await waiter
+        except LakeWriteError:
+            return self._fail(
+                request, 503, "the raw zone did not take the batch (nothing was stored): retry later",
+                self.config.retry_after_s,
+            )
+        self.stats.acked(checked.accepted)
+        self.stats.rejected_points += checked.rejected
+        self.stats.responses[200] += 1
+        return _export_response(checked, media)
+
+    async def health(self, request: Request) -> Response:
+        c = self.committer
+        ok = c.healthy
+        if ok and not c.zone.is_s3:
+            root = c.zone.url
+            while root and not os.path.exists(root):
+                root = os.path.dirname(root)
+            ok = bool(root) and os.access(root, os.W_OK)
+        body = {
+            "status": "ok" if ok else "unhealthy",
+            "instance_id": self.stats.instance_id,
+            "raw_zone": c.zone.url,
+            "lake_writable": ok,
+            "last_flush_error": self.stats.last_flush_error,
+            "queue": {"requests": c.pending_requests, "bytes": c.pending_bytes},
+        }
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    async def stats_endpoint(self, request: Request) -> Response:
+        c = self.committer
+        return Response(
+            orjson.dumps(self.stats.as_dict(c.pending_requests, c.pending_bytes), option=orjson.OPT_INDENT_2),
+            media_type=JSON,
+        )
+
+
+async def _report(receiver: Receiver, every_s: float) -> None:
+    """Log throughput, queue and rejects every ``every_s`` seconds while there is traffic."""
+    last = -1
+    while True:
+        await asyncio.sleep(every_s)
+        st = receiver.stats
+        if st.requests == last:
+            continue
+        last = st.requests
+        c = receiver.committer
+        fl = st.as_dict(c.pending_requests, c.pending_bytes)
+        log.info(
+            "ingest %s: %d requests, %.0f points/s (last 10 s), %d accepted, %d rejected, queue %d requests / %d bytes, "
+            "flush p99 %s ms, %d flush errors",
+            st.instance_id, st.requests, fl["accepted_points_per_s"], st.accepted_points, st.rejected_points,
+            c.pending_requests, c.pending_bytes, fl["flush_latency_ms"]["p99"], st.flush_errors,
+        )
+
+
+def create_app(config: IngestConfig, zone: Zone | None = None) -> Starlette:
+    """The receiver app for ``config`` (serve it with uvicorn; tests use it directly). ``zone`` replaces
+    the raw zone built from ``config.raw_url`` (tests inject failing or slow lakes)."""
+    if not config.api_keys:
+        raise ValueError(
+            "no ingest API keys configured: set CMS_INGEST_API_KEYS=team:key,... or CMS_INGEST_API_KEYS_FILE"
+        )
+    receiver = Receiver(config, zone)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if config.probe_on_start:
+            try:
+                receiver.committer.probe()
+            except Exception as e:
+                raise RuntimeError(f"raw zone {config.raw_url} is not writable ({e}): fix CMS_RAW_URL or its permissions") from e
+        await receiver.committer.start()
+        reporter = asyncio.create_task(_report(receiver, config.report_s), name="cms-ingest-report")
+        log.info(
+            "cms ingest %s ready: raw zone %s, %d team(s), flush every %d ms",
+            receiver.stats.instance_id, config.raw_url, len(receiver.keys.teams), config.flush_ms,
+        )
+        try:
+            yield
+        finally:
+            reporter.cancel()
+            await receiver.committer.close()
+
+    app = Starlette(
+        routes=[
+            Route(METRICS_PATH, receiver.export, methods=["POST"]),
+            Route("/health", receiver.health, methods=["GET"]),
+            Route("/stats", receiver.stats_endpoint, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.receiver = receiver
+    return app

@@ -1,0 +1,311 @@
+"""Group commit into the raw zone: many requests, one durable batch file per hour bucket and flush.
+
+Requests append their accepted OTLP/JSON line (and their rejected points) to the pending buffer and wait.
+A flush loop writes the buffer every ``flush_s`` (sooner when ``flush_bytes`` accumulate) as one gzip'd
+JSON-lines batch per receipt hour with :meth:`cms_dagster.lake.Zone.put` (atomic and fsync'd locally, one
+PUT on S3), plus the quarantine files for what was rejected, and only then releases the waiting
+requests. Batch names carry a per-process instance id and a sequence, so receivers sharing a lake
+never collide and a restarted receiver never overwrites its earlier batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import itertools
+import logging
+import re
+import secrets
+import socket
+import time
+import zlib
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from cms_dagster.ingest.stats import Stats
+from cms_dagster.ingest.validate import Rejection
+from cms_dagster.lake import Zone, batch_name, hour_prefix, raw_key
+
+log = logging.getLogger("cms.ingest")
+
+SOURCE = "sdk"
+PRODUCER = "ingest"
+QUARANTINE_PREFIX = "quarantine/otel/metrics"
+MAX_QUARANTINE_BODY = 64 * 1024
+MAX_MALFORMED_PER_FLUSH = 200
+
+HourKey = tuple[dt.date, int]
+
+
+class LakeWriteError(Exception):
+    """The raw zone did not take the batch; nothing of it was acknowledged."""
+
+
+def new_instance_id() -> str:
+    """``<host>-<random>``: unique per receiver process (lower-case, safe in a key)."""
+    host = re.sub(r"[^a-z0-9]+", "-", socket.gethostname().lower()).strip("-")[:24] or "host"
+    return f"{host}-{secrets.token_hex(4)}"
+
+
+def quarantine_key(day: dt.date, hour: int, batch: str, what: str) -> str:
+    return f"{QUARANTINE_PREFIX}/source={SOURCE}/{hour_prefix(day, hour)}/{batch}.{what}"
+
+
+def gzip_fast(data: bytes) -> bytes:
+    """Deterministic gzip (no name, mtime 0) at level 1: the receiver favours throughput over ratio."""
+    c = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    return c.compress(data) + c.flush()
+
+
+@dataclass
+class _HourBuffer:
+    lines: list[bytes] = field(default_factory=list)
+    quarantine: list[dict[str, Any]] = field(default_factory=list)
+    malformed: int = 0
+
+
+@dataclass
+class _Pending:
+    hours: dict[HourKey, _HourBuffer] = field(default_factory=dict)
+    waiters: list[asyncio.Future] = field(default_factory=list)
+    acked_points: list[int] = field(default_factory=list)
+    nbytes: int = 0
+    nrequests: int = 0  # requests waiting for this flush
+    nitems: int = 0  # anything to write (waiting requests and quarantine records)
+    first_at: float = 0.0
+
+    def hour(self, key: HourKey) -> _HourBuffer:
+        b = self.hours.get(key)
+        if b is None:
+            b = self.hours[key] = _HourBuffer()
+        return b
+
+
+@dataclass
+class WrittenBatch:
+    key: str | None
+    quarantine_keys: list[str]
+    lines: int
+
+
+class Committer:
+    """Buffers accepted lines and writes them durably in groups; see the module docstring."""
+
+    def __init__(
+        self,
+        zone: Zone,
+        stats: Stats,
+        *,
+        flush_s: float = 0.1,
+        flush_bytes: int = 8 << 20,
+        unhealthy_s: float = 2.0,
+        clock: Any = None,
+    ) -> None:
+        self.zone = zone
+        self.stats = stats
+        self.instance_id = stats.instance_id
+        self.flush_s = flush_s
+        self.flush_bytes = flush_bytes
+        self.unhealthy_s = unhealthy_s
+        self._clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
+        self._seq = itertools.count(1)
+        self._pending = _Pending()
+        self._inflight_bytes = 0
+        self._inflight_requests = 0
+        self._unhealthy_until = 0.0
+        self._closing = False
+        self._wake: asyncio.Event | None = None
+        self._full: asyncio.Event | None = None
+        self._task: asyncio.Task | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cms-ingest-writer")
+
+    # -- state seen by the app ------------------------------------------------------------------
+    @property
+    def pending_bytes(self) -> int:
+        return self._pending.nbytes + self._inflight_bytes
+
+    @property
+    def pending_requests(self) -> int:
+        return self._pending.nrequests + self._inflight_requests
+
+    @property
+    def healthy(self) -> bool:
+        return time.monotonic() >= self._unhealthy_until
+
+    def now(self) -> dt.datetime:
+        return self._clock()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._wake = asyncio.Event()
+        self._full = asyncio.Event()
+        self._task = asyncio.create_task(self._run(), name="cms-ingest-flush")
+
+    async def close(self) -> None:
+        """Flush what is pending, then stop."""
+        self._closing = True
+        if self._wake is not None:
+            self._wake.set()
+            self._full.set()  # type: ignore[union-attr]
+        if self._task is not None:
+            await self._task
+        self._executor.shutdown(wait=True)
+
+    def probe(self) -> None:
+        """Write and delete a small object: raises when the raw zone is not writable."""
+        key = f"checkpoints/ingest/probe-{self.instance_id}"
+        self.zone.put(key, b"ok\n")
+        self.zone.delete(key)
+
+    # -- submitting ----------------------------------------------------------------------------
+    def submit(
+        self,
+        received: dt.datetime,
+        line: bytes | None,
+        points: int,
+        rejections: list[Rejection],
+        team: str,
+    ) -> asyncio.Future:
+        """Queue one request's accepted line and rejected points; the future resolves once durable."""
+        p = self._pending
+        hk = (received.date(), received.hour)
+        buf = p.hour(hk)
+        line_no = 0
+        if line is not None:
+            buf.lines.append(line)
+            line_no = len(buf.lines)
+        for r in rejections:
+            buf.quarantine.append({"line": line_no, "reason": r.reason, "payload": {"team": team, **_as_dict(r.payload)}})
+        size = (len(line) if line else 0) + 256 * len(rejections)
+        fut = asyncio.get_running_loop().create_future()
+        p.waiters.append(fut)
+        p.acked_points.append(points)
+        self._add(size, waiting=True)
+        return fut
+
+    def submit_malformed(
+        self, received: dt.datetime, reason: str, body: bytes, team: str, content_type: str, encoding: str
+    ) -> None:
+        """Quarantine a malformed body (the first 64 KiB) without waiting: the client already has its 400."""
+        buf = self._pending.hour((received.date(), received.hour))
+        if buf.malformed >= MAX_MALFORMED_PER_FLUSH:
+            self.stats.quarantine_dropped += 1
+            return
+        buf.malformed += 1
+        buf.quarantine.append(
+            {
+                "line": 0,
+                "reason": reason,
+                "payload": {
+                    "team": team,
+                    "content_type": content_type,
+                    "content_encoding": encoding,
+                    "size": len(body),
+                    "truncated": len(body) > MAX_QUARANTINE_BODY,
+                    "body_base64": base64.b64encode(body[:MAX_QUARANTINE_BODY]).decode(),
+                },
+            }
+        )
+        self._add(min(len(body), MAX_QUARANTINE_BODY), waiting=False)
+
+    def _add(self, size: int, waiting: bool) -> None:
+        p = self._pending
+        if p.nitems == 0:
+            p.first_at = time.monotonic()
+        p.nbytes += size
+        p.nitems += 1
+        if waiting:
+            p.nrequests += 1
+        if self._wake is not None:
+            self._wake.set()
+            if p.nbytes >= self.flush_bytes:
+                self._full.set()  # type: ignore[union-attr]
+
+    # -- flushing ------------------------------------------------------------------------------
+    async def _run(self) -> None:
+        assert self._wake is not None and self._full is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._pending.nitems:
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            remaining = self._pending.first_at + self.flush_s - time.monotonic()
+            if remaining > 0 and not self._closing and self._pending.nbytes < self.flush_bytes:
+                self._full.clear()
+                try:
+                    await asyncio.wait_for(self._full.wait(), remaining)
+                except asyncio.TimeoutError:
+                    pass
+            batch, self._pending = self._pending, _Pending()
+            self._inflight_bytes += batch.nbytes
+            self._inflight_requests += batch.nrequests
+            t0 = time.perf_counter()
+            try:
+                await loop.run_in_executor(self._executor, self._write, batch)
+            except Exception as e:  # the lake failed: nothing of this batch is acknowledged
+                self.stats.flush_errors += 1
+                self.stats.last_flush_error = f"{type(e).__name__}: {e}"[:500]
+                self._unhealthy_until = time.monotonic() + self.unhealthy_s
+                log.error("raw zone write failed, %d request(s) answered 503: %s", len(batch.waiters), e)
+                err = LakeWriteError(str(e))
+                for f in batch.waiters:
+                    if not f.done():
+                        f.set_exception(err)
+            else:
+                self.stats.flush_ms.append((time.perf_counter() - t0) * 1000)
+                self.stats.flushes += 1
+                for f, n in zip(batch.waiters, batch.acked_points, strict=True):
+                    if not f.done():
+                        f.set_result(n)
+            finally:
+                self._inflight_bytes -= batch.nbytes
+                self._inflight_requests -= batch.nrequests
+
+    def _write(self, batch: _Pending) -> list[WrittenBatch]:
+        """Write one flush (runs in the writer thread): raw batches first, then their quarantine."""
+        written = []
+        now = self.now()
+        for (day, hour), buf in sorted(batch.hours.items()):
+            name = batch_name(now, PRODUCER, f"{self.instance_id}-{next(self._seq):08d}")
+            key = None
+            if buf.lines:
+                when = dt.datetime(day.year, day.month, day.day, hour, tzinfo=dt.timezone.utc)
+                key = raw_key(SOURCE, when, name)
+                data = gzip_fast(b"\n".join(buf.lines) + b"\n")
+                self.zone.put(key, data)
+                self.stats.files_written += 1
+                self.stats.bytes_written += len(data)
+            qkeys = []
+            if buf.quarantine:
+                qkeys = self._write_quarantine(day, hour, name, key, buf)
+            written.append(WrittenBatch(key, qkeys, len(buf.lines)))
+        return written
+
+    def _write_quarantine(self, day: dt.date, hour: int, name: str, key: str | None, buf: _HourBuffer) -> list[str]:
+        lines = b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in buf.quarantine)
+        reasons = Counter(r["reason"] for r in buf.quarantine)
+        summary = {
+            "batch": name,
+            "source_key": key,
+            "rejected_lines": buf.malformed,
+            "rejected_points": len(buf.quarantine) - buf.malformed,
+            "reasons": dict(reasons.most_common()),
+        }
+        rk = quarantine_key(day, hour, name, "rejected.jsonl")
+        sk = quarantine_key(day, hour, name, "reason.json")
+        self.zone.put(rk, lines)
+        self.zone.put(sk, orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+        self.stats.quarantined_records += len(buf.quarantine)
+        return [rk, sk]
+
+
+def _as_dict(payload: Any) -> dict[str, Any]:
+    return payload if isinstance(payload, dict) else {"payload": payload}
