@@ -9,7 +9,7 @@ from cms_dagster.defs.partitions import hourly_partitions, hours_of
 from cms_dagster.lake import parse_raw_key
 from cms_dagster.resources import CmsResource
 
-RAW_UPSTREAMS = [dg.AssetKey(["raw", "simulation"])]
+RAW_UPSTREAMS = [dg.AssetKey(["raw", "simulation"]), dg.AssetKey(["raw", "cloudwatch"]), dg.AssetKey(["raw", "metric_stream"])]
 
 
 @dg.asset(

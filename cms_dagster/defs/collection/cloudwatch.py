@@ -1,0 +1,148 @@
+"""Dagster wiring of the CloudWatch collectors (the library is cms_dagster.collectors).
+
+- ``raw/cloudwatch``: hourly-partitioned polled CloudWatch data in the raw zone (source=cloudwatch), with
+  retries (exponential backoff, jitter), backfills a day per run (a day fetched at once costs 1/24 of 24
+  hourly fetches), a schedule at 10 past each hour for the previous hour (CloudWatch data arrive a few
+  minutes late), and run metadata: metrics discovered, API calls, datapoints, bytes, estimated cost.
+- ``raw/metric_stream``: Metric Streams files landed from CMS_METRIC_STREAMS_URL (source=metric-stream),
+  requested by ``metric_streams_sensor`` when new files arrive.
+
+Without an AWS account or endpoint configured both say so in their metadata and do nothing: in the embedded
+mode the simulator stands in for CloudWatch.
+"""
+
+
+import dagster as dg
+
+from cms_dagster import lake
+from cms_dagster.collectors import collector, streams
+from cms_dagster.collectors.cli import skip_reason
+from cms_dagster.defs.partitions import hourly_partitions
+from cms_dagster.resources import CmsResource
+
+
+def _metadata(summary: collector.RunSummary) -> dict[str, object]:
+    return {
+        "window": f"{summary.start} -> {summary.end}",
+        "targets": ", ".join(summary.targets),
+        "metrics_discovered": summary.metrics_discovered,
+        "metrics_collected": summary.metrics_collected,
+        "api_calls": sum(summary.calls.values()),
+        "api_calls_by_operation": dg.MetadataValue.json(summary.calls),
+        "get_metric_data_calls": summary.calls.get("GetMetricData", 0),
+        "get_metric_data_calls_minimum": summary.minimum_get_metric_data_calls,
+        "metrics_requested": summary.metrics_requested,
+        "retries": summary.retries,
+        "datapoints": summary.datapoints,
+        "points": summary.points,
+        "bytes": summary.bytes,
+        "raw_batches": len(summary.raw_keys),
+        "windows_collected": summary.windows_collected,
+        "windows_skipped": summary.windows_skipped,
+        "estimated_cost_usd": dg.MetadataValue.float(summary.estimated_cost_usd),
+        "warnings": dg.MetadataValue.json(summary.warnings),
+    }
+
+
+@dg.asset(
+    key=["raw", "cloudwatch"],
+    group_name="collection",
+    partitions_def=hourly_partitions,
+    retry_policy=dg.RetryPolicy(max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
+    backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=24),
+    kinds={"aws", "s3"},
+    description=(
+        "CloudWatch metrics (RDS, SQS, Lambda, EKS Container Insights) polled with GetMetricData into the raw "
+        "zone as OTLP JSON lines (source=cloudwatch), one partition per data hour. Skipped, with the reason "
+        "in its metadata, when no AWS account or endpoint is configured (the simulator stands in)."
+    ),
+)
+def cloudwatch_raw(context: dg.AssetExecutionContext, cms: CmsResource) -> dg.MaterializeResult:
+    s = cms.settings()
+    if not s.aws_configured:
+        reason = skip_reason()
+        context.log.info(f"CloudWatch collection skipped: {reason}")
+        return dg.MaterializeResult(metadata={"skipped": reason})
+    window = context.partition_time_window
+    config = collector.CollectorConfig.from_settings(s)
+    # a retry only redoes the windows a failed attempt did not finish; a first attempt (schedule, manual
+    # re-materialization, backfill) collects its windows again and overwrites them
+    summary = collector.collect(config, lake.Zone(s.raw_url), window.start, window.end, skip_done=context.retry_number > 0)
+    metadata = _metadata(summary)
+    context.log.info(summary.human())
+    if not summary.ok:
+        raise dg.Failure(
+            description="CloudWatch collection failed for " + "; ".join(summary.errors),
+            metadata=metadata,
+            allow_retries=True,
+        )
+    return dg.MaterializeResult(metadata=metadata)
+
+
+cloudwatch_collection_job = dg.define_asset_job(
+    "cloudwatch_collection", selection=[cloudwatch_raw], partitions_def=hourly_partitions
+)
+
+cloudwatch_hourly_schedule = dg.build_schedule_from_partitioned_job(
+    cloudwatch_collection_job,
+    name="cloudwatch_hourly",
+    minute_of_hour=10,
+    description="Collect the previous hour of CloudWatch metrics at 10 past each hour (CloudWatch data arrive late).",
+)
+
+
+@dg.asset(
+    key=["raw", "metric_stream"],
+    group_name="collection",
+    retry_policy=dg.RetryPolicy(max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
+    kinds={"aws", "s3"},
+    description=(
+        "CloudWatch Metric Streams files (opentelemetry1.0 or json, gzip'd or not) delivered by Firehose under "
+        "CMS_METRIC_STREAMS_URL, landed in the raw zone as OTLP JSON lines (source=metric-stream) by delivery "
+        "hour. Each run lands the files not landed yet (checkpoint in the raw zone)."
+    ),
+)
+def metric_streams_raw(context: dg.AssetExecutionContext, cms: CmsResource) -> dg.MaterializeResult:
+    s = cms.settings()
+    if not s.metric_streams_url:
+        reason = "CMS_METRIC_STREAMS_URL is not set: no Metric Streams files to land"
+        context.log.info(reason)
+        return dg.MaterializeResult(metadata={"skipped": reason})
+    got = streams.land_new(s.metric_streams_url, lake.Zone(s.raw_url))
+    context.log.info(f"landed {got.files} Metric Streams file(s), {got.points} points, {len(got.quarantined)} quarantined")
+    return dg.MaterializeResult(
+        metadata={
+            "files": got.files,
+            "formats": dg.MetadataValue.json(got.formats),
+            "points": got.points,
+            "bytes": got.bytes,
+            "raw_batches": len(got.raw_keys),
+            "quarantined": dg.MetadataValue.json(got.quarantined),
+        }
+    )
+
+
+metric_streams_job = dg.define_asset_job("metric_streams_landing", selection=[metric_streams_raw])
+
+
+@dg.sensor(
+    name="metric_streams_sensor",
+    job=metric_streams_job,
+    minimum_interval_seconds=60,
+    description="Requests a landing run when new Metric Streams files appear under CMS_METRIC_STREAMS_URL.",
+)
+def metric_streams_sensor(context: dg.SensorEvaluationContext, cms: CmsResource) -> dg.SensorResult | dg.SkipReason:
+    s = cms.settings()
+    if not s.metric_streams_url:
+        return dg.SkipReason("CMS_METRIC_STREAMS_URL is not set: no Metric Streams files to watch")
+    new = streams.pending(s.metric_streams_url, lake.Zone(s.raw_url))
+    # the cursor records what has been requested; the landing run's own checkpoint records what has landed,
+    # so a failed landing run is requested again on a later tick (new run key once more files arrive)
+    requested = streams.new_objects(new, context.cursor)
+    if not requested:
+        return dg.SkipReason(f"no new Metric Streams files ({len(new)} pending, already requested)")
+    run_key = f"metric-streams:{requested[-1].last_modified.isoformat()}:{len(new)}"
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(run_key=run_key, tags={"cms/metric_stream_files": str(len(new))})],
+        cursor=streams.advance_cursor(context.cursor, requested),
+    )
