@@ -141,7 +141,13 @@ def run_demo(args: argparse.Namespace) -> int:
     s.home.mkdir(parents=True, exist_ok=True)
     prepare_dagster_home(s, project_dir)
     state_path = s.home / STATE_FILE
-    wanted = {"days": args.days, "seed": args.seed, "start": args.start, "version": 1}
+    wanted = {
+        "days": args.days,
+        "seed": args.seed,
+        "start": args.start,
+        "via_sdk": args.via_sdk,
+        "version": 2,
+    }
     state = orjson.loads(state_path.read_bytes()) if state_path.exists() else {}
     t0 = time.time()
     if state.get("inputs") == wanted and state.get("complete") and not args.force:
@@ -151,7 +157,10 @@ def run_demo(args: argparse.Namespace) -> int:
         from cms_dagster.simulate.incidents import parse_time
 
         start = parse_time(args.start)
-        last_hour = start + dt.timedelta(days=args.days) - dt.timedelta(hours=1)
+        # through the hour in progress: SDK traffic lands in the raw zone at its receipt hour (now)
+        last_hour = max(start + dt.timedelta(days=args.days), dt.datetime.now(dt.timezone.utc)).replace(
+            minute=0, second=0, microsecond=0
+        )
         _say(f"CMS_HOME={s.home}  DAGSTER_HOME={s.dagster_home}")
         _say(
             f"simulating {args.days} days from {start:%Y-%m-%d} (seed {args.seed}) and materializing every asset"
@@ -159,7 +168,12 @@ def run_demo(args: argparse.Namespace) -> int:
         phases = materialize_all(
             f"{start:%Y-%m-%d-%H:%M}",
             f"{last_hour:%Y-%m-%d-%H:%M}",
-            simulation={"days": args.days, "seed": args.seed, "start": args.start},
+            simulation={
+                "days": args.days,
+                "seed": args.seed,
+                "start": args.start,
+                "via_sdk": [args.via_sdk] if args.via_sdk else [],
+            },
         )
         ok = all(p["success"] for p in phases.values())
         state_path.write_bytes(
@@ -216,6 +230,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--days", type=int, default=7, help="days to simulate (default 7)")
     p.add_argument("--seed", type=int, default=42, help="simulation seed (default 42)")
     p.add_argument("--start", default="2026-11-16", help="simulation start date (default 2026-11-16)")
+    p.add_argument(
+        "--via-sdk",
+        default="fx",
+        metavar="ASSET_CLASS",
+        help="send this asset class's batch runs through the Python SDK and the ingest receiver (default fx; '' for none)",
+    )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=3000)
     p.add_argument("--force", action="store_true", help="rebuild even if the same demo was built before")

@@ -9,7 +9,8 @@ import dagster as dg
 
 # The embedded demo's data starts here (Monday 2026-11-16); production back-fills from the same origin.
 PARTITIONS_START = "2026-11-16-00:00"
-hourly_partitions = dg.HourlyPartitionsDefinition(start_date=PARTITIONS_START, timezone="UTC")
+# end_offset=1: the hour in progress is a partition too, so traffic received now can be loaded now
+hourly_partitions = dg.HourlyPartitionsDefinition(start_date=PARTITIONS_START, timezone="UTC", end_offset=1)
 
 
 def hours_of(context: dg.AssetExecutionContext) -> Iterator[tuple[dt.date, int]]:

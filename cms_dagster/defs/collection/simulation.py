@@ -12,7 +12,7 @@ class SimulationConfig(dg.Config):
     days: int = 7
     seed: int = 42
     start: str = DEFAULT_START.strftime("%Y-%m-%d")
-    via_sdk: list[str] = []
+    via_sdk: list[str] = []  # asset classes whose batch runs go through the Python SDK and the receiver
 
 
 @dg.asset(
@@ -41,6 +41,19 @@ def simulation(
         progress=context.log.info,
     )
     summary = res.summary()
+    if res.sdk_events:
+        # these runs go the production way: Python SDK -> OTLP/HTTP receiver -> raw zone (receipt hour)
+        from cms_dagster.ingest.demo import serve_in_background
+        from cms_dagster.simulate.replay import replay_events
+
+        server = serve_in_background(s.raw_url, api_keys={"demo-key-not-secret": "demo"})
+        try:
+            sent = replay_events(
+                res.sdk_events, server.url, "demo-key-not-secret", s.environment, context.log.info
+            )
+        finally:
+            server.stop()
+        summary["sdk_points_exported"] = sent["exported"]
     return dg.MaterializeResult(
         metadata={
             **{k: dg.MetadataValue.text(str(v)) if isinstance(v, str) else v for k, v in summary.items()},
