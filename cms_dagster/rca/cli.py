@@ -1,0 +1,245 @@
+"""``cms rca rank``: rank the root-cause candidates of an incident from metrics and a dependency graph."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import pandas as pd
+import yaml
+
+from cms_dagster.rca.domain import Hypothesis, max_connections_from_ontology, ontology_graph, rank_incident
+from cms_dagster.rca.engine import Candidate, iso_time, rank
+from cms_dagster.rca.series import DEFAULT_THRESHOLD
+from cms_dagster.rca.validate import RcaInputError, parse_time
+
+__all__ = ["format_candidates", "format_hypotheses", "load_graph", "load_metrics", "register", "run_rank"]
+
+EPILOG = """\
+input files:
+  metrics CSV  long format, one row per point: time,node,metric,value (node may be called entity).
+               Normal history first, then the incident; times ISO-8601 (2026-11-27T10:00:00Z) or epoch
+               seconds; one value per (time, node, metric); times increasing within each series.
+  graph CSV    source,target: one row per dependency, "source depends on target", so a fault in the
+               target can show in the source (api,db means the api calls the db).
+  ontology     an estate.yaml (cms_dagster/domain/estate.yaml): the graph is built from it (jobs need
+               feeds and stages, stages need earlier stages and resources) and the answer names the
+               incident kind of each candidate (connection_pool_exhaustion, memory_leak, ...).
+
+examples:
+  cms rca rank --metrics incident.csv --graph deps.csv --start 2026-11-27T10:00:00Z
+  cms rca rank --metrics incident.csv --graph deps.csv --start 2026-11-27T10:00:00Z --target web --json
+  cms rca rank --metrics warehouse_series.csv --ontology cms_dagster/domain/estate.yaml \\
+      --start 2026-11-20T21:00:00Z --target job:derivatives.eod_valuation --top 5
+"""
+
+
+def _read_csv(path: str | Path, what: str) -> pd.DataFrame:
+    p = Path(path)
+    if not p.is_file():
+        raise RcaInputError(f"{what} file {str(path)!r} does not exist")
+    try:
+        try:
+            frame = pd.read_csv(p, engine="pyarrow")
+        except Exception:  # pyarrow refuses some files the C parser reads (ragged rows, odd quoting)
+            frame = pd.read_csv(p)
+    except pd.errors.EmptyDataError:
+        raise RcaInputError(
+            f"{what} file {str(path)!r} is empty: it needs a header row and data rows"
+        ) from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise RcaInputError(f"{what} file {str(path)!r} is not a readable CSV: {exc}") from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    frame.index = pd.RangeIndex(2, 2 + len(frame))  # row labels = CSV line numbers (line 1 is the header)
+    return frame
+
+
+def load_metrics(path: str | Path) -> pd.DataFrame:
+    """The metrics CSV as a DataFrame whose index is the CSV line number (so errors point at lines)."""
+    frame = _read_csv(path, "metrics")
+    if "node" not in frame.columns and "entity" in frame.columns:
+        frame = frame.rename(columns={"entity": "node"})
+    return frame
+
+
+def load_graph(path: str | Path) -> pd.DataFrame:
+    """The graph CSV (source,target) as a DataFrame indexed by CSV line number."""
+    return _read_csv(path, "graph")
+
+
+def load_ontology(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise RcaInputError(f"ontology file {str(path)!r} does not exist")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        raise RcaInputError(f"ontology file {str(path)!r} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict) or "jobs" not in data:
+        raise RcaInputError(f"ontology file {str(path)!r} does not look like estate.yaml (no 'jobs' list)")
+    return data
+
+
+def _short(ts: pd.Timestamp | None) -> str:
+    return iso_time(ts) or "-"
+
+
+def _table(header: Sequence[str], rows: list[list[str]], right: set[int]) -> tuple[list[str], int]:
+    """Aligned lines (header first) and the column where the last column starts."""
+    widths = [max([len(header[i])] + [len(r[i]) for r in rows]) for i in range(len(header))]
+
+    def line(cells: Sequence[str]) -> str:
+        parts = [c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(cells)]
+        return "  ".join(parts).rstrip()
+
+    return [line(header)] + [line(r) for r in rows], sum(w + 2 for w in widths[:-1])
+
+
+def format_candidates(candidates: list[Candidate], *, start: pd.Timestamp, target: str | None) -> str:
+    """The human table for the generic ranking: rank, node, score, onset and the top evidence."""
+    scope = f" (candidates limited to {target} and what it depends on)" if target else ""
+    out = [f"Root-cause candidates for the incident from {_short(start)}{scope}"]
+    if not candidates:
+        return "\n".join(out + ["no candidates"]) + "\n"
+    rows = []
+    for c in candidates:
+        top = c.evidence[0].describe() if c.evidence else "no series"
+        more = len(c.evidence) - 1
+        if more > 0:
+            top += f"; +{more} more series"
+        if not c.anomalous:
+            top = "not anomalous; largest move: " + top
+        rows.append([str(c.rank), c.node, f"{c.score:.3f}", _short(c.onset), top])
+    lines, pad = _table(["rank", "node", "score", "onset", "top evidence"], rows, right={0, 2})
+    body = [lines[0]]
+    for c, text in zip(candidates, lines[1:], strict=True):
+        body.append(text)
+        if c.explains:
+            body.append(" " * pad + "explains: " + ", ".join(c.explains))
+        if c.explained_by:
+            body.append(" " * pad + "explained by: " + ", ".join(c.explained_by))
+    return "\n".join(out + body) + "\n"
+
+
+def format_hypotheses(hypotheses: list[Hypothesis], *, start: pd.Timestamp, target: str | None) -> str:
+    """The human table for the domain ranking: rank, entity, kind, score, onset and why."""
+    scope = f" (limited to {target} and what it depends on)" if target else ""
+    out = [f"Root-cause hypotheses for the incident from {_short(start)}{scope}"]
+    if not hypotheses:
+        return "\n".join(out + ["no hypotheses"]) + "\n"
+    rows = [[str(h.rank), h.entity, h.kind, f"{h.score:.3f}", _short(h.onset), h.reason] for h in hypotheses]
+    lines, pad = _table(["rank", "entity", "kind", "score", "onset", "why"], rows, right={0, 3})
+    body = [lines[0]]
+    for h, text in zip(hypotheses, lines[1:], strict=True):
+        body.append(text)
+        for e in h.evidence[:3]:
+            body.append(" " * pad + (f"{e.node} " if e.node != h.entity else "") + e.describe())
+        if h.explains:
+            more = " ..." if len(h.explains) > 6 else ""
+            body.append(" " * pad + f"explains {len(h.explains)}: " + ", ".join(h.explains[:6]) + more)
+    return "\n".join(out + body) + "\n"
+
+
+def run_rank(args: argparse.Namespace, *, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    """The function behind ``cms rca rank``: 0 on success, 2 on bad input (message on stderr)."""
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            start = parse_time(args.start, name="start")
+            metrics = load_metrics(args.metrics)
+            options = dict(end=args.end, baseline=args.baseline, threshold=args.threshold, where="line")
+            if args.ontology:
+                onto = load_ontology(args.ontology)
+                answer: list[Any] = rank_incident(
+                    metrics,
+                    ontology_graph(onto),
+                    start,
+                    target=args.target,
+                    top_k=args.top,
+                    max_connections=max_connections_from_ontology(onto),
+                    **options,
+                )
+            else:
+                answer = rank(
+                    metrics, load_graph(args.graph), start, target=args.target, top_k=args.top, **options
+                )
+    except RcaInputError as exc:
+        print(f"error: {exc}", file=stderr)
+        return 2
+    for w in caught:
+        print(f"warning: {w.message}", file=stderr)
+    if args.json:
+        key = "hypotheses" if args.ontology else "candidates"
+        doc = {"start": iso_time(start), "target": args.target, key: [a.to_dict() for a in answer]}
+        stdout.write(json.dumps(doc, indent=2) + "\n")
+    elif args.ontology:
+        stdout.write(format_hypotheses(answer, start=start, target=args.target))
+    else:
+        stdout.write(format_candidates(answer, start=start, target=args.target))
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
+def register(subparsers: Any) -> None:
+    """Add ``rca`` (with subcommand ``rank``) to an argparse subparsers object."""
+    rca = subparsers.add_parser(
+        "rca",
+        help="root-cause analysis: rank the likely causes of an incident",
+        description="Root-cause analysis over metrics and a dependency graph.",
+    )
+    sub = rca.add_subparsers(dest="rca_command", metavar="{rank}")
+    sub.required = True
+    p = sub.add_parser(
+        "rank",
+        help="rank root-cause candidates of an incident",
+        description=(
+            "Rank the nodes (or, with --ontology, the entity and incident kind) most likely to have caused an "
+            "incident. Each series is compared with its own history before --start (robust z-score); a node "
+            "ranks high when it moved, nothing it depends on moved before it, and it explains the anomalies "
+            "of the nodes that depend on it. Each candidate comes with its evidence: which series moved, "
+            "when, and by how much against the baseline."
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--metrics", required=True, metavar="CSV", help="long metrics: time,node,metric,value")
+    graph = p.add_mutually_exclusive_group(required=True)
+    graph.add_argument(
+        "--graph", metavar="CSV", help="dependency edges: source,target (source depends on target)"
+    )
+    graph.add_argument(
+        "--ontology", metavar="YAML", help="an estate.yaml: rank (entity, incident kind) pairs"
+    )
+    p.add_argument(
+        "--start",
+        required=True,
+        metavar="TIME",
+        help="when the incident began (ISO-8601); earlier points are history",
+    )
+    p.add_argument("--end", metavar="TIME", help="ignore points after this time")
+    p.add_argument("--target", metavar="NODE", help="only candidates this node depends on (and itself)")
+    p.add_argument("--top", type=_positive_int, metavar="N", help="show at most N candidates")
+    p.add_argument(
+        "--baseline", metavar="DURATION", help="history to learn from before --start, e.g. 6h (default: all)"
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=DEFAULT_THRESHOLD,
+        help=f"sustained robust |z| from which a series counts as moved (default {DEFAULT_THRESHOLD:g})",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=run_rank)

@@ -1,0 +1,208 @@
+"""The generic ranking on small service graphs whose root cause is known."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cms_dagster.rca import RcaWarning, rank
+
+T0 = pd.Timestamp("2026-11-27T08:00:00Z")
+HISTORY = 240
+INCIDENT = 60
+START = T0 + pd.Timedelta(minutes=HISTORY)
+
+
+def metrics(spec: dict[str, dict[str, tuple]], seed: int = 0) -> pd.DataFrame:
+    """spec: node -> metric -> (level, noise share, factor after the fault, minutes after START it begins)."""
+    rng = np.random.default_rng(seed)
+    times = pd.date_range(T0, periods=HISTORY + INCIDENT, freq="min")
+    frames = []
+    for node, series in spec.items():
+        for metric, (level, noise, factor, delay) in series.items():
+            v = level * (1 + noise * rng.standard_normal(len(times)))
+            v[HISTORY + delay :] *= factor
+            frames.append(pd.DataFrame({"time": times, "node": node, "metric": metric, "value": v}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def quiet(level: float = 100.0) -> tuple:
+    return (level, 0.02, 1.0, 0)
+
+
+def test_chain_root_is_the_deepest_anomalous_node() -> None:
+    # web -> api -> db -> disk; the db breaks: web, api and db move, disk does not
+    spec = {
+        "web": {"latency": (200, 0.02, 2.0, 3), "errors": quiet(5)},
+        "api": {"latency": (100, 0.02, 2.5, 2), "cpu": quiet(40)},
+        "db": {"latency": (10, 0.02, 3.0, 1), "connections": quiet(50)},
+        "disk": {"iops": quiet(300)},
+    }
+    edges = [("web", "api"), ("api", "db"), ("db", "disk")]
+    ranked = rank(metrics(spec), edges, START)
+    assert ranked[0].node == "db"
+    assert set(ranked[0].explains) == {"api", "web"}
+    assert [c.rank for c in ranked] == list(range(1, len(ranked) + 1))
+    by_node = {c.node: c for c in ranked}
+    assert "db" in by_node["web"].explained_by
+    assert not by_node["disk"].anomalous
+
+
+def test_root_less_anomalous_than_its_dependents_still_ranks_first() -> None:
+    # the cache's hit latency rises 40 %, the services calling it slow down ten- and twenty-fold
+    spec = {
+        "cache": {"latency": (5, 0.03, 1.4, 0)},
+        "checkout": {"latency": (150, 0.02, 10.0, 1)},
+        "cart": {"latency": (80, 0.02, 20.0, 1)},
+        "frontend": {"latency": (300, 0.02, 8.0, 2)},
+    }
+    edges = [("checkout", "cache"), ("cart", "cache"), ("frontend", "checkout"), ("frontend", "cart")]
+    ranked = rank(metrics(spec), edges, START)
+    by_node = {c.node: c for c in ranked}
+    assert by_node["cart"].strength > 10 * by_node["cache"].strength
+    assert ranked[0].node == "cache"
+
+
+def test_fan_in_shared_dependency_explains_all_callers() -> None:
+    spec = {f"svc{i}": {"latency": (100, 0.02, 3.0, 2)} for i in range(4)}
+    spec["queue"] = {"depth": (1000, 0.03, 5.0, 0), "age": (20, 0.05, 4.0, 0)}
+    edges = [(f"svc{i}", "queue") for i in range(4)]
+    ranked = rank(metrics(spec), edges, START)
+    assert ranked[0].node == "queue"
+    assert set(ranked[0].explains) == {f"svc{i}" for i in range(4)}
+
+
+def test_fan_out_caller_with_healthy_dependencies_is_the_root() -> None:
+    # the gateway depends on three healthy services and breaks on its own
+    spec = {
+        "gateway": {"cpu": (30, 0.03, 3.0, 0), "latency": (50, 0.02, 4.0, 1)},
+        "users": {"latency": quiet()},
+        "orders": {"latency": quiet()},
+        "prices": {"latency": quiet()},
+    }
+    edges = [("gateway", "users"), ("gateway", "orders"), ("gateway", "prices")]
+    ranked = rank(metrics(spec), edges, START)
+    assert ranked[0].node == "gateway"
+    assert ranked[0].explained_by == ()
+    assert all(not c.anomalous for c in ranked[1:])
+
+
+def test_target_limits_candidates_to_what_it_depends_on() -> None:
+    # two incidents at once: the db behind "reports" and an unrelated, stronger one on "billing"
+    spec = {
+        "reports": {"latency": (100, 0.02, 2.0, 2)},
+        "db": {"latency": (10, 0.02, 3.0, 0)},
+        "billing": {"errors": (10, 0.02, 30.0, 0)},
+        "ledger": {"latency": quiet()},
+    }
+    edges = [("reports", "db"), ("billing", "ledger")]
+    everything = rank(metrics(spec), edges, START)
+    assert {c.node for c in everything} == {"reports", "db", "billing", "ledger"}
+    scoped = rank(metrics(spec), edges, START, target="reports")
+    assert [c.node for c in scoped] == ["db", "reports"]
+
+
+def test_earlier_onset_wins_between_two_unrelated_anomalies() -> None:
+    spec = {
+        "early": {"latency": (100, 0.02, 2.0, 0)},
+        "late": {"latency": (100, 0.02, 2.0, 30)},
+    }
+    ranked = rank(metrics(spec), None, START)
+    assert [c.node for c in ranked] == ["early", "late"]
+    assert ranked[0].onset < ranked[1].onset
+
+
+def test_a_single_spike_does_not_make_a_root_cause() -> None:
+    spec = {"db": {"latency": (10, 0.02, 2.0, 5)}, "noisy": {"latency": quiet()}}
+    frame = metrics(spec)
+    spike = (frame["node"] == "noisy") & (frame["time"] == START + pd.Timedelta(minutes=1))
+    frame.loc[spike, "value"] = 10_000.0  # one point, a hundred times the level
+    ranked = rank(frame, None, START)
+    assert ranked[0].node == "db"
+    assert not {c.node: c for c in ranked}["noisy"].anomalous
+
+
+def test_evidence_says_which_series_moved_when_and_by_how_much() -> None:
+    spec = {"db": {"latency": (10, 0.02, 3.0, 10), "cpu": quiet(40)}, "api": {"latency": quiet()}}
+    ranked = rank(metrics(spec), [("api", "db")], START, top_k=1)
+    assert len(ranked) == 1
+    (ev,) = ranked[0].evidence
+    assert (ev.node, ev.metric, ev.direction) == ("db", "latency", "up")
+    assert abs(ev.baseline - 10) < 0.5
+    assert abs(ev.observed - 30) < 2
+    assert ev.z > 20
+    fault = START + pd.Timedelta(minutes=10)
+    assert fault - pd.Timedelta(minutes=2) <= ev.moved_at <= fault + pd.Timedelta(minutes=1)
+    doc = ranked[0].to_dict()
+    assert doc["evidence"][0]["moved_at"].endswith("Z")
+
+
+def test_without_a_graph_the_strongest_sustained_move_ranks_first() -> None:
+    spec = {"a": {"m": (100, 0.02, 1.3, 0)}, "b": {"m": (100, 0.02, 3.0, 0)}, "c": {"m": quiet()}}
+    ranked = rank(metrics(spec), [], START)
+    assert [c.node for c in ranked][:2] == ["b", "a"]
+
+
+def test_drops_count_as_moves_too() -> None:
+    spec = {"feed": {"messages": (5000, 0.03, 0.2, 0)}, "consumer": {"lag": quiet()}}
+    ranked = rank(metrics(spec), [("consumer", "feed")], START)
+    assert ranked[0].node == "feed"
+    assert ranked[0].evidence[0].direction == "down"
+
+
+def test_graph_nodes_without_metrics_warn_but_still_link() -> None:
+    # api -> lb (no metrics) -> db: the db still explains the api through the load balancer
+    spec = {"api": {"latency": (100, 0.02, 3.0, 2)}, "db": {"latency": (10, 0.02, 3.0, 0)}}
+    with pytest.warns(RcaWarning, match="lb"):
+        ranked = rank(metrics(spec), [("api", "lb"), ("lb", "db")], START)
+    assert ranked[0].node == "db"
+    assert ranked[0].explains == ("api",)
+
+
+def test_graph_as_dataframe_and_epoch_second_times() -> None:
+    spec = {"api": {"latency": (100, 0.02, 3.0, 2)}, "db": {"latency": (10, 0.02, 3.0, 0)}}
+    frame = metrics(spec)
+    frame["time"] = (frame["time"] - pd.Timestamp("1970-01-01T00:00:00Z")) // pd.Timedelta(seconds=1)
+    graph = pd.DataFrame({"source": ["api"], "target": ["db"]})
+    ranked = rank(frame, graph, START.timestamp())
+    assert ranked[0].node == "db"
+
+
+def test_sparse_counts_that_often_tick_are_not_anomalies() -> None:
+    rng = np.random.default_rng(3)
+    times = pd.date_range(T0, periods=HISTORY + INCIDENT, freq="min")
+    restarts = rng.poisson(0.1, len(times)).astype(float)  # mostly 0, a 1 or 2 now and then
+    restarts[HISTORY + 5] = max(restarts[:HISTORY].max(), 1)  # the incident sees nothing new
+    frame = pd.concat(
+        [
+            pd.DataFrame({"time": times, "node": "pods", "metric": "restarts", "value": restarts}),
+            metrics({"db": {"latency": (10, 0.02, 3.0, 0)}}),
+        ],
+        ignore_index=True,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ranked = rank(frame, None, START)
+    assert ranked[0].node == "db"
+    assert not {c.node: c for c in ranked}["pods"].anomalous
+
+
+def test_first_failure_after_a_clean_history_is_an_anomaly() -> None:
+    times = pd.date_range(T0, periods=HISTORY + INCIDENT, freq="min")
+    failed = np.zeros(len(times))
+    failed[HISTORY + 3 :] = 1.0
+    frame = pd.DataFrame({"time": times, "node": "batch", "metric": "failed", "value": failed})
+    ranked = rank(frame, None, START)
+    assert ranked[0].anomalous
+    assert ranked[0].evidence[0].observed == 1.0
+    assert ranked[0].evidence[0].baseline == 0.0
+
+
+def test_end_and_baseline_window_are_respected() -> None:
+    spec = {"db": {"latency": (10, 0.02, 3.0, 40)}, "api": {"latency": quiet()}}
+    # the fault starts 40 minutes in: a window ending at 20 minutes sees nothing
+    ranked = rank(metrics(spec), None, START, end=START + pd.Timedelta(minutes=20), baseline="2h")
+    assert not any(c.anomalous for c in ranked)
