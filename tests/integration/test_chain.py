@@ -147,3 +147,18 @@ def test_malformed_input_is_quarantined_with_its_reason_and_the_rest_loads(simul
     assert gzip.decompress(
         lake.raw.get("otel/metrics/source=sdk/dt=2026-11-16/hour=21/20261116T215500Z-ingest-x-2.jsonl.gz")
     )  # raw is never changed
+
+
+def test_quarantine_check_warns_with_the_reasons(simulated: Path) -> None:
+    from cms_dagster.defs.warehouse.points import nothing_in_quarantine
+
+    assert _materialize(HOURLY, partition_key="2026-11-16-21:00").success
+    clean = dg.materialize([processed_points, nothing_in_quarantine], resources={"cms": CmsResource()}, selection=dg.AssetSelection.checks(nothing_in_quarantine), instance=dg.DagsterInstance.ephemeral())
+    assert clean.get_asset_check_evaluations()[0].passed
+    lake = Lake.from_settings()
+    lake.raw.put(raw_key("sdk", dt.datetime(2026, 11, 16, 21, tzinfo=dt.timezone.utc), "20261116T215000Z-ingest-x-9"), b"garbage")
+    assert _materialize(HOURLY, partition_key="2026-11-16-21:00").success
+    res = dg.materialize([processed_points, nothing_in_quarantine], resources={"cms": CmsResource()}, selection=dg.AssetSelection.checks(nothing_in_quarantine), instance=dg.DagsterInstance.ephemeral())
+    ev = res.get_asset_check_evaluations()[0]
+    assert not ev.passed and ev.metadata["quarantined_batches"].value == 1
+    assert "unreadable batch" in next(iter(ev.metadata["reasons"].value))

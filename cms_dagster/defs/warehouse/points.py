@@ -1,6 +1,7 @@
 """Raw zone → processed Parquet points → ``raw.metric_points``: the first chain of the warehouse."""
 
 import dagster as dg
+import orjson
 
 from cms_dagster.defs.partitions import hourly_partitions, hours_of
 from cms_dagster.processing import process_hour
@@ -107,3 +108,26 @@ ingest_job = dg.define_asset_job(
 hourly_ingest_schedule = dg.build_schedule_from_partitioned_job(
     ingest_job, minute_of_hour=10, default_status=dg.DefaultScheduleStatus.RUNNING
 )
+
+
+@dg.asset_check(
+    asset=processed_points,
+    description="No input is waiting in quarantine. Warns with the reasons and keys of what was set aside "
+    "(fix the producer, then re-run the hour: quarantine is overwritten or cleared on re-processing).",
+)
+def nothing_in_quarantine(cms: CmsResource) -> dg.AssetCheckResult:
+    lake = cms.lake()
+    reasons = [k for k in lake.raw.list("quarantine/") if k.endswith(".reason.json")]
+    summary: dict[str, int] = {}
+    for k in reasons[:200]:
+        for reason, n in orjson.loads(lake.raw.get(k)).get("reasons", {}).items():
+            summary[reason] = summary.get(reason, 0) + (n or 1)
+    return dg.AssetCheckResult(
+        passed=not reasons,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "quarantined_batches": len(reasons),
+            "reasons": dg.MetadataValue.json(summary),
+            "keys": dg.MetadataValue.json(reasons[:20]),
+        },
+    )
