@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cms_dagster.otel.conventions import INCIDENT_KINDS
 from cms_dagster.rca.engine import (
     EXPLAINED_FLOOR,
     QUIET_FACTOR,
@@ -56,16 +57,7 @@ __all__ = [
     "rank_incident",
 ]
 
-KINDS = (
-    "connection_pool_exhaustion",
-    "memory_leak",
-    "network_latency",
-    "delayed_market_data",
-    "volume_spike",
-    "capacity_constraint",
-    "job_failure",
-    "feed_outage",
-)
+KINDS = INCIDENT_KINDS  # the names of docs/semantic-conventions.md §4
 UNKNOWN = "unknown"  # an anomalous entity whose signals match none of the kinds
 UNKNOWN_MATCH = 0.25
 EXPLAINER_FLOOR = 0.5  # an anomalous entity that fits no kind still half-plausibly causes its dependents
