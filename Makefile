@@ -19,7 +19,10 @@ $(VENV)/.installed: pyproject.toml sdks/python/pyproject.toml
 setup: $(VENV)/.installed  ## create .venv and install CMS with its test tools
 
 prepare: setup  ## prepare what loading the code location needs (the dbt manifest)
-	@if $(PY) -c "import cms_dagster.warehouse.dbt" 2>/dev/null; then $(PY) -c "from cms_dagster.warehouse.dbt import prepare; prepare()"; fi
+	$(VENV)/bin/cms dbt prepare
+
+docs: prepare  ## dbt docs for analysts: generate and serve on 127.0.0.1:8080
+	cd dbt_project && ../$(VENV)/bin/dbt docs generate --profiles-dir . && ../$(VENV)/bin/dbt docs serve --profiles-dir . --host 127.0.0.1 --port 8080
 
 demo: prepare  ## simulate a week with incidents, build every asset, serve the Dagster UI on 127.0.0.1:3000
 	$(VENV)/bin/cms demo

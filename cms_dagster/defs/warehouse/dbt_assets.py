@@ -1,0 +1,142 @@
+"""The dbt project as Dagster assets, in one lineage with the loading assets.
+
+Two groups of dbt nodes:
+
+* reference: the ontology seeds and their staging views
+  (dbt tag ``reference``), unpartitioned: they change when the ontology does (``cms domain export-seeds``).
+* events: everything that reads ``raw.metric_points`` (the source maps to the loading asset
+  ``["warehouse", "metric_points"]``), partitioned by the same UTC hours. A partition's time window goes
+  to dbt as the vars ``window_start`` / ``window_end``, so the incremental models recompute only that
+  window (a single-run backfill passes the whole range).
+
+Every dbt test is an asset check on its model (source tests on the loading asset). Keys are
+``["dbt", <node name>]``; groups follow the dbt folders (staging, intermediate, marts) and seeds.
+Loading this module needs ``dbt_project/target/manifest.json``: run ``cms dbt prepare`` first.
+"""
+
+import datetime
+import json
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
+
+from cms_dagster.defs.partitions import hourly_partitions
+from cms_dagster.resources import CmsResource
+from cms_dagster.warehouse import dbt as warehouse_dbt
+
+SOURCE_KEY = dg.AssetKey(["warehouse", "metric_points"])
+FOLDER_GROUPS = ("staging", "intermediate", "marts")
+REFERENCE = "tag:reference"
+# dbt unit tests check SQL logic against fixed inputs: they run in CI (`dbt build`), not on every partition
+NO_UNIT_TESTS = ("--exclude-resource-type", "unit_test")
+
+MANIFEST = warehouse_dbt.manifest_path()
+if not MANIFEST.exists():
+    raise FileNotFoundError(
+        f"the dbt manifest {MANIFEST} is missing, so the dbt assets cannot be loaded: "
+        "run `cms dbt prepare` (or `dbt parse` in dbt_project/) and start Dagster again"
+    )
+
+
+class CmsDbtTranslator(DagsterDbtTranslator):
+    """Keys ``["dbt", name]``, the source as the loading asset, groups from the dbt folders."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        if dbt_resource_props["resource_type"] == "source":
+            if dbt_resource_props["name"] == "metric_points":
+                return SOURCE_KEY
+            return dg.AssetKey(["warehouse", dbt_resource_props["name"]])
+        return dg.AssetKey(["dbt", dbt_resource_props["name"]])
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        if dbt_resource_props["resource_type"] == "seed":
+            return "seeds"
+        fqn = dbt_resource_props.get("fqn") or []
+        folder = fqn[1] if len(fqn) > 2 else ""
+        return folder if folder in FOLDER_GROUPS else "marts"
+
+
+TRANSLATOR = CmsDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True, enable_source_tests_as_checks=True))
+
+
+def window_vars(window: dg.TimeWindow | None) -> dict[str, str]:
+    """A partition's time window as dbt vars (ISO-8601 UTC); empty for an unpartitioned run."""
+    if window is None:
+        return {}
+    fmt = "%Y-%m-%dT%H:%M:%S"
+    utc = datetime.timezone.utc
+    return {"window_start": window.start.astimezone(utc).strftime(fmt), "window_end": window.end.astimezone(utc).strftime(fmt)}
+
+
+@contextmanager
+def _dbt_environment(cms: CmsResource) -> Iterator[None]:
+    """The variables dbt's profile reads, from the CMS settings, for the length of one invocation."""
+    s = cms.settings()
+    values = {
+        "CMS_DUCKDB_PATH": str(s.duckdb_path),
+        "DBT_TARGET": warehouse_dbt.dbt_target({**os.environ, "CMS_WAREHOUSE": s.warehouse}),
+        "DO_NOT_TRACK": "1",
+    }
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@dbt_assets(
+    manifest=MANIFEST,
+    select=REFERENCE,
+    name="dbt_reference",
+    dagster_dbt_translator=TRANSLATOR,
+)
+def dbt_reference_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource, cms: CmsResource) -> Iterator[Any]:
+    """The ontology seeds and their staging views."""
+    with _dbt_environment(cms):
+        yield from dbt.cli(["build", *NO_UNIT_TESTS], context=context).stream()
+
+
+@dbt_assets(
+    manifest=MANIFEST,
+    select="fqn:*",
+    exclude=REFERENCE,
+    name="dbt_events",
+    dagster_dbt_translator=TRANSLATOR,
+    partitions_def=hourly_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+)
+def dbt_event_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource, cms: CmsResource) -> Iterator[Any]:
+    """Every model but the ontology views: staging over raw.metric_points, intermediate, dimensions, facts and marts, for the partition's window (dimensions are small and rebuilt whole)."""
+    args = ["build", *NO_UNIT_TESTS]
+    partitioned = context.has_partition_key or context.has_partition_key_range
+    window = window_vars(context.partition_time_window if partitioned else None)
+    if window:
+        args += ["--vars", json.dumps(window)]
+        context.log.info(f"dbt window {window['window_start']} .. {window['window_end']} (UTC)")
+    with _dbt_environment(cms):
+        yield from dbt.cli(args, context=context).stream()
+
+
+@dg.definitions
+def dbt_defs() -> dg.Definitions:
+    # a module with an @dg.definitions function contributes only what the function returns
+    project_dir = str(warehouse_dbt.dbt_project_dir())
+    return dg.Definitions(
+        assets=[dbt_reference_assets, dbt_event_assets],
+        resources={
+            "dbt": DbtCliResource(
+                project_dir=project_dir,
+                profiles_dir=project_dir,
+                dbt_executable=str(warehouse_dbt.dbt_executable()),
+            )
+        }
+    )

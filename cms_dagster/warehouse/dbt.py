@@ -1,0 +1,97 @@
+"""The dbt project: where it lives, which target the settings select, and how to prepare its manifest.
+
+One helper maps the environment to a dbt target (``DBT_TARGET``, else ``CMS_WAREHOUSE``: ``duckdb`` or
+``snowflake``); ``dbt_project_dir/profiles.yml`` reads the connection details itself (``CMS_DUCKDB_PATH``,
+``SNOWFLAKE_*``), so no credentials pass through Python. ``prepare()`` runs ``dbt parse`` to write
+``target/manifest.json``, which loading the Dagster ``@dbt_assets`` needs.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import cms_dagster
+from cms_dagster import settings as settings_mod
+
+TARGETS = ("duckdb", "snowflake")
+
+
+def dbt_project_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """``CMS_DBT_PROJECT_DIR``, else the ``dbt_project/`` folder beside the ``cms_dagster`` package."""
+    env = os.environ if environ is None else environ
+    override = (env.get("CMS_DBT_PROJECT_DIR") or "").strip()
+    if override:
+        return Path(override).expanduser().resolve()
+    return Path(cms_dagster.__file__).resolve().parent.parent / "dbt_project"
+
+
+def dbt_target(environ: Mapping[str, str] | None = None) -> str:
+    """The dbt target: ``DBT_TARGET`` when set, else the warehouse of the settings (``CMS_WAREHOUSE``)."""
+    env = os.environ if environ is None else environ
+    explicit = (env.get("DBT_TARGET") or "").strip().lower()
+    target = explicit or settings_mod.load(env).warehouse
+    if target not in TARGETS:
+        raise ValueError(f"DBT_TARGET={target!r}: use one of {', '.join(TARGETS)} (or unset it to follow CMS_WAREHOUSE)")
+    return target
+
+
+def dbt_executable() -> Path:
+    """The ``dbt`` of the running interpreter's environment (``.venv/bin/dbt``)."""
+    return Path(sys.executable).parent / "dbt"
+
+
+def dbt_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment for a dbt process: the caller's, plus the target, ``CMS_DUCKDB_PATH`` and no tracking."""
+    env = dict(os.environ if environ is None else environ)
+    s = settings_mod.load(env)
+    env.setdefault("DBT_TARGET", dbt_target(env))
+    env.setdefault("CMS_DUCKDB_PATH", str(s.duckdb_path))
+    env.setdefault("DO_NOT_TRACK", "1")
+    env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    return env
+
+
+def dbt_project(environ: Mapping[str, str] | None = None):  # -> dagster_dbt.DbtProject
+    """The ``dagster_dbt.DbtProject`` for the selected target (profiles live in the project folder)."""
+    from dagster_dbt import DbtProject
+
+    project_dir = dbt_project_dir(environ)
+    return DbtProject(project_dir=project_dir, profiles_dir=project_dir, target=dbt_target(environ))
+
+
+def manifest_path(environ: Mapping[str, str] | None = None) -> Path:
+    return dbt_project_dir(environ) / "target" / "manifest.json"
+
+
+def run_dbt(args: Sequence[str], environ: Mapping[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    """Run ``dbt <args>`` in the project with the target and profiles set; output is captured."""
+    project_dir = dbt_project_dir(environ)
+    env = dbt_env(environ)
+    cmd = [
+        str(dbt_executable()),
+        *args,
+        "--project-dir",
+        str(project_dir),
+        "--profiles-dir",
+        str(project_dir),
+        "--target",
+        env["DBT_TARGET"],
+    ]
+    proc = subprocess.run(cmd, cwd=project_dir, env=env, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-25:])
+        raise RuntimeError(f"`dbt {' '.join(args)}` failed (exit {proc.returncode}):\n{tail}")
+    return proc
+
+
+def prepare(environ: Mapping[str, str] | None = None) -> Path:
+    """Parse the dbt project (``dbt parse``) and return the path of the manifest it wrote."""
+    run_dbt(["parse", "--quiet"], environ)
+    path = manifest_path(environ)
+    if not path.exists():
+        raise RuntimeError(f"dbt parse ran but wrote no {path}; run `dbt parse` in {path.parent.parent} to see why")
+    return path

@@ -1,0 +1,40 @@
+"""`cms demo --no-serve` builds the whole product on the embedded default, and a second run is a no-op."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import orjson
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _demo(cms_home: Path, *args: str) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).parent / "cms"
+    env = {**os.environ, "CMS_HOME": str(cms_home), "DAGSTER_HOME": str(cms_home / "dagster"), "DO_NOT_TRACK": "1"}
+    return subprocess.run([str(exe), "demo", "--no-serve", "--days", "1", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+
+
+def test_demo_builds_every_asset_then_skips_when_run_again(cms_home: Path) -> None:
+    first = _demo(cms_home)
+    assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
+    state = orjson.loads((cms_home / "demo-state.json").read_bytes())
+    assert state["complete"] and all(p["success"] for p in state["phases"].values())
+    assert "Where to look" in first.stdout and "http://127.0.0.1:3000" in first.stdout
+    con = duckdb.connect(str(cms_home / "warehouse.duckdb"), read_only=True)
+    try:
+        points = con.execute("select count(*), count(distinct point_id) from raw.metric_points").fetchone()
+        tables = {r[0] for r in con.execute("select table_schema || '.' || table_name from information_schema.tables").fetchall()}
+        sdk_runs = con.execute("select count(*) from raw.metric_points where metric_name = 'cms.batch.run.finished' and asset_class = 'fx' and raw_key like '%-ingest-%'").fetchone()[0]
+    finally:
+        con.close()
+    assert points[0] == points[1] > 200_000
+    assert {"marts.fct_batch_runs", "marts.mart_sla_compliance", "intelligence.anomalies"} <= tables
+    assert sdk_runs > 0  # fx runs went through the SDK and the receiver
+    t = time.time()
+    again = _demo(cms_home)
+    assert again.returncode == 0 and "already built" in again.stdout
+    assert time.time() - t < 60

@@ -1,0 +1,128 @@
+"""dbt in Dagster: the models are assets in one lineage with the loading asset, partitioned like it, every
+dbt test is an asset check, and materializing a partition loads that hour and builds its window on DuckDB."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from warehouse_helpers import ScenarioLake, dagster_dbt_target_cleanup, query
+
+from cms_dagster.defs.partitions import hourly_partitions
+from cms_dagster.defs.warehouse import dbt_assets as defs_dbt
+from cms_dagster.warehouse import dbt as warehouse_dbt
+
+PARTITION = "2026-11-16-06:00"
+
+
+def _resources() -> dict:
+    from dagster_dbt import DbtCliResource
+
+    from cms_dagster.resources import CmsResource
+
+    project = str(warehouse_dbt.dbt_project_dir())
+    return {
+        "cms": CmsResource(),
+        "dbt": DbtCliResource(project_dir=project, profiles_dir=project, dbt_executable=str(warehouse_dbt.dbt_executable())),
+    }
+
+
+def test_dbt_nodes_are_assets_with_stable_keys_groups_and_partitions() -> None:
+    ref, events = defs_dbt.dbt_reference_assets, defs_dbt.dbt_event_assets
+    keys = {k.to_user_string() for a in (ref, events) for k in a.keys}
+    for name in ["dim_asset_class", "dim_job", "dim_stage", "dim_feed", "dim_resource", "dim_date", "fct_batch_runs",
+                 "fct_stage_runs", "fct_feed_status", "fct_infra_metrics", "mart_sla_compliance", "mart_feed_availability",
+                 "mart_batch_performance", "mart_stage_bottlenecks", "mart_stage_dependencies", "mart_metric_baselines"]:
+        assert f"dbt/{name}" in keys
+    groups = {**ref.group_names_by_key, **events.group_names_by_key}
+    assert groups[dg.AssetKey(["dbt", "stg_cms__batch_run_events"])] == "staging"
+    assert groups[dg.AssetKey(["dbt", "int_batch_runs_pivoted"])] == "intermediate"
+    assert groups[dg.AssetKey(["dbt", "mart_sla_compliance"])] == "marts"
+    assert groups[dg.AssetKey(["dbt", "jobs"])] == "seeds"
+    assert events.partitions_def == hourly_partitions and ref.partitions_def is None
+    staging = dg.AssetKey(["dbt", "stg_cms__feed_heartbeats"])
+    assert defs_dbt.SOURCE_KEY in events.asset_deps[staging]  # the loading asset feeds the staging views
+
+
+def test_every_dbt_test_is_an_asset_check_on_its_model() -> None:
+    manifest = json.loads(defs_dbt.MANIFEST.read_text())
+    tests = {n["name"]: n for n in manifest["nodes"].values() if n["resource_type"] == "test"}
+    checks = {c.name: c.asset_key for a in (defs_dbt.dbt_reference_assets, defs_dbt.dbt_event_assets) for c in a.check_specs}
+    assert set(checks) == set(tests)
+    assert checks["unique_fct_batch_runs_run_id"] == dg.AssetKey(["dbt", "fct_batch_runs"])
+    assert checks["source_unique_cms_metric_points_point_id"] == defs_dbt.SOURCE_KEY
+
+
+def test_a_partition_becomes_the_dbt_window() -> None:
+    window = hourly_partitions.time_window_for_partition_key(PARTITION)
+    assert defs_dbt.window_vars(window) == {"window_start": "2026-11-16T06:00:00", "window_end": "2026-11-16T07:00:00"}
+    assert defs_dbt.window_vars(None) == {}
+
+
+def test_the_code_location_fails_clearly_without_a_manifest(tmp_path: Path) -> None:
+    project = tmp_path / "dbt_project"
+    project.mkdir()
+    env = {**os.environ, "CMS_DBT_PROJECT_DIR": str(project)}
+    proc = subprocess.run(
+        [sys.executable, "-c", "import cms_dagster.defs.warehouse.dbt_assets"], env=env, capture_output=True, text=True
+    )
+    assert proc.returncode != 0
+    assert "cms dbt prepare" in proc.stderr and "manifest" in proc.stderr
+
+
+def test_prepare_parses_the_project_into_a_manifest(tmp_path: Path) -> None:
+    copy = tmp_path / "dbt_project"
+    shutil.copytree(warehouse_dbt.dbt_project_dir(), copy, ignore=shutil.ignore_patterns("target", "logs"))
+    env = {**os.environ, "CMS_DBT_PROJECT_DIR": str(copy), "CMS_DUCKDB_PATH": str(tmp_path / "w.duckdb")}
+    path = warehouse_dbt.prepare(env)
+    assert path == copy / "target" / "manifest.json"
+    assert "model.cms.mart_sla_compliance" in json.loads(path.read_text())["nodes"]
+
+
+def test_materializing_a_partition_loads_the_hour_and_passes_every_check(
+    tmp_path: Path, scenario_lake: ScenarioLake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cms_dagster.defs.warehouse.points import metric_points
+
+    db = tmp_path / "warehouse.duckdb"
+    for k in [k for k in os.environ if k.startswith(("DBT_", "SNOWFLAKE_"))]:
+        monkeypatch.delenv(k)
+    monkeypatch.setenv("CMS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CMS_PROCESSED_URL", str(scenario_lake.processed))
+    monkeypatch.setenv("CMS_DUCKDB_PATH", str(db))
+    monkeypatch.setenv("CMS_WAREHOUSE", "duckdb")
+    resources = _resources()
+
+    with dagster_dbt_target_cleanup():
+        reference = dg.materialize([defs_dbt.dbt_reference_assets], resources=resources)
+        result = dg.materialize([metric_points, defs_dbt.dbt_event_assets], partition_key=PARTITION, resources=resources)
+    assert reference.success
+    assert result.success
+    evaluations = result.get_asset_check_evaluations()
+    assert len(evaluations) >= 100
+    assert [e.check_name for e in evaluations if not e.passed] == []
+    materialized = {e.asset_key for e in result.get_asset_materialization_events()}
+    assert dg.AssetKey(["dbt", "mart_sla_compliance"]) in materialized and defs_dbt.SOURCE_KEY in materialized
+    # only the partition's hour was loaded, and its failed run is in the marts
+    assert query(db, "select min(ts) >= '2026-11-16 06:00:00', max(ts) <= '2026-11-16 07:00:00' from raw.metric_points") == [(True, True)]
+    assert query(db, "select run_id, status, is_sla_breached from marts.fct_batch_runs") == [
+        ("equities.corporate_actions.2026-11-16T06:00", "failed", True)
+    ]
+    assert query(db, "select feed_id, outage_start_ts is not null from marts.fct_feed_outages") == [("cme-mdp", True)]
+
+
+def test_the_dbt_target_follows_dbt_target_then_cms_warehouse() -> None:
+    assert warehouse_dbt.dbt_target({"CMS_WAREHOUSE": "snowflake"}) == "snowflake"
+    assert warehouse_dbt.dbt_target({"CMS_WAREHOUSE": "snowflake", "DBT_TARGET": "duckdb"}) == "duckdb"
+    assert warehouse_dbt.dbt_target({}) == "duckdb"
+    with pytest.raises(ValueError, match="DBT_TARGET='bigquery'"):
+        warehouse_dbt.dbt_target({"DBT_TARGET": "bigquery"})
+    project = warehouse_dbt.dbt_project({"CMS_WAREHOUSE": "snowflake"})
+    assert project.target == "snowflake" and Path(project.project_dir) == warehouse_dbt.dbt_project_dir()
+    assert warehouse_dbt.dbt_executable() == Path(sys.executable).parent / "dbt"
