@@ -25,9 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import orjson
-
-from cms_dagster import lake
+from cms_dagster import jsonio, lake
 from cms_dagster.collectors import facts as facts_mod
 from cms_dagster.collectors import pricing
 from cms_dagster.collectors.cloudwatch import ApiCounter, fast_timestamps, fetch, list_metrics
@@ -267,7 +265,7 @@ class DiscoveryCache:
         if key in self._memo:
             return self._memo[key]
         if self.raw is not None and self.ttl_s > 0 and self.raw.exists(key):
-            doc = orjson.loads(self.raw.get(key))
+            doc = jsonio.loads(self.raw.get(key))
             age = (self.now() - dt.datetime.fromisoformat(doc["fetched_at"])).total_seconds()
             if 0 <= age < self.ttl_s:
                 metrics = [MetricRef(ns, n, tuple((k, v) for k, v in dims)) for ns, n, dims in doc["metrics"]]
@@ -280,7 +278,7 @@ class DiscoveryCache:
                 "fetched_at": self.now().isoformat(),
                 "metrics": [[m.namespace, m.name, [list(d) for d in m.dimensions]] for m in metrics],
             }
-            self.raw.put(key, orjson.dumps(doc))
+            self.raw.put(key, jsonio.dumps(doc))
         return metrics
 
 
@@ -675,5 +673,5 @@ def _write_window(
         "bytes": nbytes,
         "completed_at": dt.datetime.now(_UTC).isoformat(),
     }
-    raw.put(checkpoint_key(target.account_id, target.region, w), orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+    raw.put(checkpoint_key(target.account_id, target.region, w), jsonio.dumps(doc, indent=True))
     summary.windows_collected += 1

@@ -10,8 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
+from cms_dagster import jsonio
 from cms_dagster.otel import otlp
 from cms_dagster.otel.conventions import CLOUDWATCH_PREFIX
 
@@ -121,4 +120,4 @@ def build_requests(
 
 def encode_lines(requests: Iterable[Mapping[str, Any]]) -> bytes:
     """OTLP/JSON lines (one request per line), the content of a raw batch before gzip."""
-    return b"".join(orjson.dumps(r) + b"\n" for r in requests)
+    return b"".join(jsonio.dumps(r) + b"\n" for r in requests)

@@ -12,8 +12,7 @@ from infra_helpers import HANDLER_EXISTS
 
 def package_flags() -> list[str]:
     if HANDLER_EXISTS:
-        # orjson from this machine stands in for the function's wheel (the check runs this interpreter)
-        return ["--vendor", "orjson", "--allow-local-compiled"]
+        return []  # the collector's path is pure Python: the zip needs no wheels
     return ["--skip-import-check"]
 
 
