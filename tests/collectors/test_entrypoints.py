@@ -28,12 +28,20 @@ PARTITION = "2026-11-20-14:00"
 
 def _materialize(asset, **kw):
     return dg.materialize(
-        [asset], instance=dg.DagsterInstance.ephemeral(), resources={"cms": CmsResource()}, raise_on_error=False, **kw
+        [asset],
+        instance=dg.DagsterInstance.ephemeral(),
+        resources={"cms": CmsResource()},
+        raise_on_error=False,
+        **kw,
     )
 
 
 def _metadata(result) -> dict:
-    mats = result.asset_materializations_for_node(result.all_node_events[0].node_name) if result.all_node_events else []
+    mats = (
+        result.asset_materializations_for_node(result.all_node_events[0].node_name)
+        if result.all_node_events
+        else []
+    )
     return {k: v.value for k, v in mats[0].metadata.items()} if mats else {}
 
 
@@ -62,7 +70,9 @@ def test_a_partition_is_collected_against_aws_with_run_metadata(moto_env):
     result = _materialize(defs.cloudwatch_raw, partition_key=PARTITION)
     assert result.success
     md = _metadata(result)
-    assert md["metrics_discovered"] == 38 and md["get_metric_data_calls"] == 1 and md["metrics_requested"] == 141
+    assert (
+        md["metrics_discovered"] == 38 and md["get_metric_data_calls"] == 1 and md["metrics_requested"] == 141
+    )
     assert md["api_calls"] >= 10 and md["datapoints"] > 0 and md["bytes"] > 0 and md["raw_batches"] == 5
     assert md["estimated_cost_usd"] == pytest.approx((141 + 5) * 0.01 / 1000)
     assert {lake.parse_raw_key(k)["hour"] for k in raw_batches(moto_env["raw"])} == {14}
@@ -77,7 +87,9 @@ def test_the_sensor_requests_a_landing_run_for_new_stream_files(tmp_path, monkey
     monkeypatch.setenv("CMS_RAW_URL", raw.url)
     fake = FakeCloudWatch(fleet(5))
     (streams_dir / "2026/11/20/15").mkdir(parents=True)
-    (streams_dir / "2026/11/20/15/f1").write_bytes(json_stream_file(fake.stream_records(HOUR, HOUR + dt.timedelta(minutes=5), "us-east-1")))
+    (streams_dir / "2026/11/20/15/f1").write_bytes(
+        json_stream_file(fake.stream_records(HOUR, HOUR + dt.timedelta(minutes=5), "us-east-1"))
+    )
     result = defs.metric_streams_sensor(ctx)
     assert isinstance(result, dg.SensorResult) and len(result.run_requests) == 1
     ctx.update_cursor(result.cursor)
@@ -85,7 +97,9 @@ def test_the_sensor_requests_a_landing_run_for_new_stream_files(tmp_path, monkey
     landed = _materialize(defs.metric_streams_raw)
     assert landed.success and _metadata(landed)["files"] == 1
     assert len(raw_batches(raw, "metric-stream")) == 1
-    ctx2 = dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral(), resources={"cms": CmsResource()})  # even with a fresh cursor
+    ctx2 = dg.build_sensor_context(
+        instance=dg.DagsterInstance.ephemeral(), resources={"cms": CmsResource()}
+    )  # even with a fresh cursor
     assert isinstance(defs.metric_streams_sensor(ctx2), dg.SkipReason)  # landed: nothing pending
 
 
@@ -101,10 +115,19 @@ def test_cms_collect_prints_the_run_summary_as_json(moto_env, capsys):
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and out["windows_collected"] == 1
     assert out["calls"]["GetMetricData"] == 1 and out["metrics_discovered"] == 38
-    assert out["datapoints"] > 0 and out["bytes"] > 0 and len(out["raw_keys"]) == 5 and out["estimated_cost_usd"] > 0
+    assert (
+        out["datapoints"] > 0
+        and out["bytes"] > 0
+        and len(out["raw_keys"]) == 5
+        and out["estimated_cost_usd"] > 0
+    )
     code = _cli("--start", "2026-11-20T14:00Z")
     human = capsys.readouterr().out
-    assert code == 0 and "GetMetricData       1 calls (planned 1, minimum 1)" in human and "estimated cost" in human
+    assert (
+        code == 0
+        and "GetMetricData       1 calls (planned 1, minimum 1)" in human
+        and "estimated cost" in human
+    )
 
 
 def test_cms_collect_without_aws_says_why(capsys):
@@ -118,14 +141,59 @@ def test_the_lambda_handler_collects_the_previous_hour_and_catches_up(moto_env):
     event = {"source": "aws.events", "detail-type": "Scheduled Event", "time": "2026-11-20T15:10:00Z"}
     first = lambda_handler.handler(event, None)
     assert first["start"] == "2026-11-20T12:00:00+00:00" and first["end"] == "2026-11-20T15:00:00+00:00"
-    assert first["windows_collected"] == 3 and first["calls"]["GetMetricData"] == 1  # three hours in one fetch
+    assert (
+        first["windows_collected"] == 3 and first["calls"]["GetMetricData"] == 1
+    )  # three hours in one fetch
     again = lambda_handler.handler(event, None)  # a duplicate delivery: nothing to redo
     assert again["windows_skipped"] == 3 and "GetMetricData" not in again["calls"]
     one = lambda_handler.handler({"start": "2026-11-20T14:00:00Z", "end": "2026-11-20T15:00:00Z"}, None)
-    assert one["windows_collected"] == 1 and sorted(one["raw_keys"]) == sorted(k for k in raw_batches(moto_env["raw"]) if "hour=14" in k)
+    assert one["windows_collected"] == 1 and sorted(one["raw_keys"]) == sorted(
+        k for k in raw_batches(moto_env["raw"]) if "hour=14" in k
+    )
 
 
 def test_the_lambda_handler_imports_no_dagster():
     code = "import sys, cms_dagster.collectors.lambda_handler; print('dagster' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parent)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parent
+    )
     assert out.stdout.strip() == "False"
+
+
+def test_several_regions_make_an_hour_by_target_partitioning_collected_one_target_at_a_time(
+    moto_env, monkeypatch
+):
+    monkeypatch.setenv("CMS_AWS_REGIONS", "us-east-1,eu-west-1")
+    collection = defs.collection_defs()
+    graph = dg.Definitions.merge(
+        collection, dg.Definitions(resources={"cms": CmsResource()})
+    ).resolve_asset_graph()
+    pdef = graph.get(dg.AssetKey(["raw", "cloudwatch"])).partitions_def
+    assert isinstance(pdef, dg.MultiPartitionsDefinition)
+    assert pdef.get_partitions_def_for_dimension("target").get_partition_keys() == [
+        "default-us-east-1",
+        "default-eu-west-1",
+    ]
+    asset = next(a for a in collection.assets if dg.AssetKey(["raw", "cloudwatch"]) in a.keys)
+    eu = _materialize(
+        asset, partition_key=dg.MultiPartitionKey({"hour": PARTITION, "target": "default-eu-west-1"})
+    )
+    assert eu.success and _metadata(eu)["targets"].endswith("eu-west-1")
+    assert all("-eu-west-1-" in k for k in raw_batches(moto_env["raw"]))  # only that region was collected
+    us = _materialize(
+        asset, partition_key=dg.MultiPartitionKey({"hour": PARTITION, "target": "default-us-east-1"})
+    )
+    assert us.success and _metadata(us)["metrics_discovered"] == 38
+    # the raw zone's hourly asset depends on every target of its hour
+    from cms_dagster.defs.collection.raw_zone import raw_otel_metrics
+
+    full = dg.Definitions(
+        assets=[asset, raw_otel_metrics], resources={"cms": CmsResource()}
+    ).resolve_asset_graph()
+    parents = full.get_parent_partition_keys_for_child(
+        PARTITION, dg.AssetKey(["raw", "cloudwatch"]), dg.AssetKey(["raw", "otel_metrics"])
+    )
+    assert {str(k) for k in parents.partitions_subset.get_partition_keys()} == {
+        f"{PARTITION}|default-us-east-1",
+        f"{PARTITION}|default-eu-west-1",
+    }

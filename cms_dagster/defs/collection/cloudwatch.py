@@ -11,10 +11,10 @@ Without an AWS account or endpoint configured both say so in their metadata and 
 mode the simulator stands in for CloudWatch.
 """
 
-
 import dagster as dg
 
 from cms_dagster import lake
+from cms_dagster import settings as settings_mod
 from cms_dagster.collectors import collector, streams
 from cms_dagster.collectors.cli import skip_reason
 from cms_dagster.defs.partitions import hourly_partitions
@@ -44,57 +44,100 @@ def _metadata(summary: collector.RunSummary) -> dict[str, object]:
     }
 
 
-@dg.asset(
-    key=["raw", "cloudwatch"],
-    group_name="collection",
-    partitions_def=hourly_partitions,
-    retry_policy=dg.RetryPolicy(max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
-    backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=24),
-    kinds={"aws", "s3"},
-    description=(
-        "CloudWatch metrics (RDS, SQS, Lambda, EKS Container Insights) polled with GetMetricData into the raw "
-        "zone as OTLP JSON lines (source=cloudwatch), one partition per data hour. Skipped, with the reason "
-        "in its metadata, when no AWS account or endpoint is configured (the simulator stands in)."
-    ),
-)
-def cloudwatch_raw(context: dg.AssetExecutionContext, cms: CmsResource) -> dg.MaterializeResult:
-    s = cms.settings()
-    if not s.aws_configured:
-        reason = skip_reason()
-        context.log.info(f"CloudWatch collection skipped: {reason}")
-        return dg.MaterializeResult(metadata={"skipped": reason})
-    window = context.partition_time_window
-    config = collector.CollectorConfig.from_settings(s)
-    # a retry only redoes the windows a failed attempt did not finish; a first attempt (schedule, manual
-    # re-materialization, backfill) collects its windows again and overwrites them
-    summary = collector.collect(config, lake.Zone(s.raw_url), window.start, window.end, skip_done=context.retry_number > 0)
-    metadata = _metadata(summary)
-    context.log.info(summary.human())
-    if not summary.ok:
-        raise dg.Failure(
-            description="CloudWatch collection failed for " + "; ".join(summary.errors),
-            metadata=metadata,
-            allow_retries=True,
+def target_keys(settings) -> list[str]:
+    """Partition keys of the configured collection targets: ``<account or 'default'>-<region>``."""
+    regions = list(settings.aws_regions) or [settings.aws_default_region]
+    accounts = [arn.split(":")[4] for arn in settings.aws_role_arns] or ["default"]
+    return [f"{a}-{r}" for a in accounts for r in regions]
+
+
+def collection_partitions(settings) -> dg.PartitionsDefinition:
+    """Hourly, and by account/region when more than one target is configured (hour x target)."""
+    keys = target_keys(settings)
+    if len(keys) <= 1:
+        return hourly_partitions
+    return dg.MultiPartitionsDefinition(
+        {"hour": hourly_partitions, "target": dg.StaticPartitionsDefinition(keys)}
+    )
+
+
+def _config_for(context: dg.AssetExecutionContext, s) -> collector.CollectorConfig:
+    """The collector settings of this run: every target, or the one of a (hour, target) partition."""
+    key = context.partition_key
+    if not isinstance(key, dg.MultiPartitionKey):
+        return collector.CollectorConfig.from_settings(s)
+    account, region = key.keys_by_dimension["target"].split("-", 1)
+    arns = tuple(a for a in s.aws_role_arns if a.split(":")[4] == account)
+    return collector.CollectorConfig.from_settings(s, regions=(region,), role_arns=arns)
+
+
+def build_cloudwatch_raw(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=["raw", "cloudwatch"],
+        group_name="collection",
+        partitions_def=partitions_def,
+        retry_policy=dg.RetryPolicy(
+            max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+        ),
+        backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=24),
+        kinds={"aws", "s3"},
+        description=(
+            "CloudWatch metrics (RDS, SQS, Lambda, EKS Container Insights) polled with GetMetricData into the raw "
+            "zone as OTLP JSON lines (source=cloudwatch), one partition per data hour. Skipped, with the reason "
+            "in its metadata, when no AWS account or endpoint is configured (the simulator stands in)."
+        ),
+    )
+    def cloudwatch_raw(context: dg.AssetExecutionContext, cms: CmsResource) -> dg.MaterializeResult:
+        s = cms.settings()
+        if not s.aws_configured:
+            reason = skip_reason()
+            context.log.info(f"CloudWatch collection skipped: {reason}")
+            return dg.MaterializeResult(metadata={"skipped": reason})
+        window = context.partition_time_window
+        config = _config_for(context, s)
+        # a retry only redoes the windows a failed attempt did not finish; a first attempt (schedule, manual
+        # re-materialization, backfill) collects its windows again and overwrites them
+        summary = collector.collect(
+            config, lake.Zone(s.raw_url), window.start, window.end, skip_done=context.retry_number > 0
         )
-    return dg.MaterializeResult(metadata=metadata)
+        metadata = _metadata(summary)
+        context.log.info(summary.human())
+        if not summary.ok:
+            raise dg.Failure(
+                description="CloudWatch collection failed for " + "; ".join(summary.errors),
+                metadata=metadata,
+                allow_retries=True,
+            )
+        return dg.MaterializeResult(metadata=metadata)
+
+    return cloudwatch_raw
 
 
-cloudwatch_collection_job = dg.define_asset_job(
-    "cloudwatch_collection", selection=[cloudwatch_raw], partitions_def=hourly_partitions
-)
+cloudwatch_raw = build_cloudwatch_raw(hourly_partitions)  # the embedded default's shape
 
-cloudwatch_hourly_schedule = dg.build_schedule_from_partitioned_job(
-    cloudwatch_collection_job,
-    name="cloudwatch_hourly",
-    minute_of_hour=10,
-    description="Collect the previous hour of CloudWatch metrics at 10 past each hour (CloudWatch data arrive late).",
+
+def build_collection_schedule(asset: dg.AssetsDefinition, partitions_def: dg.PartitionsDefinition):
+    job = dg.define_asset_job("cloudwatch_collection", selection=[asset], partitions_def=partitions_def)
+    schedule = dg.build_schedule_from_partitioned_job(
+        job,
+        name="cloudwatch_hourly",
+        minute_of_hour=10,
+        description="Collect the previous hour of CloudWatch metrics at 10 past each hour (CloudWatch data arrive late).",
+    )
+    return job, schedule
+
+
+cloudwatch_collection_job, cloudwatch_hourly_schedule = build_collection_schedule(
+    cloudwatch_raw, hourly_partitions
 )
 
 
 @dg.asset(
     key=["raw", "metric_stream"],
     group_name="collection",
-    retry_policy=dg.RetryPolicy(max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
+    retry_policy=dg.RetryPolicy(
+        max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+    ),
     kinds={"aws", "s3"},
     description=(
         "CloudWatch Metric Streams files (opentelemetry1.0 or json, gzip'd or not) delivered by Firehose under "
@@ -109,7 +152,9 @@ def metric_streams_raw(context: dg.AssetExecutionContext, cms: CmsResource) -> d
         context.log.info(reason)
         return dg.MaterializeResult(metadata={"skipped": reason})
     got = streams.land_new(s.metric_streams_url, lake.Zone(s.raw_url))
-    context.log.info(f"landed {got.files} Metric Streams file(s), {got.points} points, {len(got.quarantined)} quarantined")
+    context.log.info(
+        f"landed {got.files} Metric Streams file(s), {got.points} points, {len(got.quarantined)} quarantined"
+    )
     return dg.MaterializeResult(
         metadata={
             "files": got.files,
@@ -131,7 +176,9 @@ metric_streams_job = dg.define_asset_job("metric_streams_landing", selection=[me
     minimum_interval_seconds=60,
     description="Requests a landing run when new Metric Streams files appear under CMS_METRIC_STREAMS_URL.",
 )
-def metric_streams_sensor(context: dg.SensorEvaluationContext, cms: CmsResource) -> dg.SensorResult | dg.SkipReason:
+def metric_streams_sensor(
+    context: dg.SensorEvaluationContext, cms: CmsResource
+) -> dg.SensorResult | dg.SkipReason:
     s = cms.settings()
     if not s.metric_streams_url:
         return dg.SkipReason("CMS_METRIC_STREAMS_URL is not set: no Metric Streams files to watch")
@@ -145,4 +192,24 @@ def metric_streams_sensor(context: dg.SensorEvaluationContext, cms: CmsResource)
     return dg.SensorResult(
         run_requests=[dg.RunRequest(run_key=run_key, tags={"cms/metric_stream_files": str(len(new))})],
         cursor=streams.advance_cursor(context.cursor, requested),
+    )
+
+
+@dg.definitions
+def collection_defs() -> dg.Definitions:
+    """Built when the code location loads: with several accounts/regions configured (CMS_AWS_ROLE_ARNS,
+    CMS_AWS_REGIONS), raw/cloudwatch is partitioned by hour x target, so each account/region re-runs and
+    back-fills on its own; raw/otel_metrics maps its hours onto the hour dimension."""
+    pdef = collection_partitions(settings_mod.load())
+    asset = cloudwatch_raw if pdef is hourly_partitions else build_cloudwatch_raw(pdef)
+    job, schedule = (
+        (cloudwatch_collection_job, cloudwatch_hourly_schedule)
+        if asset is cloudwatch_raw
+        else build_collection_schedule(asset, pdef)
+    )
+    return dg.Definitions(
+        assets=[asset, metric_streams_raw],
+        jobs=[job, metric_streams_job],
+        schedules=[schedule],
+        sensors=[metric_streams_sensor],
     )
