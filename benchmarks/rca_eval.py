@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/rca_eval.py                       # 64 incidents over 30 days, seed 20270104
     .venv/bin/python benchmarks/rca_eval.py --seed 7 --per-kind 8 --keep /tmp/rca-month
     .venv/bin/python benchmarks/rca_eval.py --reuse /tmp/rca-month  # re-rank on a kept build (no re-build)
+    .venv/bin/python benchmarks/rca_eval.py --reuse /tmp/rca-month --redetect  # detect again, then rank
 
 The full path, once for the whole month (not once per incident):
 
@@ -153,10 +154,25 @@ def build(home: Path, incidents: list[Incident], s: SamplingSettings, timings: d
     timings["dbt"] = time.perf_counter() - t
     say(f"  {info['dbt'].split(' (')[0]}: {timings['dbt']:.0f} s")
 
-    from cms_dagster.detect.pipeline import score_window
+    info["detect"] = detect(home, s, timings)
+    return info
+
+
+def detect(home: Path, s: SamplingSettings, timings: dict[str, float], *, again: bool = False) -> dict:
+    """One detection pass over the month into intelligence.anomalies; ``again`` first drops the earlier
+    pass (its checkpoints and anomalies), so a changed detector can be measured on a kept build."""
+    env = environment(home)
+    cfg = settings_mod.load(env)
+    lake = Lake.from_settings(cfg)
+    from cms_dagster.detect.pipeline import CHECKPOINT_PREFIX, score_window
     from cms_dagster.warehouse.client import from_settings
 
     wh = from_settings(cfg)
+    if again:
+        gone = list(lake.raw.list(CHECKPOINT_PREFIX + "/"))
+        for key in gone:
+            lake.raw.delete(key)
+        say(f"  --redetect: dropped {len(gone)} detector checkpoints and the earlier anomalies")
 
     def write(source: str, a: dt.datetime, b: dt.datetime, df: pd.DataFrame) -> None:
         wh.replace_span("intelligence.anomalies", df, "ts", a, b, {"source": source})
@@ -172,16 +188,10 @@ def build(home: Path, incidents: list[Incident], s: SamplingSettings, timings: d
         log=lambda m: say(f"    {m}"),
     )
     timings["detect"] = time.perf_counter() - t
-    info["detect"] = {
-        "points": det.points,
-        "series": det.series,
-        "alarms": det.alarms,
-        "errors": len(det.errors),
-    }
     say(
         f"  detect: {det.points:,} points in {det.series} series, {det.alarms:,} alarms, {timings['detect']:.0f} s"
     )
-    return info
+    return {"points": det.points, "series": det.series, "alarms": det.alarms, "errors": len(det.errors)}
 
 
 # --- ranking each incident ----------------------------------------------------------------------------------
@@ -450,8 +460,15 @@ def main(argv: list[str] | None = None) -> int:
         "--keep", type=Path, help="build in this directory and keep it (default: a temp dir, removed)"
     )
     p.add_argument("--reuse", type=Path, help="skip the build: rank on the build kept in this directory")
+    p.add_argument(
+        "--redetect",
+        action="store_true",
+        help="with --reuse: run the detection pass again first (to measure a changed detector)",
+    )
     p.add_argument("--json-out", type=Path, help="write every figure and per-incident row as JSON here")
     args = p.parse_args(argv)
+    if args.redetect and not args.reuse:
+        p.error("--redetect re-runs the detection of a kept build: give --reuse DIR too")
 
     s = SamplingSettings(
         seed=args.seed,
@@ -510,6 +527,10 @@ def main(argv: list[str] | None = None) -> int:
         info = state["info"]
         timings.update(state["timings"])
         say(f"  reusing the build in {home} (its phase timings are shown below)")
+        if args.redetect:
+            info["detect"] = detect(home, s, timings, again=True)
+            state.update(info=info, timings=timings)
+            (home / STATE).write_text(json.dumps(state))
         # the simulator records the affected entities on the incidents; restore them from the labels
         labels = json.loads(
             next((home / "lake" / "archive" / "simulations").glob("*/labels.json")).read_text()

@@ -5,7 +5,8 @@
   rule) for times when the root entity is busy (:func:`is_active`).
 - **Start from the detector** (:func:`search_windows`, :func:`detect_start`): the label only says *where to
   look* (RCAEval's injection window); the incident's start is the first alarm found there.
-- **Evidence** (:func:`evidence_frame`): the same series the detector scores, read from the warehouse marts
+- **Evidence** (:func:`evidence_frame`, from :mod:`cms_dagster.rca.evidence`, the product's evidence step): the
+  same series the detector scores, read from the warehouse marts
   as a long frame ``time, entity, metric, value`` named as the RCA domain layer reads them.
 - **Rankings**: CMS (``rank_incident``, entities deduplicated by :func:`entity_order`), a max-|z| baseline
   (:func:`max_z_ranking`, BARO's robust scorer without a change-point step) and random ranking
@@ -19,16 +20,20 @@ Plain Python (numpy, pandas); no Dagster.
 from __future__ import annotations
 
 import datetime as dt
-import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from cms_dagster.detect.pipeline import SOURCES
 from cms_dagster.domain.model import Ontology
 from cms_dagster.otel.conventions import INCIDENT_KINDS
+from cms_dagster.rca.evidence import (  # re-exported: the benchmark reads them from here
+    EvidenceSettings,
+    _hours,
+    evidence_frame,
+    seasonal_adjust,
+)
 from cms_dagster.simulate.incidents import DEFAULT_MINUTES, Incident, candidates
 
 __all__ = [
@@ -51,6 +56,10 @@ __all__ = [
 ]
 
 UTC = dt.timezone.utc
+# Kinds whose fault only exists while the root is working: a job failure is its stage failing, and a stage
+# that does not run in the window cannot fail, so such an incident would leave no trace anywhere (the
+# simulator records no affected entity). They are always drawn among the root's busy times.
+ALWAYS_BUSY = frozenset({"job_failure"})
 
 
 # --- sampling ---------------------------------------------------------------------------------------------
@@ -76,7 +85,7 @@ class SamplingSettings:
             f"from {self.start:%Y-%m-%d} ({self.start:%A}), none in the first {_hours(self.warmup)}, starts at "
             f"least {_hours(self.min_gap)} apart on a {self.step.total_seconds() / 60:g}-minute grid, each ending "
             f"{_hours(self.tail)} before the data ends; a start is drawn among the root's busy times with "
-            f"probability {self.active_share:g}, else anywhere free"
+            f"probability {self.active_share:g}, else anywhere free (job failures: always busy)"
         )
 
 
@@ -150,7 +159,8 @@ def sample_incidents(ontology: Ontology, settings: SamplingSettings | None = Non
     Kinds are placed in a shuffled order; each draws its root uniformly from ``candidates(ontology, kind)``,
     then its start uniformly from the free grid times (at least ``min_gap`` from every placed start, after
     the warm-up, ending ``tail`` before the data ends), restricted with probability ``active_share`` to the
-    times when the root is busy (when it has any such free time). Durations are ``DEFAULT_MINUTES``.
+    times when the root is busy (when it has any such free time); kinds in ``ALWAYS_BUSY`` always are.
+    Durations are ``DEFAULT_MINUTES``.
     Raises ValueError when the period cannot hold the incidents.
     """
     s = settings or SamplingSettings()
@@ -184,7 +194,9 @@ def sample_incidents(ontology: Ontology, settings: SamplingSettings | None = Non
                 "or simulate more days"
             )
         pool = free
-        if rng.random() < s.active_share:
+        # drawn for every kind, so that one kind's rule does not shift the draws of the others
+        busy_wanted = rng.random() < s.active_share
+        if busy_wanted or kind in ALWAYS_BUSY:
             works = activity.starts_for(kind, root)
             i = np.searchsorted(works, free, side="left")
             busy = i < len(works)
@@ -238,183 +250,6 @@ def detect_start(
 def _utc(t: dt.datetime | pd.Timestamp) -> pd.Timestamp:
     x = pd.Timestamp(t)
     return x.tz_localize("UTC") if x.tzinfo is None else x.tz_convert("UTC")
-
-
-# --- evidence from the warehouse ---------------------------------------------------------------------------
-
-MINUTE_SOURCES = ("infra", "feed")  # one point per series and minute
-RUN_SOURCES = ("batch", "stage")  # one point per run or stage attempt
-EXTRA_SQL = {
-    # retries of each stage attempt (the job_failure signature reads "retries" next to "failed")
-    "stage_retries": (
-        "select 'stage:' || stage_key as entity_id, 'retries' as metric, finished_ts as ts, "
-        "cast(retries as double) as value from {marts}.fct_stage_runs "
-        "where finished_ts >= ? and finished_ts < ? and retries is not null and status <> 'running'",
-        1,
-    ),
-}
-LONG_COLUMNS = ["time", "entity", "metric", "value"]
-
-
-@dataclass(frozen=True)
-class EvidenceSettings:
-    """Which window of which series goes to the ranking, around a (detected) start."""
-
-    history: dt.timedelta = dt.timedelta(hours=6)  # minute series before the start
-    horizon: dt.timedelta = dt.timedelta(hours=2)  # every series after the start
-    run_history: dt.timedelta = dt.timedelta(days=7)  # run series (a point per run) before the start
-    seasonal: bool = True  # adjust minute series by the same minutes of earlier days (see seasonal_adjust)
-    reference_days: int = 7
-    min_references: int = 3
-
-    def describe(self) -> str:
-        adj = (
-            f"minute series seasonally adjusted: divided by the median daily shape (a ratio) of the same "
-            f"clock window on the previous {self.reference_days} days of the same day type (weekday/weekend, "
-            f"at least {self.min_references} such days)"
-            if self.seasonal
-            else "minute series as stored (no seasonal adjustment)"
-        )
-        return (
-            f"minute series [start - {_hours(self.history)}, start + {_hours(self.horizon)}), run series "
-            f"[start - {_hours(self.run_history)}, start + {_hours(self.horizon)}); {adj}"
-        )
-
-
-def _hours(d: dt.timedelta) -> str:
-    h = d.total_seconds() / 3600
-    return f"{h / 24:g} days" if h >= 48 else f"{h:g} h"
-
-
-def _long(df: pd.DataFrame) -> pd.DataFrame:
-    if df.empty:
-        return pd.DataFrame(columns=LONG_COLUMNS)
-    df = df.rename(columns={"entity_id": "entity", "ts": "time"})
-    df["time"] = pd.to_datetime(df["time"], utc=True)
-    df["value"] = df["value"].astype(float)
-    df = df[np.isfinite(df["value"])]
-    return df[LONG_COLUMNS]
-
-
-def evidence_frame(
-    query: Callable[[str, list], pd.DataFrame],
-    start: dt.datetime,
-    settings: EvidenceSettings | None = None,
-    marts_schema: str = "marts",
-) -> pd.DataFrame:
-    """Long frame ``time, entity, metric, value`` around ``start`` from the four fact marts.
-
-    The series are the ones the detector scores (``cms_dagster.detect.pipeline.SOURCES``: infra metrics by
-    CloudWatch name, feed ``up``/``latency_ms``/``staleness_s``/``messages``/..., job and stage
-    ``duration_s``/``failed``/``records``/``start_delay_s``) plus each stage's ``retries``. Run series reach
-    back ``run_history`` (a daily job has no run in the hours before a start, and a series without history
-    cannot be judged); minute series reach back ``history``, seasonally adjusted when ``seasonal``.
-    Rows sharing a time within a series are averaged; rows are sorted by series and time.
-    """
-    s = settings or EvidenceSettings()
-
-    def naive(t: dt.datetime) -> dt.datetime:
-        return t.astimezone(UTC).replace(tzinfo=None)
-
-    t0 = start.astimezone(UTC)
-    end = t0 + s.horizon
-    minute_from = t0 - s.history - (dt.timedelta(days=s.reference_days) if s.seasonal else dt.timedelta(0))
-    run_from = t0 - s.run_history
-    parts = []
-    for name, (sql, n) in [*SOURCES.items(), *EXTRA_SQL.items()]:
-        lo = minute_from if name in MINUTE_SOURCES else run_from
-        parts.append(_long(query(sql.format(marts=marts_schema), [naive(lo), naive(end)] * n)))
-    minute = pd.concat(
-        [p for p, name in zip(parts, [*SOURCES, *EXTRA_SQL], strict=True) if name in MINUTE_SOURCES]
-    )
-    runs = pd.concat(
-        [p for p, name in zip(parts, [*SOURCES, *EXTRA_SQL], strict=True) if name not in MINUTE_SOURCES]
-    )
-    if s.seasonal:
-        minute = seasonal_adjust(minute, t0 - s.history, end, s.reference_days, s.min_references)
-    frame = pd.concat([minute, runs], ignore_index=True)
-    if frame.empty:
-        return pd.DataFrame(columns=LONG_COLUMNS)
-    frame = frame.groupby(["entity", "metric", "time"], as_index=False, sort=True)["value"].mean()
-    return frame[LONG_COLUMNS]
-
-
-def _weekday(times: pd.DatetimeIndex) -> np.ndarray:
-    return np.asarray(times.day_of_week < 5)
-
-
-def _round_significant(a: np.ndarray, digits: int) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        scale = 10.0 ** (digits - 1 - np.floor(np.log10(np.abs(a))))
-        rounded = np.round(a * scale) / scale
-    return np.where(np.isfinite(rounded) & (a != 0), rounded, a)
-
-
-def seasonal_adjust(
-    frame: pd.DataFrame,
-    lo: dt.datetime | pd.Timestamp,
-    hi: dt.datetime | pd.Timestamp,
-    reference_days: int = 7,
-    min_references: int = 3,
-) -> pd.DataFrame:
-    """Remove each series' usual daily shape over [lo, hi), keeping its units and its own level.
-
-    For each earlier day k = 1 .. ``reference_days``, the log of the series over the same clock window
-    shifted back k days, minus that day's median over the window, is day k's *shape*; the usual shape at a
-    time t is the median of the shapes of the days of the same type as t (weekday or weekend, UTC), and the
-    series is divided by its exponential. The shape is a ratio because counts and rates (messages, load,
-    latency) scale with activity and so does their noise. Values <= 0 (a feed's minutes with no message, a
-    counter at rest) are left out of the shapes and stay as they are. When fewer than ``min_references``
-    days give a shape at t (a median of two is not robust to one bad day), the point stays as it is.
-
-    So a series that follows its usual profile stays at its usual level, without the profile, and a fault
-    keeps its size (latency 8x its usual level stays about 8x). ``frame`` is long (``time, entity, metric,
-    value``, times on a shared grid such as minutes) and must reach ``reference_days`` back before ``lo``;
-    the result covers [lo, hi) only.
-    """
-    if frame.empty:
-        return frame.loc[:, LONG_COLUMNS].copy()
-    f = frame.copy()
-    f["time"] = pd.to_datetime(f["time"], utc=True)
-    wide = f.pivot_table(
-        index="time", columns=["entity", "metric"], values="value", aggfunc="mean", sort=True
-    )
-    lo_ts, hi_ts = _utc(lo), _utc(hi)
-    values = wide.to_numpy(dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        logs = pd.DataFrame(
-            np.where(values > 0, np.log(np.where(values > 0, values, 1.0)), np.nan),
-            index=wide.index,
-            columns=wide.columns,
-        )
-    target = wide.index[(wide.index >= lo_ts) & (wide.index < hi_ts)]
-    x = wide.reindex(target).to_numpy(dtype=float)
-    kind = _weekday(target)
-    shapes = []
-    for k in range(1, max(int(reference_days), 0) + 1):
-        back = target - pd.Timedelta(days=k)
-        y = logs.reindex(back).to_numpy(dtype=float, copy=True)
-        y[_weekday(back) != kind, :] = np.nan
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: no reference that day
-            shapes.append(y - np.nanmedian(y, axis=0)[None, :])
-    adjusted = x
-    if shapes:
-        stack = np.stack(shapes)
-        count = np.sum(~np.isnan(stack), axis=0)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            usual = np.nanmedian(stack, axis=0)
-        usual = np.where(count >= min_references, usual, 0.0)
-        # 12 significant digits: a stepped series (0.05, 0.06, ...) rescaled onto its own steps must land on
-        # them exactly, or its history gets a spread of 1e-17 against which any change has an absurd z
-        adjusted = np.where(x > 0, _round_significant(x * np.exp(-usual), 12), x)
-    out = pd.DataFrame(adjusted, index=target, columns=wide.columns)
-    out.index.name = "time"
-    long = out.stack(list(range(out.columns.nlevels)), future_stack=True).rename("value").reset_index()
-    present = ~np.isnan(x.reshape(-1))  # keep the points that exist (stack order: time-major, then series)
-    long = long[present].dropna(subset=["value"])
-    return long[LONG_COLUMNS].reset_index(drop=True)
 
 
 # --- rankings ---------------------------------------------------------------------------------------------

@@ -133,6 +133,10 @@ def test_sampling_prefers_but_does_not_force_busy_times(ontology, sampled) -> No
     loose = sample_incidents(ontology, never)
     busy_loose = [activity.active(i.kind, i.root_cause, i.start, DEFAULT_MINUTES[i.kind]) for i in loose]
     assert sum(busy_loose) < len(loose)
+    # a job failure is its stage failing: it is placed over a run of the stage even when nothing else is
+    failures = [i for i in loose if i.kind == "job_failure"]
+    assert failures
+    assert all(activity.active(i.kind, i.root_cause, i.start, DEFAULT_MINUTES[i.kind]) for i in failures)
 
 
 def test_a_stage_is_busy_when_its_job_runs() -> None:
