@@ -37,7 +37,6 @@ import shutil
 import sys
 import tempfile
 import time
-import warnings
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -47,7 +46,6 @@ from cms_dagster import settings as settings_mod
 from cms_dagster.domain import load_ontology
 from cms_dagster.lake import Lake
 from cms_dagster.otel.conventions import INCIDENT_KINDS
-from cms_dagster.rca import rank_incident
 from cms_dagster.rca.evaluate import (
     ActivityIndex,
     EvidenceSettings,
@@ -63,6 +61,7 @@ from cms_dagster.rca.evaluate import (
     sample_incidents,
     search_windows,
 )
+from cms_dagster.rca.incident import analyse_incident
 from cms_dagster.rca.validate import RcaInputError
 from cms_dagster.simulate.incidents import Incident, iso, parse_time
 
@@ -214,12 +213,6 @@ def evaluate(
 
     wh = from_settings(cfg)
     ont = load_ontology()
-    edges = ont.dependency_edges()
-    maxconn = {
-        r.id: float(r.attrs["max_connections"])
-        for r in ont.resources.values()
-        if r.kind == "rds" and r.attrs.get("max_connections")
-    }
     alarms = wh.query(
         "select ts, series, entity_id, metric, score, source from intelligence.anomalies where is_alarm order by ts"
     )
@@ -260,20 +253,15 @@ def evaluate(
             first_alarm_related=first["entity_id"] in related,
         )
         for v, ev in evidence.items():
+            # the product's function (cms rca incident): evidence from the marts, ranked on the ontology
             t = time.perf_counter()
-            frame = evidence_frame(wh.query, start, ev, marts_schema=wh.marts)
-            t_evidence = time.perf_counter() - t
-            t = time.perf_counter()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                try:
-                    hyps = rank_incident(frame, edges, start, max_connections=maxconn)
-                except RcaInputError as e:
-                    hyps = []
-                    row[f"error_{v}"] = str(e)
-            t_rank = time.perf_counter() - t
-            seconds[f"evidence_{v}"].append(t_evidence)
-            seconds[f"rank_{v}"].append(t_rank)
+            try:
+                result = analyse_incident(wh.query, start, ontology=ont, settings=ev, marts_schema=wh.marts)
+                hyps, frame = result.hypotheses, result.evidence
+            except RcaInputError as e:
+                hyps, frame = [], evidence_frame(wh.query, start, ev, marts_schema=wh.marts)
+                row[f"error_{v}"] = str(e)
+            seconds[f"analyse_{v}"].append(time.perf_counter() - t)
             order = entity_order(h.entity for h in hyps)
             row[f"cms_{v}"] = rank_of(order, inc.root_cause)
             row[f"top_{v}"] = [(h.entity, h.kind, round(h.score, 3)) for h in hyps[:3]]
@@ -343,7 +331,7 @@ def report(
     say(f"  {'method':44} {'AC@1':>6} {'AC@3':>6} {'Avg@5':>6}   kind acc")
     for v in VARIANTS:
         kind_ok = sum(r.get(f"kind_{v}") == r["kind"] for r in rows) / n
-        say(line(f"CMS rank_incident + ontology ({v})", [r[f"cms_{v}"] for r in rows], f"{kind_ok:.3f}"))
+        say(line(f"CMS analyse_incident ({v})", [r[f"cms_{v}"] for r in rows], f"{kind_ok:.3f}"))
         say(line(f"max-|z| BARO-like, no graph ({v})", [r[f"maxz_{v}"] for r in rows], "n/a"))
     cands = [r["candidates_adjusted"] for r in rows]
     rnd_mc = random_shuffles(cands, truths, shuffles=args.shuffles, seed=args.seed)
@@ -427,11 +415,11 @@ def report(
         + f"; total {total:.1f}"
     )
     for v in VARIANTS:
-        ev, rk = extra["seconds"].get(f"evidence_{v}", []), extra["seconds"].get(f"rank_{v}", [])
-        if rk:
+        took = extra["seconds"].get(f"analyse_{v}", [])
+        if took:
             say(
-                f"  per incident ({v}): evidence query {sum(ev) / len(ev):.2f} s, rank_incident {sum(rk) / len(rk):.2f} s "
-                f"(max {max(rk):.2f} s)"
+                f"  per incident ({v}): analyse_incident (evidence query + ranking) {sum(took) / len(took):.2f} s "
+                f"(max {max(took):.2f} s)"
             )
     return {"n": n, "detected": detected, "figures": figures, "timings": timings, "info": info, "rows": rows}
 

@@ -1,4 +1,5 @@
-"""``cms rca rank``: rank the root-cause candidates of an incident from metrics and a dependency graph."""
+"""``cms rca rank``: rank the root-cause candidates of an incident from metrics and a dependency graph;
+``cms rca incident``: the same for an incident in the warehouse, from its start time."""
 
 from __future__ import annotations
 
@@ -18,7 +19,15 @@ from cms_dagster.rca.engine import Candidate, iso_time, rank
 from cms_dagster.rca.series import DEFAULT_THRESHOLD
 from cms_dagster.rca.validate import RcaInputError, parse_time
 
-__all__ = ["format_candidates", "format_hypotheses", "load_graph", "load_metrics", "register", "run_rank"]
+__all__ = [
+    "format_candidates",
+    "format_hypotheses",
+    "load_graph",
+    "load_metrics",
+    "register",
+    "run_incident",
+    "run_rank",
+]
 
 EPILOG = """\
 input files:
@@ -186,6 +195,56 @@ def run_rank(args: argparse.Namespace, *, stdout: TextIO | None = None, stderr: 
     return 0
 
 
+INCIDENT_EPILOG = """\
+The evidence is what the detector scores, read from the warehouse's fact marts (fct_infra_metrics,
+fct_feed_status, fct_batch_runs, fct_stage_runs): minute series from 6 h before the start to 2 h after it,
+each divided by its usual daily shape (the same clock window of the previous 7 days of the same type),
+and run series from 7 days before. The graph is the ontology's (CMS_DOMAIN_FILE or the packaged estate).
+
+examples:
+  cms rca incident --at 2026-11-20T21:05:00Z
+  cms rca incident --at 2026-11-20T21:05:00Z --target job:derivatives.eod_valuation --top 3
+  cms rca incident --at 2026-11-20T21:05:00Z --json > rca.json
+"""
+
+
+def run_incident(
+    args: argparse.Namespace, *, stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> int:
+    """The function behind ``cms rca incident``: 0 on success, 2 on bad input (message on stderr)."""
+    from cms_dagster import settings as settings_mod
+    from cms_dagster.domain import load_ontology as load_estate
+    from cms_dagster.rca.evidence import EvidenceSettings
+    from cms_dagster.rca.incident import analyse_incident
+    from cms_dagster.warehouse.client import from_settings
+
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
+    try:
+        start = parse_time(args.at, name="--at")
+        wh = from_settings(settings_mod.load())
+        evidence = EvidenceSettings(seasonal=not args.no_seasonal)
+        result = analyse_incident(
+            wh.query,
+            start,
+            ontology=load_estate(),
+            target=args.target,
+            settings=evidence,
+            marts_schema=wh.marts,
+        )
+    except RcaInputError as exc:
+        print(f"error: {exc}", file=stderr)
+        return 2
+    for w in result.warnings:
+        print(f"warning: {w}", file=stderr)
+    if args.json:
+        stdout.write(json.dumps(result.to_dict(top=args.top), indent=2) + "\n")
+    else:
+        stdout.write(format_hypotheses(result.hypotheses[: args.top], start=result.start, target=args.target))
+        stdout.write(f"({result.series} series, {len(result.evidence):,} points of evidence)\n")
+    return 0
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -194,13 +253,13 @@ def _positive_int(text: str) -> int:
 
 
 def register(subparsers: Any) -> None:
-    """Add ``rca`` (with subcommand ``rank``) to an argparse subparsers object."""
+    """Add ``rca`` (with subcommands ``rank`` and ``incident``) to an argparse subparsers object."""
     rca = subparsers.add_parser(
         "rca",
         help="root-cause analysis: rank the likely causes of an incident",
         description="Root-cause analysis over metrics and a dependency graph.",
     )
-    sub = rca.add_subparsers(dest="rca_command", metavar="{rank}")
+    sub = rca.add_subparsers(dest="rca_command", metavar="{rank,incident}")
     sub.required = True
     p = sub.add_parser(
         "rank",
@@ -243,3 +302,25 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run_rank)
+
+    q = sub.add_parser(
+        "incident",
+        help="rank the root causes of an incident in the warehouse, from its start time",
+        description=(
+            "Rank (entity, incident kind) root-cause hypotheses for the incident that began at --at, from the "
+            "series in the warehouse and the estate's dependency graph, with the evidence for each: which "
+            "series moved, when, and by how much against their usual level."
+        ),
+        epilog=INCIDENT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    q.add_argument("--at", required=True, metavar="TIME", help="when the incident began (ISO-8601, UTC)")
+    q.add_argument("--target", metavar="ENTITY", help="only causes this entity depends on (and itself)")
+    q.add_argument("--top", type=_positive_int, default=5, metavar="N", help="show N hypotheses (default 5)")
+    q.add_argument(
+        "--no-seasonal",
+        action="store_true",
+        help="rank the series as stored, without removing their usual daily shape",
+    )
+    q.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    q.set_defaults(func=run_incident)

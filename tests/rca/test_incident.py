@@ -1,0 +1,173 @@
+"""``analyse_incident`` and ``cms rca incident``: from a start time to ranked causes, on a warehouse file."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import io
+import json
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from cms_dagster.domain import load_ontology
+from cms_dagster.rca.cli import register
+from cms_dagster.rca.incident import analyse_incident, max_connections
+from cms_dagster.rca.validate import RcaInputError
+
+U = dt.timezone.utc
+OUTAGE = dt.datetime(2026, 11, 25, 20, 0, tzinfo=U)  # a Wednesday
+
+
+def _write_marts(path: Path) -> None:
+    """Ten days of minutes for a database and a feed with a daily busy hour; the feed drops at OUTAGE."""
+    con = duckdb.connect(str(path))
+    con.execute("set TimeZone='UTC'")
+    con.execute("create schema marts")
+    minutes = pd.date_range("2026-11-16", "2026-11-26", freq="min", inclusive="left")
+    rng = np.random.default_rng(7)
+    busy = np.where((minutes.hour >= 19) & (minutes.hour < 22), 2.0, 1.0)  # the same every day
+    t0 = pd.Timestamp(OUTAGE).tz_localize(None)
+    down = np.asarray((minutes >= t0) & (minutes < t0 + pd.Timedelta("40min")))
+    infra = pd.DataFrame(
+        {
+            "entity_id": "rds:orders-db",
+            "metric": "CPUUtilization",
+            "namespace": "AWS/RDS",
+            "minute_ts": minutes,
+            "avg_value": 20 * busy + rng.normal(0, 1, len(minutes)),
+        }
+    )
+    feed = pd.DataFrame(
+        {
+            "feed_id": "cme-mdp",
+            "minute_ts": minutes,
+            "is_up": ~down,
+            "latency_ms": 12.0 * rng.lognormal(0, 0.05, len(minutes)),
+            "staleness_s": np.where(down, 600.0, 1.0),
+            "messages": np.where(down, 0.0, 5000.0 * busy * rng.lognormal(0, 0.05, len(minutes))),
+            "missing_fields": 0,
+            "invalid_values": 0,
+        }
+    )
+    days = pd.date_range("2026-11-16 21:00", periods=10, freq="D")
+    runs = pd.DataFrame(
+        {
+            "job_key": "equities.eod_pricing",
+            "status": "success",
+            "actual_start_ts": days,
+            "actual_end_ts": days + pd.Timedelta(minutes=40),
+            "duration_s": 2400.0,
+            "start_delay_s": 30.0,
+            "records": 1000,
+        }
+    )
+    stages = pd.DataFrame(
+        {
+            "stage_key": "equities.eod_pricing.ingest",
+            "status": "success",
+            "finished_ts": days + pd.Timedelta(minutes=9),
+            "duration_s": 480.0,
+            "retries": 0,
+        }
+    )
+    for name, df in [
+        ("fct_infra_metrics", infra),
+        ("fct_feed_status", feed),
+        ("fct_batch_runs", runs),
+        ("fct_stage_runs", stages),
+    ]:
+        con.register("df", df)
+        con.execute(f"create table marts.{name} as select * from df")
+        con.unregister("df")
+    con.close()
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("rca-incident") / "warehouse.duckdb"
+    _write_marts(path)
+    return path
+
+
+def _query(path: Path):
+    def query(sql: str, params: list) -> pd.DataFrame:
+        con = duckdb.connect(str(path), read_only=True)
+        try:
+            con.execute("set TimeZone='UTC'")
+            return con.execute(sql, params).df()
+        finally:
+            con.close()
+
+    return query
+
+
+def test_the_outage_is_named_with_its_kind_and_evidence(warehouse: Path) -> None:
+    result = analyse_incident(_query(warehouse), OUTAGE, ontology=load_ontology())
+    top = result.hypotheses[0]
+    assert (top.entity, top.kind) == ("feed:cme-mdp", "feed_outage")
+    assert {e.metric for e in top.evidence} >= {"up"}
+    # the database's busy hour is its usual shape: after the seasonal adjustment it is not a suspect
+    assert all(h.entity != "rds:orders-db" or h.score < 0.1 * top.score for h in result.hypotheses)
+    doc = result.to_dict(top=2)
+    assert doc["start"] == "2026-11-25T20:00:00Z" and len(doc["hypotheses"]) <= 2
+    assert doc["series"] == result.series >= 8 and doc["points"] == len(result.evidence)
+
+
+def test_without_the_seasonal_step_the_busy_hour_looks_like_a_fault(warehouse: Path) -> None:
+    from cms_dagster.rca.evidence import EvidenceSettings
+
+    start = dt.datetime(2026, 11, 25, 19, 0, tzinfo=U)  # the busy hour begins; nothing is wrong
+    query = _query(warehouse)
+    raw = analyse_incident(query, start, ontology=load_ontology(), settings=EvidenceSettings(seasonal=False))
+    adjusted = analyse_incident(query, start, ontology=load_ontology())
+    assert any(h.entity == "rds:orders-db" for h in raw.hypotheses)
+    assert not any(h.entity == "rds:orders-db" for h in adjusted.hypotheses)
+
+
+def test_a_start_outside_the_data_is_refused_with_what_to_do(warehouse: Path) -> None:
+    with pytest.raises(RcaInputError, match="no series both before and after"):
+        analyse_incident(_query(warehouse), dt.datetime(2027, 1, 1, tzinfo=U), ontology=load_ontology())
+
+
+def test_max_connections_come_from_the_ontology() -> None:
+    assert max_connections(load_ontology())["rds:orders-db"] > 0
+
+
+def _cli(argv: list[str]) -> tuple[int, str, str]:
+    p = argparse.ArgumentParser(prog="cms")
+    register(p.add_subparsers(dest="command"))
+    args = p.parse_args(argv)
+    out, err = io.StringIO(), io.StringIO()
+    return args.func(args, stdout=out, stderr=err), out.getvalue(), err.getvalue()
+
+
+@pytest.fixture()
+def cms_env(warehouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CMS_HOME", str(tmp_path))
+    monkeypatch.setenv("CMS_WAREHOUSE", "duckdb")
+    monkeypatch.setenv("CMS_DUCKDB_PATH", str(warehouse))
+
+
+def test_cms_rca_incident_prints_a_table_and_json(cms_env: None) -> None:
+    code, out, err = _cli(["rca", "incident", "--at", "2026-11-25T20:00:00Z", "--top", "3"])
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("Root-cause hypotheses for the incident from 2026-11-25T20:00")
+    assert "feed:cme-mdp" in lines[2] and "feed_outage" in lines[2]
+    assert "series" in lines[-1] and "points of evidence" in lines[-1]
+    code, out, _ = _cli(["rca", "incident", "--at", "2026-11-25T20:00:00Z", "--json", "--top", "1"])
+    doc = json.loads(out)
+    assert code == 0 and [(h["entity"], h["kind"]) for h in doc["hypotheses"]] == [
+        ("feed:cme-mdp", "feed_outage")
+    ]
+
+
+def test_cms_rca_incident_says_what_to_do_on_bad_input(cms_env: None) -> None:
+    code, _, err = _cli(["rca", "incident", "--at", "yesterday"])
+    assert code == 2 and err.startswith("error:") and "--at" in err
+    code, _, err = _cli(["rca", "incident", "--at", "2030-01-01T00:00:00Z"])
+    assert code == 2 and "pick a start inside the loaded data" in err
