@@ -1,6 +1,6 @@
 // Test helpers: a local OTLP/HTTP receiver stand-in and OTLP/JSON readers.
 import * as http from 'node:http';
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -47,7 +47,16 @@ export async function freePort() {
   return port;
 }
 
-export const tempDir = () => mkdtempSync(join(tmpdir(), 'cms-node-test-'));
+// temp dirs of a test file are removed when its process exits (node --test runs each file in its own)
+const made = [];
+process.on('exit', () => {
+  for (const d of made) rmSync(d, { recursive: true, force: true });
+});
+export const tempDir = () => {
+  const d = mkdtempSync(join(tmpdir(), 'cms-node-test-'));
+  made.push(d);
+  return d;
+};
 export const spoolFiles = (dir) => {
   try {
     return readdirSync(dir).filter((n) => n.endsWith('.json')).sort();
