@@ -1,4 +1,5 @@
-"""`cms detect score`: score a NAB-format CSV (timestamp,value) and write it back with anomaly_score.
+"""`cms detect score`: score a NAB-format CSV (timestamp,value) and write it back with anomaly_score;
+`cms detect alarms`: the alarm episodes the detector found in the warehouse.
 
 The lead wires :func:`register` into ``cms``; ``python -m cms_dagster.detect.cli score ...`` runs the same
 command on its own.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import datetime as dt
 import io
 import sys
 from collections.abc import Sequence
@@ -80,7 +82,9 @@ def score_csv(
     writer.writerow(["timestamp", "value", "anomaly_score", *(["kind", "baseline"] if details else [])])
     scores = frame.anomaly_score.tolist()
     if details:
-        for t, v, s, k, b in zip(ts_text, val_text, scores, frame.kind.tolist(), frame.baseline.tolist(), strict=True):
+        for t, v, s, k, b in zip(
+            ts_text, val_text, scores, frame.kind.tolist(), frame.baseline.tolist(), strict=True
+        ):
             writer.writerow([t, v, repr(s), k, repr(b)])
     else:
         for t, v, s in zip(ts_text, val_text, scores, strict=True):
@@ -109,7 +113,10 @@ def _run_score(args: argparse.Namespace) -> int:
             allow_duplicates=args.duplicates == "keep",
         )
     except FileNotFoundError:
-        print(f"{prog}: error: {args.input} does not exist; give the path of a timestamp,value CSV", file=sys.stderr)
+        print(
+            f"{prog}: error: {args.input} does not exist; give the path of a timestamp,value CSV",
+            file=sys.stderr,
+        )
         return 1
     except CheckpointError as exc:
         print(f"{prog}: error: checkpoint {args.checkpoint_in}: {exc}", file=sys.stderr)
@@ -126,14 +133,114 @@ def _run_score(args: argparse.Namespace) -> int:
     return 0
 
 
+ALARMS_EPILOG = """\
+examples:
+  cms detect alarms                          # confirmed episodes of the last 24 hours
+  cms detect alarms --since 7d --all         # a week, lone unconfirmed alarms too
+  cms detect alarms --since 2026-11-20T00:00:00Z --until 2026-11-21T00:00:00Z --json
+
+An episode is a group of alarms (rows of intelligence.anomalies with is_alarm) at most --gap apart on
+related entities: the same one, or one depending on the other through the ontology (a feed, the stages
+reading it, their job). It is confirmed when it spans two entities or more, or one alarm scores 0.9 or
+more. Each confirmed episode is a problem worth a look: `cms rca incident --at START` ranks its causes.
+"""
+
+
+def _since(text: str, now: dt.datetime) -> dt.datetime:
+    """``24h``, ``90m``, ``7d`` before ``now``, or an ISO-8601 time."""
+    units = {"m": "minutes", "h": "hours", "d": "days"}
+    if text[-1:] in units and text[:-1].replace(".", "", 1).isdigit():
+        return now - dt.timedelta(**{units[text[-1]]: float(text[:-1])})
+    return _time(text, "--since")
+
+
+def _time(text: str, name: str) -> dt.datetime:
+    try:
+        t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise DetectInputError(
+            f"{name} {text!r} is neither a duration (24h, 90m, 7d) nor an ISO-8601 time (2026-11-20T06:00:00Z)"
+        ) from None
+    return t.replace(tzinfo=dt.timezone.utc) if t.tzinfo is None else t.astimezone(dt.timezone.utc)
+
+
+def _run_alarms(
+    args: argparse.Namespace, *, stdout: IO[str] | None = None, stderr: IO[str] | None = None
+) -> int:
+    import json
+
+    import pandas as pd
+
+    from cms_dagster import settings as settings_mod
+    from cms_dagster.domain import load_ontology
+    from cms_dagster.warehouse.client import from_settings
+
+    from .episodes import episodes_between
+
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
+    now = dt.datetime.now(dt.timezone.utc)
+    try:
+        since = _since(args.since, now)
+        until = _time(args.until, "--until") if args.until else now
+        gap = pd.Timedelta(minutes=args.gap)
+        wh = from_settings(settings_mod.load())
+        try:
+            episodes = episodes_between(wh.query, since, until, load_ontology().dependency_edges(), gap=gap)
+        except Exception as exc:  # the table is missing until the first detection run
+            if "anomalies" not in str(exc).lower():
+                raise
+            raise DetectInputError(
+                "the warehouse has no intelligence.anomalies table yet: materialize the "
+                "intelligence/anomalies asset (the Dagster UI, or `cms demo`) first"
+            ) from None
+    except DetectInputError as exc:
+        print(f"error: {exc}", file=stderr)
+        return 2
+    shown = [e for e in episodes if args.all or e.confirmed]
+    if args.json:
+        doc = {
+            "since": since.isoformat().replace("+00:00", "Z"),
+            "until": until.isoformat().replace("+00:00", "Z"),
+            "episodes": [e.to_dict() for e in shown],
+        }
+        stdout.write(json.dumps(doc, indent=2) + "\n")
+        return 0
+    lone = len(episodes) - sum(e.confirmed for e in episodes)
+    stdout.write(
+        f"{sum(e.confirmed for e in episodes)} confirmed episode(s) and {lone} lone alarm group(s) between "
+        f"{since:%Y-%m-%d %H:%M} and {until:%Y-%m-%d %H:%M} UTC"
+        + ("" if args.all or not lone else " (--all shows the lone ones)")
+        + "\n"
+    )
+    if not shown:
+        return 0
+    stdout.write(
+        f"{'start (UTC)':20} {'minutes':>7} {'alarms':>6} {'peak':>5}  {'':9} entities (first alarm first)\n"
+    )
+    for e in shown:
+        minutes = (e.end - e.start).total_seconds() / 60
+        names = ", ".join(e.entities[:4]) + (
+            f" and {len(e.entities) - 4} more" if len(e.entities) > 4 else ""
+        )
+        state = "confirmed" if e.confirmed else "lone"
+        stdout.write(
+            f"{e.start:%Y-%m-%dT%H:%MZ}    {minutes:7.0f} {e.alarms:6d} {e.peak_score:5.2f}  {state:9} {names}\n"
+        )
+    first = next((e for e in reversed(shown) if e.confirmed), None)
+    if first is not None:
+        stdout.write(f"\nwhy: cms rca incident --at {first.start:%Y-%m-%dT%H:%M:%SZ}\n")
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``detect`` (with subcommand ``score``) to a ``cms`` argparse subparsers object."""
+    """Add ``detect`` (with subcommands ``score`` and ``alarms``) to a ``cms`` argparse subparsers object."""
     detect = subparsers.add_parser(
         "detect",
         help="anomaly detection on metric series",
         description="Streaming anomaly detection: spikes, dips, level shifts and drifts in metric series, "
         "scored point by point from past data only.",
-        epilog="example:\n  cms detect score cpu.csv -o cpu_scored.csv",
+        epilog="examples:\n  cms detect score cpu.csv -o cpu_scored.csv\n  cms detect alarms --since 7d",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     detect.set_defaults(func=lambda args: (detect.print_help(), 2)[1])
@@ -147,13 +254,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     score.add_argument("input", help="CSV with a header row containing timestamp and value ('-' reads stdin)")
-    score.add_argument("-o", "--output", metavar="OUTPUT.csv", help="where to write the scored CSV (default: stdout)")
     score.add_argument(
-        "--checkpoint-in", metavar="F", help="continue from this checkpoint (written by --checkpoint-out of the run before)"
+        "-o", "--output", metavar="OUTPUT.csv", help="where to write the scored CSV (default: stdout)"
     )
-    score.add_argument("--checkpoint-out", metavar="F", help="write the detector state after the last point here")
     score.add_argument(
-        "--details", action="store_true", help="also write kind (spike, dip, level_shift, drift, none) and baseline"
+        "--checkpoint-in",
+        metavar="F",
+        help="continue from this checkpoint (written by --checkpoint-out of the run before)",
+    )
+    score.add_argument(
+        "--checkpoint-out", metavar="F", help="write the detector state after the last point here"
+    )
+    score.add_argument(
+        "--details",
+        action="store_true",
+        help="also write kind (spike, dip, level_shift, drift, none) and baseline",
     )
     score.add_argument(
         "--duplicates",
@@ -162,6 +277,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="rows with the same time as the row before: error (default), or keep and score each row",
     )
     score.set_defaults(func=_run_score)
+    alarms = sub.add_parser(
+        "alarms",
+        help="list the alarm episodes the detector found in the warehouse",
+        description="Group the detector's alarms (intelligence.anomalies) into episodes through time and the "
+        "dependency graph, and list them: when each began, how many alarms on which entities, and whether "
+        "it is corroborated.",
+        epilog=ALARMS_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    alarms.add_argument(
+        "--since", default="24h", help="a duration before now (24h, 90m, 7d) or a time (default 24h)"
+    )
+    alarms.add_argument("--until", help="an ISO-8601 time (default: now)")
+    alarms.add_argument(
+        "--gap", type=float, default=30.0, metavar="MINUTES", help="longest gap inside an episode (30)"
+    )
+    alarms.add_argument("--all", action="store_true", help="also list lone, unconfirmed alarm groups")
+    alarms.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    alarms.set_defaults(func=_run_alarms)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,178 @@
+"""Alarm episodes: alarms grouped through time and the dependency graph; only corroborated ones confirmed."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from cms_dagster.detect.episodes import group_alarms, related
+
+# job -> stages -> (db, feed); another job on the same db
+EDGES = [
+    ("job:a", "stage:a.ingest"),
+    ("job:a", "stage:a.calc"),
+    ("stage:a.calc", "stage:a.ingest"),
+    ("stage:a.ingest", "feed:x"),
+    ("stage:a.calc", "rds:db"),
+    ("job:b", "stage:b.load"),
+    ("stage:b.load", "rds:db"),
+    ("job:c", "feed:y"),
+]
+T0 = pd.Timestamp("2026-11-20T10:00:00Z")
+
+
+def _alarms(*rows: tuple[int, str, str, float]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {"ts": T0 + pd.Timedelta(minutes=m), "entity_id": e, "series": f"{e}|{metric}", "score": s}
+            for m, e, metric, s in rows
+        ]
+    )
+
+
+def test_related_reaches_dependencies_and_dependents_but_not_siblings() -> None:
+    near = related(EDGES)
+    assert near["stage:a.calc"] >= {"stage:a.calc", "stage:a.ingest", "feed:x", "rds:db", "job:a"}
+    assert "stage:b.load" not in near["stage:a.calc"]  # shares the db, but neither depends on the other
+    assert near["rds:db"] >= {"stage:a.calc", "stage:b.load", "job:a", "job:b"}
+
+
+def test_a_fault_and_its_effects_are_one_confirmed_episode_from_the_first_alarm() -> None:
+    eps = group_alarms(
+        _alarms(
+            (0, "feed:x", "messages", 0.6),
+            (12, "stage:a.ingest", "duration_s", 0.55),
+            (40, "job:a", "duration_s", 0.7),  # 28 min after the stage: still linked
+        ),
+        EDGES,
+    )
+    assert len(eps) == 1
+    (e,) = eps
+    assert e.confirmed and e.start == T0 and e.end == T0 + pd.Timedelta(minutes=40)
+    assert e.entities == ("feed:x", "stage:a.ingest", "job:a") and e.alarms == 3
+    assert e.to_dict()["start"] == "2026-11-20T10:00:00Z"
+
+
+def test_lone_noise_is_not_confirmed_unless_it_is_extreme() -> None:
+    eps = group_alarms(
+        _alarms(
+            (0, "feed:x", "latency_ms", 0.6), (5, "feed:y", "messages", 0.6), (300, "rds:db", "CPU", 0.97)
+        ),
+        EDGES,
+    )
+    # feed:x and feed:y are unrelated: two episodes of one entity each, neither corroborated
+    assert [(e.entities, e.confirmed) for e in eps] == [
+        (("feed:x",), False),
+        (("feed:y",), False),
+        (("rds:db",), True),  # one alarm, but sure on its own
+    ]
+
+
+def test_related_alarms_further_apart_than_the_gap_are_separate() -> None:
+    eps = group_alarms(_alarms((0, "rds:db", "CPU", 0.6), (31, "stage:b.load", "duration_s", 0.6)), EDGES)
+    assert len(eps) == 2 and not any(e.confirmed for e in eps)
+    wider = group_alarms(
+        _alarms((0, "rds:db", "CPU", 0.6), (31, "stage:b.load", "duration_s", 0.6)),
+        EDGES,
+        gap=pd.Timedelta(minutes=45),
+    )
+    assert len(wider) == 1 and wider[0].confirmed
+
+
+def test_siblings_join_through_the_resource_they_share() -> None:
+    rows = _alarms((0, "stage:a.calc", "duration_s", 0.6), (3, "stage:b.load", "duration_s", 0.6))
+    assert len(group_alarms(rows, EDGES)) == 2
+    rows = _alarms(
+        (0, "stage:a.calc", "duration_s", 0.6),
+        (2, "rds:db", "CPU", 0.6),
+        (3, "stage:b.load", "duration_s", 0.6),
+    )
+    (e,) = group_alarms(rows, EDGES)
+    assert set(e.entities) == {"stage:a.calc", "rds:db", "stage:b.load"}
+
+
+def test_input_order_does_not_matter_and_bad_input_is_refused() -> None:
+    rows = _alarms((10, "job:a", "duration_s", 0.6), (0, "feed:x", "up", 0.6))
+    assert group_alarms(rows, EDGES) == group_alarms(rows.iloc[::-1], EDGES)
+    assert group_alarms(rows.iloc[0:0], EDGES) == []
+    with pytest.raises(ValueError, match="missing: score"):
+        group_alarms(rows.drop(columns=["score"]), EDGES)
+
+
+# --- cms detect alarms ----------------------------------------------------------------------------------------
+
+
+def _cli(argv: list[str]) -> tuple[int, str, str]:
+    import argparse
+    import io
+
+    from cms_dagster.detect.cli import register
+
+    p = argparse.ArgumentParser(prog="cms")
+    register(p.add_subparsers(dest="command"))
+    args = p.parse_args(argv)
+    out, err = io.StringIO(), io.StringIO()
+    return args.func(args, stdout=out, stderr=err), out.getvalue(), err.getvalue()
+
+
+@pytest.fixture()
+def warehouse(tmp_path, monkeypatch) -> str:
+
+    path = tmp_path / "warehouse.duckdb"
+    monkeypatch.setenv("CMS_HOME", str(tmp_path))
+    monkeypatch.setenv("CMS_WAREHOUSE", "duckdb")
+    monkeypatch.setenv("CMS_DUCKDB_PATH", str(path))
+    return str(path)
+
+
+def _store(path: str, rows: pd.DataFrame) -> None:
+    import duckdb
+
+    con = duckdb.connect(path)
+    con.execute("create schema if not exists intelligence")
+    frame = rows.assign(
+        ts=rows["ts"].dt.tz_localize(None),
+        metric=rows["series"].str.split("|").str[1],
+        is_alarm=True,
+        source="feed",
+    )
+    con.register("df", frame)
+    con.execute("create table intelligence.anomalies as select * from df")
+    con.close()
+
+
+def test_cms_detect_alarms_lists_episodes_of_the_estate(warehouse: str) -> None:
+    # entities of the packaged estate: a feed and a job that needs it
+    from cms_dagster.domain import load_ontology
+
+    ont = load_ontology()
+    job = next(j for j in ont.jobs.values() if j.feeds)
+    feed = f"feed:{job.feeds[0]}"
+    _store(
+        warehouse,
+        _alarms(
+            (0, feed, "messages", 0.6),
+            (9, job.entity_id, "duration_s", 0.7),
+            (200, "rds:nowhere", "CPU", 0.6),
+        ),
+    )
+    window = ["--since", "2026-11-20T09:00:00Z", "--until", "2026-11-20T16:00:00Z"]
+    code, out, err = _cli(["detect", "alarms", *window])
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("1 confirmed episode(s) and 1 lone alarm group(s)") and "--all" in lines[0]
+    assert lines[2].startswith("2026-11-20T10:00Z") and "confirmed" in lines[2] and feed in lines[2]
+    assert lines[-1] == "why: cms rca incident --at 2026-11-20T10:00:00Z"
+    code, out, _ = _cli(["detect", "alarms", *window, "--all", "--json"])
+    import json
+
+    doc = json.loads(out)
+    assert code == 0 and [e["confirmed"] for e in doc["episodes"]] == [True, False]
+    assert doc["episodes"][0]["entities"] == [feed, job.entity_id]
+
+
+def test_cms_detect_alarms_explains_what_is_missing(warehouse: str) -> None:
+    code, _, err = _cli(["detect", "alarms"])
+    assert code == 2 and "materialize the intelligence/anomalies asset" in err
+    code, _, err = _cli(["detect", "alarms", "--since", "last tuesday"])
+    assert code == 2 and "neither a duration" in err
