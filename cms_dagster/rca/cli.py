@@ -14,7 +14,13 @@ from typing import Any, TextIO
 import pandas as pd
 import yaml
 
-from cms_dagster.rca.domain import Hypothesis, max_connections_from_ontology, ontology_graph, rank_incident
+from cms_dagster.rca.domain import (
+    Hypothesis,
+    max_connections_from_ontology,
+    ontology_graph,
+    rank_incident,
+    staleness_sla_from_ontology,
+)
 from cms_dagster.rca.engine import Candidate, iso_time, rank
 from cms_dagster.rca.series import DEFAULT_THRESHOLD
 from cms_dagster.rca.validate import RcaInputError, parse_time
@@ -173,6 +179,7 @@ def run_rank(args: argparse.Namespace, *, stdout: TextIO | None = None, stderr: 
                     target=args.target,
                     top_k=args.top,
                     max_connections=max_connections_from_ontology(onto),
+                    staleness_sla=staleness_sla_from_ontology(onto),
                     **options,
                 )
             else:

@@ -53,6 +53,7 @@ __all__ = [
     "canonical_metric",
     "entity_type",
     "max_connections_from_ontology",
+    "staleness_sla_from_ontology",
     "ontology_graph",
     "rank_incident",
 ]
@@ -60,7 +61,17 @@ __all__ = [
 KINDS = INCIDENT_KINDS  # the names of docs/semantic-conventions.md §4
 UNKNOWN = "unknown"  # an anomalous entity whose signals match none of the kinds
 UNKNOWN_MATCH = 0.25
-EXPLAINER_FLOOR = 0.5  # an anomalous entity that fits no kind still half-plausibly causes its dependents
+# an anomalous entity that fits no kind explains its dependents a quarter as surely as one that does (a
+# fault of no known kind is possible, but a busy database is more often a bystander than a cause) ...
+EXPLAINER_FLOOR = 0.25
+# ... and a tenth when no kind can start at its type at all (queues, functions, jobs): it moved, most
+# likely as an effect
+NON_ROOT_EXPLAINER = 0.1
+# Beyond this sustained robust |z| a series has moved as surely as it can: a larger z (a near-constant
+# history, a spread of 1e-17) says little more about which entity is the cause, so scores grow only
+# slowly past it (CAP_SLOPE per e-fold), enough to order two sure moves but not to outweigh the signatures
+STRENGTH_CAP = 20.0
+CAP_SLOPE = 0.1
 COVERAGE_WEIGHT = 1.0
 CLUSTER_DISCOUNT = 0.5  # capacity on a whole cluster ranks below a namespace showing it itself
 
@@ -159,6 +170,15 @@ def max_connections_from_ontology(ontology: Mapping[str, Any]) -> dict[str, floa
         ):
             out[str(res["id"])] = float(res["max_connections"])
     return out
+
+
+def staleness_sla_from_ontology(ontology: Mapping[str, Any]) -> dict[str, float]:
+    """``{"feed:cme-mdp": 30, ...}`` from the ontology's feeds that declare staleness_sla_s."""
+    return {
+        f"feed:{f['id']}": float(f["staleness_sla_s"])
+        for f in ontology.get("feeds") or []
+        if isinstance(f, Mapping) and f.get("id") and f.get("staleness_sla_s")
+    }
 
 
 # --- signatures -------------------------------------------------------------------------------------------
@@ -323,8 +343,15 @@ def _sig_delayed(sig: _Signals, ctx: Mapping[str, Any]) -> _Match:
     stale = sig.zconf(sig.up("staleness_s"))
     fewer = sig.zconf(sig.down("messages"))
     match = (1.0 - down) * stale * (0.7 + 0.3 * fewer)
+    sla = ctx.get("staleness_sla")
+    late = ""
+    if sla and sig.get("staleness_s") is not None:
+        # delayed means older than the feed's staleness SLA, not a blip of a fraction of a second
+        peak = float(sig.get("staleness_s")["incident_max"])
+        match *= _ramp(peak / float(sla), 0.5, 1.0)
+        late = f" ({_fmt(peak)} s against an SLA of {_fmt(float(sla))} s)"
     reason = (
-        f"staleness {_fmt(sig.ratio('staleness_s'))}x baseline"
+        f"staleness {_fmt(sig.ratio('staleness_s'))}x baseline{late}"
         + (f", messages z {-sig.down('messages'):+.1f}" if fewer else "")
         + " with the feed up"
     )
@@ -394,6 +421,51 @@ class Hypothesis:
         }
 
 
+def _strength_term(strength: float) -> float:
+    """log(1 + |z|), growing only CAP_SLOPE per e-fold past STRENGTH_CAP."""
+    if strength <= STRENGTH_CAP:
+        return math.log1p(max(strength, 0.0))
+    return math.log1p(STRENGTH_CAP) + CAP_SLOPE * math.log(strength / STRENGTH_CAP)
+
+
+def _first_related_onset(
+    anomalous: Mapping[str, pd.Timestamp | None],
+    edges: Iterable[tuple[str, str]],
+    steps: Mapping[str, pd.Timedelta | None],
+) -> dict[str, tuple[pd.Timestamp | None, pd.Timedelta | None]]:
+    """Per anomalous entity: the earliest onset among it and the anomalous entities it is connected to
+    (what it depends on and what depends on it, transitively), with that entity's sampling step. Lateness
+    is judged against these only: an unrelated series that happened to move first (there is always one in
+    a large estate) says nothing about whether this entity led or followed its incident. The step comes
+    along because an onset is only known to its series' step: a daily run's row says little about the
+    minute its trouble began."""
+    forward: dict[str, list[str]] = {}
+    backward: dict[str, list[str]] = {}
+    for source, target in edges:
+        forward.setdefault(source, []).append(target)
+        backward.setdefault(target, []).append(source)
+    out: dict[str, pd.Timestamp | None] = {}
+    for entity in anomalous:
+        related = _connected(forward, backward, entity)
+        times = sorted((anomalous[x], x) for x in related if x in anomalous and anomalous[x] is not None)
+        out[entity] = (times[0][0], steps.get(times[0][1])) if times else (None, None)
+    return out
+
+
+def _connected(forward: Mapping[str, list[str]], backward: Mapping[str, list[str]], node: str) -> set[str]:
+    """``node``, everything it transitively depends on, and everything that transitively depends on it."""
+    seen = {node}
+    for adjacency in (forward, backward):
+        stack = list(adjacency.get(node, ()))
+        while stack:
+            x = stack.pop()
+            if x in seen:
+                continue
+            seen.add(x)
+            stack.extend(adjacency.get(x, ()))
+    return seen
+
+
 def rank_incident(
     metrics: pd.DataFrame,
     graph_edges: pd.DataFrame | Iterable[tuple[str, str]] | None,
@@ -404,6 +476,7 @@ def rank_incident(
     end: Any = None,
     baseline: pd.Timedelta | str | None = None,
     max_connections: Mapping[str, float] | None = None,
+    staleness_sla: Mapping[str, float] | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     onset_z: float = DEFAULT_ONSET_Z,
     persistence: int = DEFAULT_PERSISTENCE,
@@ -417,6 +490,8 @@ def rank_incident(
     target: restrict to this entity (e.g. the job that breached its SLA) and what it depends on.
     max_connections: per rds entity, to judge DatabaseConnections when no ``conn_ratio`` series is given
         (a ``MaxConnections`` series on the entity works too).
+    staleness_sla: per feed entity, seconds after which its data counts as delayed (the ontology's
+        ``staleness_sla_s``): delayed_market_data then needs staleness past half of it.
     Other arguments as in :func:`cms_dagster.rca.engine.rank`. Raises RcaInputError on unusable input.
     """
     if isinstance(metrics, pd.DataFrame) and "entity" not in metrics.columns and "node" in metrics.columns:
@@ -481,7 +556,10 @@ def rank_incident(
     best_match: dict[str, float] = {}
     for entity, sig in signals.items():
         etype = entity_type(entity)
-        ctx: dict[str, Any] = {"max_connections": maxconn.get(entity)}
+        ctx: dict[str, Any] = {
+            "max_connections": maxconn.get(entity),
+            "staleness_sla": (staleness_sla or {}).get(entity),
+        }
         if ctx["max_connections"] is None and sig.get("MaxConnections") is not None:
             ctx["max_connections"] = float(sig.get("MaxConnections")["incident_last"])
         if entity in cluster_of and cluster_of[entity] in signals:
@@ -502,14 +580,15 @@ def rank_incident(
             hypotheses.append(
                 (entity, UNKNOWN, _Match(unknown, (), "anomalous, but no incident kind's signature fits"))
             )
-        best_match[entity] = max(best, EXPLAINER_FLOOR)
+        can_be_root = any(etype in types for types in ROOT_TYPES.values())
+        best_match[entity] = max(best, EXPLAINER_FLOOR if can_be_root else NON_ROOT_EXPLAINER)
 
     plausibility = {e: confidence(strength[e], threshold) * best_match[e] for e in anomalous}
     step = sampling_step(prepared.time, prepared.series)
     tolerance = resolve_tolerance(onset_tolerance, step)
     quiet = {e for e, a in strength.items() if a < QUIET_FACTOR * threshold}
     prop = propagate(anomalous, plausibility, prop_edges, tolerance=tolerance, quiet=quiet)
-    first = min((t for t in anomalous.values() if t is not None), default=None)
+    first = _first_related_onset(anomalous, edges, own_step)
     allowed = dependency_closure(edges, target) if target is not None else None
 
     scored = []
@@ -523,12 +602,14 @@ def rank_incident(
                 r for r in rows_by_entity[cluster_of[entity]] if r["canonical"] in m.metrics and r["moved"]
             ]
         key_strength = max((float(r["strength"]) for r in key), default=0.0)
-        base = math.log1p(key_strength)
+        base = _strength_term(key_strength)
         if entity in anomalous:
             score = (
                 m.match * base * prop.independence[entity] * (1.0 + COVERAGE_WEIGHT * prop.coverage[entity])
             )
-            score *= lateness_factor(onset.get(entity), first, step, own_step.get(entity))
+            first_at, first_step = first.get(entity, (None, None))
+            coarse = max((x for x in (step, first_step) if x is not None), default=None)
+            score *= lateness_factor(onset.get(entity), first_at, coarse, own_step.get(entity))
             score *= anomaly_weight(strength[entity], threshold)
         else:
             score = EXPLAINED_FLOOR**2 * m.match * base

@@ -24,7 +24,7 @@ from cms_dagster.rca.engine import iso_time
 from cms_dagster.rca.evidence import EvidenceSettings, evidence_frame
 from cms_dagster.rca.validate import RcaInputError
 
-__all__ = ["IncidentAnalysis", "analyse_incident", "max_connections"]
+__all__ = ["IncidentAnalysis", "analyse_incident", "max_connections", "staleness_slas"]
 
 
 def max_connections(ontology: Ontology) -> dict[str, float]:
@@ -34,6 +34,11 @@ def max_connections(ontology: Ontology) -> dict[str, float]:
         for r in ontology.resources.values()
         if r.kind == "rds" and r.attrs.get("max_connections")
     }
+
+
+def staleness_slas(ontology: Ontology) -> dict[str, float]:
+    """Per feed entity, its staleness SLA in seconds (data older than this is delayed)."""
+    return {f"feed:{fid}": float(f.staleness_sla_s) for fid, f in ontology.feeds.items() if f.staleness_sla_s}
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,7 @@ def analyse_incident(
             target=target,
             top_k=top_k,
             max_connections=max_connections(ontology),
+            staleness_sla=staleness_slas(ontology),
         )
     return IncidentAnalysis(
         start=t0,
