@@ -604,9 +604,11 @@ def rank_incident(
         key_strength = max((float(r["strength"]) for r in key), default=0.0)
         base = _strength_term(key_strength)
         if entity in anomalous:
-            score = (
-                m.match * base * prop.independence[entity] * (1.0 + COVERAGE_WEIGHT * prop.coverage[entity])
-            )
+            # explaining the anomalies of its dependents counts as far as this hypothesis is a plausible
+            # cause of them: fully for a kind that fits, a quarter for an anomaly no kind fits
+            explainer = best_match[entity] if kind == UNKNOWN else m.match
+            coverage = 1.0 + COVERAGE_WEIGHT * prop.coverage[entity] * explainer
+            score = m.match * base * prop.independence[entity] * coverage
             first_at, first_step = first.get(entity, (None, None))
             coarse = max((x for x in (step, first_step) if x is not None), default=None)
             score *= lateness_factor(onset.get(entity), first_at, coarse, own_step.get(entity))

@@ -167,3 +167,100 @@ def test_an_anomaly_no_kind_fits_is_reported_as_unknown() -> None:
     )
     ranked = rank_incident(metrics, [], times[195])
     assert [(h.entity, h.kind) for h in ranked] == [("lambda:fx-rate-normalizer", "unknown")]
+
+
+# --- robustness on a busy estate ---------------------------------------------------------------------------
+
+T = pd.Timestamp("2026-11-20T21:00:00Z")
+
+
+def _minutes(entity: str, metric: str, values: np.ndarray) -> pd.DataFrame:
+    """A minute series from 3 h before T."""
+    times = pd.date_range(T - pd.Timedelta("3h"), periods=len(values), freq="min")
+    return pd.DataFrame({"time": times, "entity": entity, "metric": metric, "value": values})
+
+
+def _outage(at: int) -> pd.DataFrame:
+    """feed:cme-mdp goes down ``at`` minutes after T (3 h of history, 1 h of incident)."""
+    rng = np.random.default_rng(3)
+    up = np.ones(240)
+    up[180 + at :] = 0
+    msgs = 500 * rng.lognormal(0, 0.05, 240)
+    msgs[180 + at :] = 0
+    return pd.concat([_minutes("feed:cme-mdp", "up", up), _minutes("feed:cme-mdp", "messages", msgs)])
+
+
+def test_an_unrelated_series_moving_first_does_not_make_the_root_late(edges: list) -> None:
+    rng = np.random.default_rng(4)
+    cpu = 20 + rng.standard_normal(240)
+    cpu[180:] += 8  # an unrelated database steps up at T, 20 minutes before the feed goes down
+    alone = rank_incident(_outage(20), edges, T)
+    busy = rank_incident(pd.concat([_outage(20), _minutes("rds:orders-db", "CPUUtilization", cpu)]), edges, T)
+    assert (busy[0].entity, busy[0].kind) == ("feed:cme-mdp", "feed_outage")
+    assert busy[0].score == pytest.approx(alone[0].score)
+
+
+def test_a_failing_stage_outranks_the_busy_database_it_uses(edges: list) -> None:
+    # the valuation stage of equities.eod_pricing uses rds:positions-db; it fails at T + 30 min after a week
+    # of daily successes, while the database is busy from T + 5 min in a way no kind's signature fits
+    stage = "stage:equities.eod_pricing.valuation"
+    days = pd.date_range(T - pd.Timedelta("7D") + pd.Timedelta("30min"), periods=8, freq="D")
+    failed = pd.DataFrame({"time": days, "entity": stage, "metric": "failed", "value": [0.0] * 7 + [1.0]})
+    rng = np.random.default_rng(5)
+    iops = 500 * rng.lognormal(0, 0.05, 240)
+    iops[185:] *= 6
+    conn = 0.3 + 0.01 * rng.standard_normal(240)  # far from the pool's limit
+    metrics = pd.concat(
+        [
+            failed,
+            _minutes("rds:positions-db", "ReadIOPS", iops),
+            _minutes("rds:positions-db", "conn_ratio", conn),
+        ]
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ranked = rank_incident(metrics, edges, T)
+    assert (ranked[0].entity, ranked[0].kind) == (stage, "job_failure"), [
+        (h.entity, h.kind, h.score) for h in ranked
+    ]
+    assert (
+        "rds:positions-db" in ranked[0].explained_by
+    )  # it could have been the database, but nothing says so
+    db = next(h for h in ranked if h.entity == "rds:positions-db")
+    assert db.kind == "unknown" and db.score < ranked[0].score
+
+
+def test_a_huge_z_on_a_near_constant_series_does_not_outrank_a_known_fault(edges: list) -> None:
+    flat = np.full(240, 0.05)
+    flat[::7] = 0.050000001  # a spread of 1e-9: any change is a z of millions
+    flat[180:] = 0.06
+    ranked = rank_incident(
+        pd.concat([_outage(0), _minutes("sqs:trade-events", "ApproximateAgeOfOldestMessage", flat)]), edges, T
+    )
+    assert (ranked[0].entity, ranked[0].kind) == ("feed:cme-mdp", "feed_outage")
+
+
+def test_delayed_data_needs_staleness_past_half_the_feeds_sla(edges: list) -> None:
+    rng = np.random.default_rng(6)
+    stale = 0.05 + 0.01 * rng.random(240)
+    blip = stale.copy()
+    blip[180:] = 0.5  # ten times its usual level, but half a second against a 30-second SLA
+    late = stale.copy()
+    late[180:] = 60.0 * np.arange(1, 61)  # nothing arrives: staleness grows a minute per minute
+    sla = {"feed:cme-mdp": 30.0}
+
+    def delayed(values: np.ndarray) -> float:
+        ranked = rank_incident(_minutes("feed:cme-mdp", "staleness_s", values), edges, T, staleness_sla=sla)
+        return max((h.match for h in ranked if h.kind == "delayed_market_data"), default=0.0)
+
+    assert delayed(blip) == 0.0
+    assert delayed(late) >= 0.7  # (0.7 + 0.3 when its messages thin out too)
+    # without an SLA only the size of the move counts, as before
+    unknown_sla = rank_incident(_minutes("feed:cme-mdp", "staleness_s", blip), edges, T)
+    assert any(h.kind == "delayed_market_data" and h.match > 0.5 for h in unknown_sla)
+
+
+def test_staleness_slas_come_from_the_ontology(estate: dict) -> None:
+    from cms_dagster.rca.domain import staleness_sla_from_ontology
+
+    assert staleness_sla_from_ontology(estate)["feed:cme-mdp"] == 30
