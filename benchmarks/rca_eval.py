@@ -43,6 +43,7 @@ from pathlib import Path
 import pandas as pd
 
 from cms_dagster import settings as settings_mod
+from cms_dagster.detect.episodes import label_alarms
 from cms_dagster.domain import load_ontology
 from cms_dagster.lake import Lake
 from cms_dagster.otel.conventions import INCIDENT_KINDS
@@ -206,6 +207,7 @@ def evaluate(
     evidence: dict[str, EvidenceSettings],
     before: dt.timedelta,
     after: dt.timedelta,
+    start_from: str = "alarm",
 ) -> tuple[list[dict], dict]:
     env = environment(home)
     cfg = settings_mod.load(env)
@@ -217,6 +219,10 @@ def evaluate(
         "select ts, series, entity_id, metric, score, source from intelligence.anomalies where is_alarm order by ts"
     )
     alarms["ts"] = pd.to_datetime(alarms["ts"], utc=True)
+    starters = alarms
+    if start_from == "episode":  # only alarms of corroborated episodes start an incident (as a page would)
+        labelled = label_alarms(alarms, ont.dependency_edges())
+        starters = labelled[labelled["confirmed"]]
     windows = search_windows(incidents, before=before, after=after)
     rows = []
     seconds: dict[str, list[float]] = defaultdict(list)
@@ -237,7 +243,7 @@ def evaluate(
             "root_alarmed": bool((in_window["entity_id"] == inc.root_cause).any()),
             "related_alarmed": bool(in_window["entity_id"].isin(related).any()),
         }
-        first = detect_start(alarms, lo, hi)
+        first = detect_start(starters, lo, hi)
         if first is None:
             row["detected"] = False
             for v in evidence:
@@ -443,6 +449,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--look-before-min", type=float, default=30.0, help="search window before the label start")
     p.add_argument("--look-after-hours", type=float, default=3.0, help="search window after the label end")
+    p.add_argument(
+        "--start-from",
+        choices=("alarm", "episode"),
+        default="alarm",
+        help="an incident starts at the first alarm in its window (alarm), or at the first alarm of a "
+        "confirmed episode there (episode: alarms grouped as `cms detect alarms` does)",
+    )
     p.add_argument("--shuffles", type=int, default=1000)
     p.add_argument(
         "--keep", type=Path, help="build in this directory and keep it (default: a temp dir, removed)"
@@ -561,6 +574,7 @@ def main(argv: list[str] | None = None) -> int:
             evidence=evidence,
             before=dt.timedelta(minutes=args.look_before_min),
             after=dt.timedelta(hours=args.look_after_hours),
+            start_from=args.start_from,
         )
         timings["rank"] = time.perf_counter() - t
         out = report(rows, extra, timings, info, args, hours=s.days * 24.0)

@@ -32,6 +32,7 @@ __all__ = [
     "Episode",
     "episodes_between",
     "group_alarms",
+    "label_alarms",
     "related",
 ]
 
@@ -93,27 +94,25 @@ def related(edges: Iterable[tuple[str, str]]) -> dict[str, set[str]]:
     return out
 
 
-def group_alarms(
+def label_alarms(
     alarms: pd.DataFrame,
     edges: Iterable[tuple[str, str]] | Mapping[str, set[str]],
     *,
     gap: pd.Timedelta = DEFAULT_GAP,
     min_entities: int = DEFAULT_MIN_ENTITIES,
     sure_score: float = DEFAULT_SURE_SCORE,
-) -> list[Episode]:
-    """Group alarm rows (columns ``ts, entity_id, series, score``; e.g. the ``is_alarm`` rows of
-    ``intelligence.anomalies``) into episodes, oldest first. ``edges``: the dependency edges (source depends
-    on target), or the :func:`related` map built from them once. Entities outside the graph relate only to
-    themselves. Raises ValueError when a column is missing."""
+) -> pd.DataFrame:
+    """The alarm rows sorted by time, with ``episode`` (0, 1, ... in order of their first alarm) and
+    ``confirmed`` columns; see :func:`group_alarms` for the arguments."""
     missing = [c for c in _COLUMNS if c not in alarms.columns]
     if missing:
         raise ValueError(f"alarms need the columns {', '.join(_COLUMNS)}; missing: {', '.join(missing)}")
-    if alarms.empty:
-        return []
     near = edges if isinstance(edges, Mapping) else related(edges)
-    a = alarms.loc[:, list(_COLUMNS)].copy()
+    a = alarms.copy()
     a["ts"] = pd.to_datetime(a["ts"], utc=True)
     a = a.sort_values(["ts", "series"], kind="stable").reset_index(drop=True)
+    if a.empty:
+        return a.assign(episode=pd.Series(dtype="int64"), confirmed=pd.Series(dtype=bool))
     ts = a["ts"].to_numpy()
     ent = a["entity_id"].astype(str).tolist()
     parent = list(range(len(a)))
@@ -135,23 +134,40 @@ def group_alarms(
                 ri, rj = find(i), find(j)
                 if ri != rj:
                     parent[max(ri, rj)] = min(ri, rj)
-    a["group"] = [find(i) for i in range(len(a))]
+    roots = pd.Series([find(i) for i in range(len(a))])
+    a["episode"] = roots.rank(method="dense").astype("int64") - 1  # roots are first rows: time order
+    by = a.groupby("episode")
+    wide = by["entity_id"].transform("nunique") >= min_entities
+    a["confirmed"] = wide | (by["score"].transform("max") >= sure_score)
+    return a
+
+
+def group_alarms(
+    alarms: pd.DataFrame,
+    edges: Iterable[tuple[str, str]] | Mapping[str, set[str]],
+    *,
+    gap: pd.Timedelta = DEFAULT_GAP,
+    min_entities: int = DEFAULT_MIN_ENTITIES,
+    sure_score: float = DEFAULT_SURE_SCORE,
+) -> list[Episode]:
+    """Group alarm rows (columns ``ts, entity_id, series, score``; e.g. the ``is_alarm`` rows of
+    ``intelligence.anomalies``) into episodes, oldest first. ``edges``: the dependency edges (source depends
+    on target), or the :func:`related` map built from them once. Entities outside the graph relate only to
+    themselves. Raises ValueError when a column is missing."""
+    a = label_alarms(alarms, edges, gap=gap, min_entities=min_entities, sure_score=sure_score)
     out = []
-    for _, g in a.groupby("group", sort=True):
-        entities = tuple(dict.fromkeys(g["entity_id"].astype(str)))
-        peak = float(g["score"].max())
+    for _, g in a.groupby("episode", sort=True):
         out.append(
             Episode(
                 start=g["ts"].iloc[0],
                 end=g["ts"].iloc[-1],
                 alarms=len(g),
-                entities=entities,
+                entities=tuple(dict.fromkeys(g["entity_id"].astype(str))),
                 series=tuple(dict.fromkeys(g["series"].astype(str))),
-                peak_score=peak,
-                confirmed=len(entities) >= min_entities or peak >= sure_score,
+                peak_score=float(g["score"].max()),
+                confirmed=bool(g["confirmed"].iloc[0]),
             )
         )
-    out.sort(key=lambda e: (e.start, e.series))
     return out
 
 

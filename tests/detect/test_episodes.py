@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from cms_dagster.detect.episodes import group_alarms, related
+from cms_dagster.detect.episodes import group_alarms, label_alarms, related
 
 # job -> stages -> (db, feed); another job on the same db
 EDGES = [
@@ -89,6 +89,14 @@ def test_siblings_join_through_the_resource_they_share() -> None:
     )
     (e,) = group_alarms(rows, EDGES)
     assert set(e.entities) == {"stage:a.calc", "rds:db", "stage:b.load"}
+
+
+def test_each_alarm_is_labelled_with_its_episode_in_time_order() -> None:
+    rows = _alarms((50, "feed:y", "up", 0.95), (0, "feed:x", "up", 0.6), (10, "job:a", "duration_s", 0.6))
+    labelled = label_alarms(rows, EDGES)
+    assert labelled["ts"].is_monotonic_increasing
+    assert labelled["episode"].tolist() == [0, 0, 1] and labelled["confirmed"].tolist() == [True, True, True]
+    assert label_alarms(rows.iloc[0:0], EDGES).empty
 
 
 def test_input_order_does_not_matter_and_bad_input_is_refused() -> None:
