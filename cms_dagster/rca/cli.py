@@ -209,6 +209,7 @@ each divided by its usual daily shape (the same clock window of the previous 7 d
 and run series from 7 days before. The graph is the ontology's (CMS_DOMAIN_FILE or the packaged estate).
 
 examples:
+  cms rca incident --latest                  # what the detector last found, and why
   cms rca incident --at 2026-11-20T21:05:00Z
   cms rca incident --at 2026-11-20T21:05:00Z --target job:derivatives.eod_valuation --top 3
   cms rca incident --at 2026-11-20T21:05:00Z --json > rca.json
@@ -228,8 +229,11 @@ def run_incident(
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
     try:
-        start = parse_time(args.at, name="--at")
         wh = from_settings(settings_mod.load())
+        if args.at:
+            start = parse_time(args.at, name="--at")
+        else:
+            start = _latest_episode_start(wh, stderr if args.json else stdout)
         evidence = EvidenceSettings(seasonal=not args.no_seasonal)
         result = analyse_incident(
             wh.query,
@@ -250,6 +254,37 @@ def run_incident(
         stdout.write(format_hypotheses(result.hypotheses[: args.top], start=result.start, target=args.target))
         stdout.write(f"({result.series} series, {len(result.evidence):,} points of evidence)\n")
     return 0
+
+
+def _latest_episode_start(wh: Any, stdout: TextIO) -> pd.Timestamp:
+    """The start of the latest confirmed alarm episode of the last 7 days (``cms detect alarms``)."""
+    import datetime as dt
+
+    from cms_dagster.detect.episodes import episodes_between
+    from cms_dagster.domain import load_ontology as load_estate
+
+    now = dt.datetime.now(dt.timezone.utc)
+    try:
+        episodes = episodes_between(
+            wh.query, now - dt.timedelta(days=7), now, load_estate().dependency_edges()
+        )
+    except Exception as exc:  # the table is missing until the first detection run
+        if "anomalies" not in str(exc).lower():
+            raise
+        raise RcaInputError(
+            "--latest reads the detector's alarms, and the warehouse has no intelligence.anomalies table "
+            "yet: materialize the intelligence/anomalies asset (the Dagster UI, or `cms demo`), or give --at"
+        ) from None
+    confirmed = [e for e in episodes if e.confirmed]
+    if not confirmed:
+        raise RcaInputError(
+            "no confirmed alarm episode in the 7 days up to the latest alarm: nothing to analyse "
+            "(`cms detect alarms --since 7d --all` lists the lone alarms; give --at TIME to analyse one)"
+        )
+    last = confirmed[-1]
+    names = ", ".join(last.entities[:3]) + (" ..." if len(last.entities) > 3 else "")
+    stdout.write(f"latest confirmed episode: {last.alarms} alarm(s) on {names}\n")
+    return last.start
 
 
 def _positive_int(text: str) -> int:
@@ -321,7 +356,13 @@ def register(subparsers: Any) -> None:
         epilog=INCIDENT_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    q.add_argument("--at", required=True, metavar="TIME", help="when the incident began (ISO-8601, UTC)")
+    when = q.add_mutually_exclusive_group(required=True)
+    when.add_argument("--at", metavar="TIME", help="when the incident began (ISO-8601, UTC)")
+    when.add_argument(
+        "--latest",
+        action="store_true",
+        help="the latest confirmed alarm episode (see `cms detect alarms`)",
+    )
     q.add_argument("--target", metavar="ENTITY", help="only causes this entity depends on (and itself)")
     q.add_argument("--top", type=_positive_int, default=5, metavar="N", help="show N hypotheses (default 5)")
     q.add_argument(

@@ -171,3 +171,49 @@ def test_cms_rca_incident_says_what_to_do_on_bad_input(cms_env: None) -> None:
     assert code == 2 and err.startswith("error:") and "--at" in err
     code, _, err = _cli(["rca", "incident", "--at", "2030-01-01T00:00:00Z"])
     assert code == 2 and "pick a start inside the loaded data" in err
+
+
+@pytest.fixture()
+def with_alarms(warehouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the warehouse whose detector alarmed on the outage (and once, alone, later on)."""
+    import shutil
+
+    path = tmp_path / "alarmed.duckdb"
+    shutil.copy(warehouse, path)
+    ont = load_ontology()
+    job = next(j for j in ont.jobs.values() if "cme-mdp" in j.feeds)
+    t0 = pd.Timestamp(OUTAGE).tz_localize(None)
+    alarms = pd.DataFrame(
+        {
+            "ts": [t0, t0 + pd.Timedelta("6min"), t0 + pd.Timedelta("5h")],
+            "series": ["feed:cme-mdp|up", f"{job.entity_id}|start_delay_s", "rds:orders-db|CPUUtilization"],
+            "entity_id": ["feed:cme-mdp", job.entity_id, "rds:orders-db"],
+            "metric": ["up", "start_delay_s", "CPUUtilization"],
+            "score": [0.8, 0.7, 0.6],
+            "is_alarm": True,
+        }
+    )
+    con = duckdb.connect(str(path))
+    con.execute("create schema intelligence")
+    con.register("df", alarms)
+    con.execute("create table intelligence.anomalies as select * from df")
+    con.close()
+    monkeypatch.setenv("CMS_HOME", str(tmp_path))
+    monkeypatch.setenv("CMS_WAREHOUSE", "duckdb")
+    monkeypatch.setenv("CMS_DUCKDB_PATH", str(path))
+    return path
+
+
+def test_cms_rca_incident_latest_analyses_the_last_confirmed_episode(with_alarms: Path) -> None:
+    # the lone database alarm five hours later is not corroborated: the outage is the latest episode
+    code, out, err = _cli(["rca", "incident", "--latest", "--json", "--top", "1"])
+    assert code == 0, err
+    assert "latest confirmed episode: 2 alarm(s) on feed:cme-mdp" in err
+    doc = json.loads(out)
+    assert doc["start"] == "2026-11-25T20:00:00Z"
+    assert [(h["entity"], h["kind"]) for h in doc["hypotheses"]] == [("feed:cme-mdp", "feed_outage")]
+
+
+def test_cms_rca_incident_latest_needs_the_detectors_alarms(cms_env: None) -> None:
+    code, _, err = _cli(["rca", "incident", "--latest"])
+    assert code == 2 and "materialize the intelligence/anomalies asset" in err
