@@ -65,12 +65,20 @@ class EvidenceSettings:
     seasonal: bool = True  # adjust minute series by the same minutes of earlier days (see seasonal_adjust)
     reference_days: int = 7
     min_references: int = 3
+    reference_weeks: int = 3
+    min_weekend_references: int = 1
+
+    @property
+    def reference_span(self) -> dt.timedelta:
+        """How far back before the window the minute series must reach for the seasonal adjustment."""
+        return dt.timedelta(days=max(self.reference_days, 7 * self.reference_weeks))
 
     def describe(self) -> str:
         adj = (
             f"minute series seasonally adjusted: divided by the median daily shape (a ratio) of the same "
-            f"clock window on the previous {self.reference_days} days of the same day type (weekday/weekend, "
-            f"at least {self.min_references} such days)"
+            f"clock window on the previous {self.reference_days} days and the same weekday of the previous "
+            f"{self.reference_weeks} weeks, days of the same type only (weekday, Saturday, Sunday; at least "
+            f"{self.min_references} such weekdays, {self.min_weekend_references} such weekend day)"
             if self.seasonal
             else "minute series as stored (no seasonal adjustment)"
         )
@@ -117,7 +125,7 @@ def evidence_frame(
 
     t0 = start.astimezone(UTC)
     end = t0 + s.horizon
-    minute_from = t0 - s.history - (dt.timedelta(days=s.reference_days) if s.seasonal else dt.timedelta(0))
+    minute_from = t0 - s.history - (s.reference_span if s.seasonal else dt.timedelta(0))
     run_from = t0 - s.run_history
     parts = []
     for name, (sql, n) in [*SOURCES.items(), *EXTRA_SQL.items()]:
@@ -130,7 +138,15 @@ def evidence_frame(
         [p for p, name in zip(parts, [*SOURCES, *EXTRA_SQL], strict=True) if name not in MINUTE_SOURCES]
     )
     if s.seasonal:
-        minute = seasonal_adjust(minute, t0 - s.history, end, s.reference_days, s.min_references)
+        minute = seasonal_adjust(
+            minute,
+            t0 - s.history,
+            end,
+            s.reference_days,
+            s.min_references,
+            reference_weeks=s.reference_weeks,
+            min_weekend_references=s.min_weekend_references,
+        )
     frame = pd.concat([minute, runs], ignore_index=True)
     if frame.empty:
         return pd.DataFrame(columns=LONG_COLUMNS)
@@ -138,8 +154,11 @@ def evidence_frame(
     return frame[LONG_COLUMNS]
 
 
-def _weekday(times: pd.DatetimeIndex) -> np.ndarray:
-    return np.asarray(times.day_of_week < 5)
+def _day_type(times: pd.DatetimeIndex) -> np.ndarray:
+    """0 for Monday to Friday, 5 for Saturday, 6 for Sunday (UTC): markets and batches keep weekday
+    hours, and the two weekend days differ (FX opens on Sunday evening)."""
+    dow = np.asarray(times.day_of_week)
+    return np.where(dow < 5, 0, dow)
 
 
 def _round_significant(a: np.ndarray, digits: int) -> np.ndarray:
@@ -155,21 +174,27 @@ def seasonal_adjust(
     hi: dt.datetime | pd.Timestamp,
     reference_days: int = 7,
     min_references: int = 3,
+    *,
+    reference_weeks: int = 3,
+    min_weekend_references: int = 1,
 ) -> pd.DataFrame:
     """Remove each series' usual daily shape over [lo, hi), keeping its units and its own level.
 
-    For each earlier day k = 1 .. ``reference_days``, the log of the series over the same clock window
-    shifted back k days, minus that day's median over the window, is day k's *shape*; the usual shape at a
-    time t is the median of the shapes of the days of the same type as t (weekday or weekend, UTC), and the
-    series is divided by its exponential. The shape is a ratio because counts and rates (messages, load,
-    latency) scale with activity and so does their noise. Values <= 0 (a feed's minutes with no message, a
-    counter at rest) are left out of the shapes and stay as they are. When fewer than ``min_references``
-    days give a shape at t (a median of two is not robust to one bad day), the point stays as it is.
+    For each earlier day k = 1 .. ``reference_days`` and k = 7, 14, .. 7 x ``reference_weeks`` (the same
+    weekday of earlier weeks), the log of the series over the same clock window shifted back k days, minus
+    that day's median over the window, is day k's *shape*; the usual shape at a time t is the median of the
+    shapes of the days of the same type as t (weekday, Saturday or Sunday, UTC), and the series is divided
+    by its exponential. The shape is a ratio because counts and rates (messages, load, latency) scale with
+    activity and so does their noise. Values <= 0 (a feed's minutes with no message, a counter at rest) are
+    left out of the shapes and stay as they are. When fewer than ``min_references`` days give a shape at a
+    weekday t (a median of two is not robust to one bad day), the point stays as it is; a Saturday or
+    Sunday only has the same day of earlier weeks, so ``min_weekend_references`` of them are enough there
+    (a market opening on Sunday evening is a weekly shape: without it, every feed would look faulty).
 
     So a series that follows its usual profile stays at its usual level, without the profile, and a fault
     keeps its size (latency 8x its usual level stays about 8x). ``frame`` is long (``time, entity, metric,
-    value``, times on a shared grid such as minutes) and must reach ``reference_days`` back before ``lo``;
-    the result covers [lo, hi) only.
+    value``, times on a shared grid such as minutes) and should reach max(``reference_days``, 7 x
+    ``reference_weeks``) days back before ``lo``; the result covers [lo, hi) only.
     """
     if frame.empty:
         return frame.loc[:, LONG_COLUMNS].copy()
@@ -188,12 +213,15 @@ def seasonal_adjust(
         )
     target = wide.index[(wide.index >= lo_ts) & (wide.index < hi_ts)]
     x = wide.reindex(target).to_numpy(dtype=float)
-    kind = _weekday(target)
+    kind = _day_type(target)
+    offsets = sorted(
+        set(range(1, max(int(reference_days), 0) + 1)) | {7 * w for w in range(1, reference_weeks + 1)}
+    )
     shapes = []
-    for k in range(1, max(int(reference_days), 0) + 1):
+    for k in offsets:
         back = target - pd.Timedelta(days=k)
         y = logs.reindex(back).to_numpy(dtype=float, copy=True)
-        y[_weekday(back) != kind, :] = np.nan
+        y[_day_type(back) != kind, :] = np.nan
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: no reference that day
             shapes.append(y - np.nanmedian(y, axis=0)[None, :])
@@ -204,7 +232,8 @@ def seasonal_adjust(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             usual = np.nanmedian(stack, axis=0)
-        usual = np.where(count >= min_references, usual, 0.0)
+        needed = np.where(kind == 0, min_references, min_weekend_references)[:, None]
+        usual = np.where(count >= needed, usual, 0.0)
         # 12 significant digits: a stepped series (0.05, 0.06, ...) rescaled onto its own steps must land on
         # them exactly, or its history gets a spread of 1e-17 against which any change has an absurd z
         adjusted = np.where(x > 0, _round_significant(x * np.exp(-usual), 12), x)

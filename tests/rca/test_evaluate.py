@@ -277,6 +277,25 @@ def test_without_three_reference_days_a_series_stays_as_it_is() -> None:
     assert np.allclose(out["value"].to_numpy(), raw)
 
 
+def test_a_market_opening_on_sunday_evening_is_a_weekly_shape() -> None:
+    # an FX-like feed: trading on weekdays, closed on Saturday, opening at 22:00 on Sunday; two weeks of it
+    rng = np.random.default_rng(5)
+    times = pd.date_range("2026-11-16", "2026-11-30", freq="min", inclusive="left", tz="UTC")
+    dow, hour = times.day_of_week, times.hour
+    trading = (dow < 5) | ((dow == 6) & (hour >= 22))
+    msgs = np.where(trading, 900.0, 2.0) * rng.lognormal(0, 0.05, len(times))
+    frame = pd.DataFrame({"time": times, "entity": "feed:ebs-fx", "metric": "messages", "value": msgs})
+    lo, hi = pd.Timestamp("2026-11-29 16:00", tz="UTC"), pd.Timestamp("2026-11-30", tz="UTC")  # Sunday
+    out = seasonal_adjust(frame, lo, hi).set_index("time")["value"]
+    before, after = out[out.index < "2026-11-29 22:00"], out[out.index >= "2026-11-29 22:00"]
+    # last Sunday is the one reference; without it the opening would read as a 450x volume spike
+    assert after.median() == pytest.approx(before.median(), rel=0.2)
+    # Saturday is not a reference for a Sunday: with no earlier Sunday in reach, it stays as it is
+    none = seasonal_adjust(frame, lo, hi, reference_days=6, reference_weeks=0)
+    raw = frame[(frame["time"] >= lo) & (frame["time"] < hi)]["value"].to_numpy()
+    assert np.allclose(none["value"].to_numpy(), raw)
+
+
 def test_max_z_ranks_the_entity_that_moved_most_against_its_history() -> None:
     times = pd.date_range("2026-11-20 06:00", periods=480, freq="min", tz="UTC")
     rng = np.random.default_rng(2)
