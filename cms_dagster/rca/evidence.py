@@ -67,6 +67,9 @@ class EvidenceSettings:
     min_references: int = 3
     reference_weeks: int = 3
     min_weekend_references: int = 1
+    # judged by their absolute value, so kept as stored: staleness is measured against the feed's SLA (data
+    # ten minutes old is late at night as by day), and dividing it by a usual shape would hide a breach
+    absolute_metrics: tuple[str, ...] = ("staleness_s",)
 
     @property
     def reference_span(self) -> dt.timedelta:
@@ -78,7 +81,8 @@ class EvidenceSettings:
             f"minute series seasonally adjusted: divided by the median daily shape (a ratio) of the same "
             f"clock window on the previous {self.reference_days} days and the same weekday of the previous "
             f"{self.reference_weeks} weeks, days of the same type only (weekday, Saturday, Sunday; at least "
-            f"{self.min_references} such weekdays, {self.min_weekend_references} such weekend day)"
+            f"{self.min_references} such weekdays, {self.min_weekend_references} such weekend day); "
+            f"{', '.join(self.absolute_metrics)} as stored (judged against the SLA)"
             if self.seasonal
             else "minute series as stored (no seasonal adjustment)"
         )
@@ -138,6 +142,8 @@ def evidence_frame(
         [p for p, name in zip(parts, [*SOURCES, *EXTRA_SQL], strict=True) if name not in MINUTE_SOURCES]
     )
     if s.seasonal:
+        keep = minute["metric"].isin(s.absolute_metrics)
+        absolute, minute = minute[keep & (minute["time"] >= t0 - s.history)], minute[~keep]
         minute = seasonal_adjust(
             minute,
             t0 - s.history,
@@ -147,6 +153,7 @@ def evidence_frame(
             reference_weeks=s.reference_weeks,
             min_weekend_references=s.min_weekend_references,
         )
+        minute = pd.concat([minute, absolute], ignore_index=True)
     frame = pd.concat([minute, runs], ignore_index=True)
     if frame.empty:
         return pd.DataFrame(columns=LONG_COLUMNS)

@@ -392,3 +392,24 @@ def test_evidence_gives_run_series_a_week_of_history_and_minute_series_hours(mar
     assert ("stage:equities.eod_pricing.ingest", "retries") in spans.index
     stage = frame[(frame["entity"] == "stage:equities.eod_pricing.ingest") & (frame["metric"] == "failed")]
     assert stage["value"].iloc[-1] == 1.0 and stage["value"].iloc[:-1].eq(0).all()
+
+
+def test_evidence_keeps_staleness_as_stored_and_adjusts_the_rest(marts) -> None:
+    # give the feed a busy evening every day: twice the messages, and (for the test) twice the staleness
+    marts.execute(
+        "update marts.fct_feed_status set messages = messages * 2, staleness_s = staleness_s * 2 "
+        "where hour(minute_ts) between 19 and 21"
+    )
+
+    def query(sql: str, params: list) -> pd.DataFrame:
+        return marts.execute(sql, params).df()
+
+    start = dt.datetime(2026, 11, 25, 19, 0, tzinfo=U)
+    frame = evidence_frame(query, start, EvidenceSettings())
+    feed = frame[frame["entity"] == "feed:cme-mdp"].set_index("time")
+    msgs = feed[feed["metric"] == "messages"]["value"]
+    stale = feed[feed["metric"] == "staleness_s"]["value"]
+    assert msgs[msgs.index.hour >= 19].median() == pytest.approx(
+        msgs[msgs.index.hour < 19].median(), rel=0.05
+    )
+    assert set(stale[stale.index.hour >= 19]) == {2.0} and set(stale[stale.index.hour < 19]) == {1.0}
