@@ -67,9 +67,10 @@ class EvidenceSettings:
     min_references: int = 3
     reference_weeks: int = 3
     min_weekend_references: int = 1
-    # judged by their absolute value, so kept as stored: staleness is measured against the feed's SLA (data
-    # ten minutes old is late at night as by day), and dividing it by a usual shape would hide a breach
-    absolute_metrics: tuple[str, ...] = ("staleness_s",)
+    # judged by their absolute value against a limit, so kept as stored: staleness against the feed's SLA
+    # (data ten minutes old is late at night as by day), connections against the database's max_connections
+    # (a pool is exhausted at its limit whatever the hour); dividing them by a usual shape would hide a breach
+    absolute_metrics: tuple[str, ...] = ("staleness_s", "DatabaseConnections", "conn_ratio")
 
     @property
     def reference_span(self) -> dt.timedelta:
@@ -82,7 +83,7 @@ class EvidenceSettings:
             f"clock window on the previous {self.reference_days} days and the same weekday of the previous "
             f"{self.reference_weeks} weeks, days of the same type only (weekday, Saturday, Sunday; at least "
             f"{self.min_references} such weekdays, {self.min_weekend_references} such weekend day); "
-            f"{', '.join(self.absolute_metrics)} as stored (judged against the SLA)"
+            f"{', '.join(self.absolute_metrics)} as stored (judged against their limits)"
             if self.seasonal
             else "minute series as stored (no seasonal adjustment)"
         )
