@@ -15,11 +15,13 @@ The full path, once for the whole month (not once per incident):
 5. one detection pass over the month (``score_window``) into ``intelligence.anomalies``;
 6. per incident: the **start is the first alarm** (any series) in [label start - 30 min, label end + 3 h)
    (cut at the next incident's window): the label says where to look, never when it started; no alarm
-   there = undetected, a miss for every method. Then the evidence (``evidence_frame``: the fact marts'
-   minute series over [start - 6 h, start + 2 h), seasonally adjusted against the same clock window of the
-   previous week's days of the same type; run and stage series over [start - 7 days, start + 2 h)) is
-   ranked by ``rank_incident`` with the ontology's dependency edges, by a max-|z| baseline and by random
-   ranking, all on the same evidence; the same rankings on unadjusted evidence are printed as an ablation.
+   there = undetected, a miss for every method (``--start-from episode``: the first alarm there of a
+   confirmed episode, as ``cms detect alarms`` groups them). Then ``analyse_incident``, the function
+   behind ``cms rca incident``, reads the evidence (the fact marts' minute series over [start - 6 h,
+   start + 2 h), each divided by its usual daily shape from the same clock window of earlier days of the
+   same type, staleness and database connections as stored; run and stage series over [start - 7 days,
+   start + 2 h)) and ranks it with the ontology's graph; a max-|z| baseline and random ranking run on
+   the same evidence; the same rankings on unadjusted evidence are printed as an ablation.
 
 Prints the settings, per-incident outcomes, the method x (AC@1, AC@3, Avg@5, kind accuracy) table, CMS
 AC@1 per kind, detection counts and phase timings. Published metric-based RCA on microservice benchmarks
