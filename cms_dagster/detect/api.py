@@ -72,7 +72,9 @@ class DetectorState:
         try:
             body = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
-            raise CheckpointError(f"checkpoint is not valid JSON ({exc}); pass the bytes of to_json()") from exc
+            raise CheckpointError(
+                f"checkpoint is not valid JSON ({exc}); pass the bytes of to_json()"
+            ) from exc
         if not isinstance(body, dict) or body.get("version") != STATE_VERSION:
             found = body.get("version") if isinstance(body, dict) else None
             raise CheckpointError(
@@ -88,7 +90,9 @@ class DetectorState:
         try:
             det = StreamingDetector.from_dict(body, saved)
         except (KeyError, TypeError, ValueError) as exc:
-            raise CheckpointError(f"checkpoint is damaged ({exc!r}); re-score the series from its start") from exc
+            raise CheckpointError(
+                f"checkpoint is damaged ({exc!r}); re-score the series from its start"
+            ) from exc
         return cls(det)
 
     def copy(self) -> DetectorState:
@@ -208,8 +212,14 @@ class BatchResult:
                 )
             )
         if not parts:
-            return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(
-                ANOMALY_COLUMNS, (object, "datetime64[ns]", float, object, float, float), strict=True)})
+            return pd.DataFrame(
+                {
+                    c: pd.Series(dtype=t)
+                    for c, t in zip(
+                        ANOMALY_COLUMNS, (object, "datetime64[ns]", float, object, float, float), strict=True
+                    )
+                }
+            )
         return pd.concat(parts, ignore_index=True)
 
 

@@ -175,7 +175,7 @@ def _run_alarms(
     from cms_dagster.domain import load_ontology
     from cms_dagster.warehouse.client import from_settings
 
-    from .episodes import episodes_between
+    from .episodes import NoAlarmsTable, episodes_between
 
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
@@ -185,16 +185,8 @@ def _run_alarms(
         until = _time(args.until, "--until") if args.until else now
         gap = pd.Timedelta(minutes=args.gap)
         wh = from_settings(settings_mod.load())
-        try:
-            episodes = episodes_between(wh.query, since, until, load_ontology().dependency_edges(), gap=gap)
-        except Exception as exc:  # the table is missing until the first detection run
-            if "anomalies" not in str(exc).lower():
-                raise
-            raise DetectInputError(
-                "the warehouse has no intelligence.anomalies table yet: materialize the "
-                "intelligence/anomalies asset (the Dagster UI, or `cms demo`) first"
-            ) from None
-    except DetectInputError as exc:
+        episodes = episodes_between(wh.query, since, until, load_ontology().dependency_edges(), gap=gap)
+    except (DetectInputError, NoAlarmsTable) as exc:
         print(f"error: {exc}", file=stderr)
         return 2
     shown = [e for e in episodes if args.all or e.confirmed]

@@ -88,8 +88,17 @@ class _Profile:
     """Seasonal profile: per slot of the period, the mean value of each of the last cycles."""
 
     __slots__ = (
-        "name", "period_s", "bucket_s", "cycles", "neighbors", "n_slots", "slots", "offsets", "err_num",
-        "err_den", "count",
+        "name",
+        "period_s",
+        "bucket_s",
+        "cycles",
+        "neighbors",
+        "n_slots",
+        "slots",
+        "offsets",
+        "err_num",
+        "err_den",
+        "count",
     )
 
     def __init__(
@@ -279,9 +288,16 @@ class StreamingDetector:
         self.level = _Ring(c.level_window, True)
         self.level_err = [0.0, 0.0]
         self.profiles = [
-            _Profile("daily", DAY_S, c.daily_bucket_seconds, c.daily_cycles, c.offset_window, c.profile_neighbors),
             _Profile(
-                "weekly", WEEK_S, c.weekly_bucket_seconds, c.weekly_cycles, c.offset_window, c.profile_neighbors
+                "daily", DAY_S, c.daily_bucket_seconds, c.daily_cycles, c.offset_window, c.profile_neighbors
+            ),
+            _Profile(
+                "weekly",
+                WEEK_S,
+                c.weekly_bucket_seconds,
+                c.weekly_cycles,
+                c.offset_window,
+                c.profile_neighbors,
             ),
         ]
         self.selected = "level"
@@ -374,7 +390,10 @@ class StreamingDetector:
             self.abs_sum = math.fsum(abs(v) for v in ordered[-c.activity_window :])
         for i, w in enumerate(c.mean_windows):
             values.append(abs(self.sums[i]) / min(w, cnt))
-        for name, raw in (("level", 0.0), *((p.name, raw) for p, raw in zip(self.profiles, raws, strict=True))):
+        for name, raw in (
+            ("level", 0.0),
+            *((p.name, raw) for p, raw in zip(self.profiles, raws, strict=True)),
+        ):
             if raw is not None:
                 short, long_ = self.shift[name]
                 old = short.push(x - raw)
@@ -517,7 +536,8 @@ class StreamingDetector:
         det.sums = list(d["sums"])
         det.abs_sum = d["abs_sum"]
         det.shift = {
-            k: (_Ring(c.level_window, True, a), _Ring(c.shift_window, True, b)) for k, (a, b) in d["shift"].items()
+            k: (_Ring(c.level_window, True, a), _Ring(c.shift_window, True, b))
+            for k, (a, b) in d["shift"].items()
         }
         det.ema = list(d["ema"])
         det.ema_n = d["ema_n"]

@@ -26,6 +26,7 @@ import pandas as pd
 
 __all__ = [
     "ALARMS_SQL",
+    "NoAlarmsTable",
     "DEFAULT_GAP",
     "DEFAULT_MIN_ENTITIES",
     "DEFAULT_SURE_SCORE",
@@ -33,6 +34,7 @@ __all__ = [
     "episodes_between",
     "group_alarms",
     "label_alarms",
+    "latest_alarm",
     "related",
 ]
 
@@ -177,6 +179,34 @@ ALARMS_SQL = (
 )
 
 
+class NoAlarmsTable(LookupError):
+    """The warehouse has no intelligence.anomalies table: detection has not run there yet."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the warehouse has no intelligence.anomalies table yet: materialize the intelligence/anomalies "
+            "asset (the Dagster UI, or `cms demo`) first"
+        )
+
+
+def _read(query: Callable[[str, list], pd.DataFrame], sql: str, params: list) -> pd.DataFrame:
+    try:
+        return query(sql, params)
+    except Exception as exc:  # DuckDB's CatalogException, Snowflake's ProgrammingError, ...
+        if "anomalies" in str(exc).lower():
+            raise NoAlarmsTable() from None
+        raise
+
+
+def latest_alarm(query: Callable[[str, list], pd.DataFrame]) -> pd.Timestamp | None:
+    """The time (UTC) of the latest alarm in intelligence.anomalies, None when there is none."""
+    last = _read(query, "select max(ts) as ts from intelligence.anomalies where is_alarm", [])["ts"].iloc[0]
+    if last is None or pd.isna(last):
+        return None
+    t = pd.Timestamp(last)
+    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+
+
 def episodes_between(
     query: Callable[[str, list], pd.DataFrame],
     since: dt.datetime,
@@ -186,10 +216,11 @@ def episodes_between(
 ) -> list[Episode]:
     """The episodes of the alarms in ``intelligence.anomalies`` over [since, until) (UTC), oldest first.
 
-    ``query(sql, params)`` runs SQL on the warehouse; ``options`` go to :func:`group_alarms`."""
+    ``query(sql, params)`` runs SQL on the warehouse; ``options`` go to :func:`group_alarms`. Raises
+    NoAlarmsTable when detection has not run on this warehouse yet."""
 
     def naive(t: dt.datetime) -> dt.datetime:
         return t.astimezone(dt.timezone.utc).replace(tzinfo=None)
 
-    rows = query(ALARMS_SQL, [naive(since), naive(until)])
+    rows = _read(query, ALARMS_SQL, [naive(since), naive(until)])
     return group_alarms(rows, edges, **options)

@@ -40,13 +40,19 @@ def to_utc_ns(timestamps: Any, *, row_offset: int = 0, row_label: str = "row") -
                 f"{_where(i, row_offset, row_label)}: the timestamp is missing (NaT); give every point a time"
             )
         return arr.astype(np.int64)
-    if isinstance(timestamps, (pd.Series, pd.DatetimeIndex)) and pd.api.types.is_datetime64_any_dtype(timestamps):
+    if isinstance(timestamps, (pd.Series, pd.DatetimeIndex)) and pd.api.types.is_datetime64_any_dtype(
+        timestamps
+    ):
         idx = pd.DatetimeIndex(timestamps)
         if idx.tz is not None:
             idx = idx.tz_convert("UTC").tz_localize(None)
         return to_utc_ns(idx.to_numpy(dtype="datetime64[ns]"), row_offset=row_offset, row_label=row_label)
     seq = timestamps if isinstance(timestamps, pd.Series) else pd.Series(list(timestamps), dtype=object)
-    if len(seq) and pd.api.types.infer_dtype(seq, skipna=True) in ("integer", "floating", "mixed-integer-float"):
+    if len(seq) and pd.api.types.infer_dtype(seq, skipna=True) in (
+        "integer",
+        "floating",
+        "mixed-integer-float",
+    ):
         raise TimestampParseError(
             "timestamps are numbers; give ISO-8601 times such as 2026-11-20 14:05:00 (UTC when no zone)"
         )
@@ -64,7 +70,11 @@ def to_utc_ns(timestamps: Any, *, row_offset: int = 0, row_label: str = "row") -
 
 def to_finite_floats(values: Any, *, row_offset: int = 0, row_label: str = "row") -> np.ndarray:
     """Values as float64; raises :class:`NonFiniteValueError` naming the first NaN, inf or non-number."""
-    seq = values if isinstance(values, pd.Series) else pd.Series(values if isinstance(values, np.ndarray) else list(values))
+    seq = (
+        values
+        if isinstance(values, pd.Series)
+        else pd.Series(values if isinstance(values, np.ndarray) else list(values))
+    )
     num = pd.to_numeric(seq, errors="coerce").to_numpy(dtype=float)
     bad = ~np.isfinite(num)
     if bad.any():

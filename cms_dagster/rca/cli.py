@@ -257,34 +257,32 @@ def run_incident(
 
 
 def _latest_episode_start(wh: Any, stdout: TextIO) -> pd.Timestamp:
-    """The start of the latest confirmed alarm episode of the last 7 days (``cms detect alarms``)."""
+    """The start of the latest confirmed alarm episode in the 7 days up to the latest alarm (the warehouse's
+    time, not the wall clock: a replayed or back-filled estate works the same)."""
     import datetime as dt
 
-    from cms_dagster.detect.episodes import episodes_between
+    from cms_dagster.detect.episodes import NoAlarmsTable, episodes_between, latest_alarm
     from cms_dagster.domain import load_ontology as load_estate
 
-    now = dt.datetime.now(dt.timezone.utc)
     try:
-        episodes = episodes_between(
-            wh.query, now - dt.timedelta(days=7), now, load_estate().dependency_edges()
-        )
-    except Exception as exc:  # the table is missing until the first detection run
-        if "anomalies" not in str(exc).lower():
-            raise
-        raise RcaInputError(
-            "--latest reads the detector's alarms, and the warehouse has no intelligence.anomalies table "
-            "yet: materialize the intelligence/anomalies asset (the Dagster UI, or `cms demo`), or give --at"
-        ) from None
+        last = latest_alarm(wh.query)
+        if last is None:
+            raise RcaInputError("the detector has raised no alarm yet: nothing to analyse (give --at TIME)")
+        until = last.to_pydatetime() + dt.timedelta(seconds=1)
+        edges = load_estate().dependency_edges()
+        episodes = episodes_between(wh.query, until - dt.timedelta(days=7), until, edges)
+    except NoAlarmsTable as exc:
+        raise RcaInputError(f"--latest reads the detector's alarms, and {exc}; or give --at TIME") from None
     confirmed = [e for e in episodes if e.confirmed]
     if not confirmed:
         raise RcaInputError(
             "no confirmed alarm episode in the 7 days up to the latest alarm: nothing to analyse "
             "(`cms detect alarms --since 7d --all` lists the lone alarms; give --at TIME to analyse one)"
         )
-    last = confirmed[-1]
-    names = ", ".join(last.entities[:3]) + (" ..." if len(last.entities) > 3 else "")
-    stdout.write(f"latest confirmed episode: {last.alarms} alarm(s) on {names}\n")
-    return last.start
+    last_episode = confirmed[-1]
+    names = ", ".join(last_episode.entities[:3]) + (" ..." if len(last_episode.entities) > 3 else "")
+    stdout.write(f"latest confirmed episode: {last_episode.alarms} alarm(s) on {names}\n")
+    return last_episode.start
 
 
 def _positive_int(text: str) -> int:

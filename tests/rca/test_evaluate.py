@@ -9,6 +9,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from marts_helpers import daily_stages, store_marts
 
 from cms_dagster.detect.api import score_long_frame
 from cms_dagster.detect.pipeline import ALARM
@@ -318,7 +319,6 @@ def test_max_z_ranks_the_entity_that_moved_most_against_its_history() -> None:
 def marts() -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute("set TimeZone='UTC'")
-    con.execute("create schema marts")
     minutes = pd.date_range("2026-11-16", "2026-11-26", freq="min", inclusive="left")
     rng = np.random.default_rng(4)
     infra = pd.DataFrame(
@@ -342,36 +342,7 @@ def marts() -> duckdb.DuckDBPyConnection:
             "invalid_values": 0,
         }
     )
-    days = pd.date_range("2026-11-16 21:00", periods=10, freq="D")
-    runs = pd.DataFrame(
-        {
-            "job_key": "equities.eod_pricing",
-            "status": "success",
-            "actual_start_ts": days,
-            "actual_end_ts": days + pd.Timedelta(minutes=40),
-            "duration_s": 2400.0,
-            "start_delay_s": 30.0,
-            "records": 1000,
-        }
-    )
-    stages = pd.DataFrame(
-        {
-            "stage_key": "equities.eod_pricing.ingest",
-            "status": ["success"] * 9 + ["failed"],
-            "finished_ts": days + pd.Timedelta(minutes=9),
-            "duration_s": 480.0,
-            "retries": 0,
-        }
-    )
-    for name, df in [
-        ("fct_infra_metrics", infra),
-        ("fct_feed_status", feed),
-        ("fct_batch_runs", runs),
-        ("fct_stage_runs", stages),
-    ]:
-        con.register("df", df)
-        con.execute(f"create table marts.{name} as select * from df")
-        con.unregister("df")
+    store_marts(con, infra, feed, stages=daily_stages(["success"] * 9 + ["failed"]))
     return con
 
 

@@ -12,6 +12,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from marts_helpers import store_marts
 
 from cms_dagster.domain import load_ontology
 from cms_dagster.rca.cli import register
@@ -26,7 +27,6 @@ def _write_marts(path: Path) -> None:
     """Ten days of minutes for a database and a feed with a daily busy hour; the feed drops at OUTAGE."""
     con = duckdb.connect(str(path))
     con.execute("set TimeZone='UTC'")
-    con.execute("create schema marts")
     minutes = pd.date_range("2026-11-16", "2026-11-26", freq="min", inclusive="left")
     rng = np.random.default_rng(7)
     busy = np.where((minutes.hour >= 19) & (minutes.hour < 22), 2.0, 1.0)  # the same every day
@@ -53,36 +53,7 @@ def _write_marts(path: Path) -> None:
             "invalid_values": 0,
         }
     )
-    days = pd.date_range("2026-11-16 21:00", periods=10, freq="D")
-    runs = pd.DataFrame(
-        {
-            "job_key": "equities.eod_pricing",
-            "status": "success",
-            "actual_start_ts": days,
-            "actual_end_ts": days + pd.Timedelta(minutes=40),
-            "duration_s": 2400.0,
-            "start_delay_s": 30.0,
-            "records": 1000,
-        }
-    )
-    stages = pd.DataFrame(
-        {
-            "stage_key": "equities.eod_pricing.ingest",
-            "status": "success",
-            "finished_ts": days + pd.Timedelta(minutes=9),
-            "duration_s": 480.0,
-            "retries": 0,
-        }
-    )
-    for name, df in [
-        ("fct_infra_metrics", infra),
-        ("fct_feed_status", feed),
-        ("fct_batch_runs", runs),
-        ("fct_stage_runs", stages),
-    ]:
-        con.register("df", df)
-        con.execute(f"create table marts.{name} as select * from df")
-        con.unregister("df")
+    store_marts(con, infra, feed)
     con.close()
 
 
@@ -217,3 +188,11 @@ def test_cms_rca_incident_latest_analyses_the_last_confirmed_episode(with_alarms
 def test_cms_rca_incident_latest_needs_the_detectors_alarms(cms_env: None) -> None:
     code, _, err = _cli(["rca", "incident", "--latest"])
     assert code == 2 and "materialize the intelligence/anomalies asset" in err
+
+
+def test_cms_rca_incident_latest_says_when_nothing_alarmed(with_alarms: Path) -> None:
+    con = duckdb.connect(str(with_alarms))
+    con.execute("update intelligence.anomalies set is_alarm = false")
+    con.close()
+    code, _, err = _cli(["rca", "incident", "--latest"])
+    assert code == 2 and "raised no alarm yet" in err
