@@ -153,13 +153,24 @@ def is_active(work_starts: np.ndarray, t: dt.datetime, minutes: float) -> bool:
     return i < len(work_starts) and work_starts[i] < a + minutes * 60
 
 
+def _busy(activity: ActivityIndex, kind: str, root: str, free: np.ndarray, minutes: float) -> np.ndarray:
+    """For each free time (epoch seconds), whether work the incident would touch begins within it."""
+    works = activity.starts_for(kind, root)
+    i = np.searchsorted(works, free, side="left")
+    busy = i < len(works)
+    busy[busy] = works[i[busy]] < free[busy] + minutes * 60  # as is_active, for every free time
+    return busy
+
+
 def sample_incidents(ontology: Ontology, settings: SamplingSettings | None = None) -> list[Incident]:
     """Draw ``per_kind`` incidents of each kind (see :class:`SamplingSettings`), sorted by start.
 
-    Kinds are placed in a shuffled order; each draws its root uniformly from ``candidates(ontology, kind)``,
+    Kinds are placed in a shuffled order (``ALWAYS_BUSY`` kinds first: a crowded month may have no busy time
+    left for them later); each draws its root uniformly from ``candidates(ontology, kind)``,
     then its start uniformly from the free grid times (at least ``min_gap`` from every placed start, after
     the warm-up, ending ``tail`` before the data ends), restricted with probability ``active_share`` to the
-    times when the root is busy (when it has any such free time); kinds in ``ALWAYS_BUSY`` always are.
+    times when the root is busy (when it has any such free time); kinds in ``ALWAYS_BUSY`` always are (on
+    another root of the kind when the drawn one has no free busy time left).
     Durations are ``DEFAULT_MINUTES``.
     Raises ValueError when the period cannot hold the incidents.
     """
@@ -173,6 +184,8 @@ def sample_incidents(ontology: Ontology, settings: SamplingSettings | None = Non
     grid = np.arange(first.timestamp(), end.timestamp(), s.step.total_seconds())
     kinds = [k for k in INCIDENT_KINDS for _ in range(s.per_kind)]
     rng.shuffle(kinds)
+    # kinds that must land on busy times go first, while the month still has free busy times for them
+    kinds.sort(key=lambda k: k not in ALWAYS_BUSY)
     placed: list[float] = []
     out: list[Incident] = []
     gap = s.min_gap.total_seconds()
@@ -196,11 +209,22 @@ def sample_incidents(ontology: Ontology, settings: SamplingSettings | None = Non
         pool = free
         # drawn for every kind, so that one kind's rule does not shift the draws of the others
         busy_wanted = rng.random() < s.active_share
-        if busy_wanted or kind in ALWAYS_BUSY:
-            works = activity.starts_for(kind, root)
-            i = np.searchsorted(works, free, side="left")
-            busy = i < len(works)
-            busy[busy] = works[i[busy]] < free[busy] + minutes * 60  # as is_active, for every free time
+        if kind in ALWAYS_BUSY:
+            busy = _busy(activity, kind, root, free, minutes)
+            if not busy.any():  # this root has no free busy time left: another one of the kind that has
+                for other in rng.permutation(roots):
+                    busy = _busy(activity, kind, str(other), free, minutes)
+                    if busy.any():
+                        root = str(other)
+                        break
+                else:
+                    raise ValueError(
+                        f"no room left for incident {len(out) + 1} of {len(kinds)} ({kind}): no free time "
+                        "while any candidate root is busy; lower per_kind or min_gap, or simulate more days"
+                    )
+            pool = free[busy]
+        elif busy_wanted:
+            busy = _busy(activity, kind, root, free, minutes)
             if busy.any():
                 pool = free[busy]
         t0 = float(pool[int(rng.integers(len(pool)))])

@@ -140,6 +140,16 @@ def test_sampling_prefers_but_does_not_force_busy_times(ontology, sampled) -> No
     assert all(activity.active(i.kind, i.root_cause, i.start, DEFAULT_MINUTES[i.kind]) for i in failures)
 
 
+@pytest.mark.parametrize("seed", [20270501, 20270601])
+def test_job_failures_land_on_runs_of_their_stage_even_in_a_crowded_month(ontology, seed: int) -> None:
+    # these seeds once placed job failures at idle times (the month's free busy times were used up by then)
+    s = SamplingSettings(seed=seed)
+    activity = ActivityIndex(ontology, s.start, s.start + dt.timedelta(days=s.days))
+    failures = [i for i in sample_incidents(ontology, s) if i.kind == "job_failure"]
+    assert len(failures) == s.per_kind
+    assert all(activity.active(i.kind, i.root_cause, i.start, DEFAULT_MINUTES[i.kind]) for i in failures)
+
+
 def test_a_stage_is_busy_when_its_job_runs() -> None:
     ont = load_ontology()
     activity = ActivityIndex(ont, T0, T0 + dt.timedelta(days=7))
