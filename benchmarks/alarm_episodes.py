@@ -1,0 +1,96 @@
+"""How many pages the detector's alarms would make, alone and grouped into episodes, on a simulated month.
+
+    .venv/bin/python benchmarks/rca_eval.py --keep /tmp/rca-month      # build a month once (see that script)
+    .venv/bin/python benchmarks/alarm_episodes.py /tmp/rca-month        # then count, in seconds
+
+Reads ``intelligence.anomalies`` of the kept build and the simulator's labels, groups the alarms with
+``cms_dagster.detect.episodes.label_alarms`` (the rule of ``cms detect alarms``: alarms at most 30 minutes
+apart on related entities; confirmed when they span two entities or one scores 0.9), and prints, for the
+whole month and outside every incident's search window ([label start - 30 min, label end + 3 h)): alarms
+per hour, episodes, confirmed episodes per hour, and how many incidents have a confirmed episode in their
+window (and how many of those begin on the root or an entity the simulator records as affected).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from cms_dagster.detect.episodes import DEFAULT_GAP, DEFAULT_MIN_ENTITIES, DEFAULT_SURE_SCORE, label_alarms
+from cms_dagster.domain import load_ontology
+from cms_dagster.simulate.incidents import parse_time
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("home", type=Path, help="a build kept by benchmarks/rca_eval.py --keep")
+    args = p.parse_args(argv)
+    import duckdb
+
+    db = args.home / "warehouse.duckdb"
+    labels_file = next((args.home / "lake" / "archive" / "simulations").glob("*/labels.json"), None)
+    if not db.exists() or labels_file is None:
+        print(
+            f"{args.home} is not a kept rca_eval build (no warehouse.duckdb or labels.json)", file=sys.stderr
+        )
+        return 2
+    con = duckdb.connect(str(db), read_only=True)
+    alarms = con.execute(
+        "select ts, series, entity_id, score from intelligence.anomalies where is_alarm order by ts"
+    ).df()
+    span = con.execute("select min(minute_ts), max(minute_ts) from marts.fct_infra_metrics").fetchone()
+    con.close()
+    hours = (pd.Timestamp(span[1]) - pd.Timestamp(span[0])).total_seconds() / 3600
+    labels = sorted(json.loads(labels_file.read_text())["incidents"], key=lambda x: x["start"])
+    lab = label_alarms(alarms, load_ontology().dependency_edges())
+    windows = []
+    for k, inc in enumerate(labels):
+        lo = pd.Timestamp(parse_time(inc["start"]) - dt.timedelta(minutes=30))
+        hi = pd.Timestamp(parse_time(inc["end"]) + dt.timedelta(hours=3))
+        if k + 1 < len(labels):
+            hi = min(hi, pd.Timestamp(parse_time(labels[k + 1]["start"]) - dt.timedelta(minutes=30)))
+        windows.append((lo, hi))
+    inside = pd.Series(False, index=lab.index)
+    for lo, hi in windows:
+        inside |= (lab["ts"] >= lo) & (lab["ts"] < hi)
+    covered = sum((hi - lo).total_seconds() for lo, hi in windows) / 3600
+    firsts = lab.groupby("episode").head(1)
+    confirmed = firsts[firsts["confirmed"]]
+    bg_alarms = int((~inside).sum())
+    bg_conf = int((~inside[confirmed.index]).sum())
+    found = related = 0
+    for inc, (lo, hi) in zip(labels, windows, strict=True):
+        ids = {inc["root_cause"], *inc["affected_jobs"], *inc["affected_stages"]}
+        ids |= {*inc["affected_resources"], *inc["affected_feeds"]}
+        mine = lab[(lab["ts"] >= lo) & (lab["ts"] < hi) & lab["confirmed"]]
+        if len(mine):
+            found += 1
+            related += bool(set(lab[lab["episode"] == mine["episode"].iloc[0]]["entity_id"]) & ids)
+    print(f"alarm episodes in {args.home} ({len(labels)} incidents, {hours:.0f} hours of data)")
+    print(
+        f"  rule: alarms at most {DEFAULT_GAP.total_seconds() / 60:g} min apart on related entities; confirmed "
+        f"from {DEFAULT_MIN_ENTITIES} entities or a score of {DEFAULT_SURE_SCORE:g}"
+    )
+    print(
+        f"  whole month: {len(lab):,} alarms ({len(lab) / hours:.1f}/hour), {lab['episode'].nunique():,} episodes, "
+        f"{len(confirmed):,} confirmed ({len(confirmed) / hours:.2f}/hour)"
+    )
+    quiet = max(hours - covered, 1e-9)
+    print(
+        f"  outside the incidents' windows ({quiet:.0f} hours): {bg_alarms:,} alarms = {bg_alarms / quiet:.1f}/hour; "
+        f"{bg_conf:,} confirmed episodes = {bg_conf / quiet:.2f}/hour ({bg_alarms / max(bg_conf, 1):.0f}x fewer than alarms)"
+    )
+    print(
+        f"  incidents with a confirmed episode in their window: {found}/{len(labels)}; the first such episode "
+        f"includes the root or an affected entity: {related}/{found}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
