@@ -5,7 +5,7 @@
 
 Reads ``intelligence.anomalies`` of the kept build and the simulator's labels, groups the alarms with
 ``cms_dagster.detect.episodes.label_alarms`` (the rule of ``cms detect alarms``: alarms at most 30 minutes
-apart on related entities; confirmed when they span two entities or one scores 0.9), and prints, for the
+apart on related entities; confirmed when they span two entities or one scores 0.99), and prints, for the
 whole month and outside every incident's search window ([label start - 30 min, label end + 3 h)): alarms
 per hour, episodes, confirmed episodes per hour, and how many incidents have a confirmed episode in their
 window (and how many of those begin on the root or an entity the simulator records as affected).

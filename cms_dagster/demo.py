@@ -199,6 +199,8 @@ Where to look
   processed zone    {s.processed_url}/points/
   warehouse         {s.duckdb_path}   (duckdb {s.duckdb_path} -c "select count(*) from raw.metric_points")
   ground truth      {s.archive_url}/simulations/seed-{args.seed}/labels.json
+  what is wrong     cms detect alarms --since 7d   (the detector's alarms, grouped into episodes)
+  and why           cms rca incident --latest      (ranked causes with their evidence)
   settings          cms config
 """,
         flush=True,

@@ -141,7 +141,7 @@ examples:
 
 An episode is a group of alarms (rows of intelligence.anomalies with is_alarm) at most --gap apart on
 related entities: the same one, or one depending on the other through the ontology (a feed, the stages
-reading it, their job). It is confirmed when it spans two entities or more, or one alarm scores 0.9 or
+reading it, their job). It is confirmed when it spans two entities or more, or one alarm scores 0.99 or
 more. Each confirmed episode is a problem worth a look: `cms rca incident --at START` ranks its causes.
 """
 

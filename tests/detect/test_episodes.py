@@ -56,7 +56,7 @@ def test_a_fault_and_its_effects_are_one_confirmed_episode_from_the_first_alarm(
 def test_lone_noise_is_not_confirmed_unless_it_is_extreme() -> None:
     eps = group_alarms(
         _alarms(
-            (0, "feed:x", "latency_ms", 0.6), (5, "feed:y", "messages", 0.6), (300, "rds:db", "CPU", 0.97)
+            (0, "feed:x", "latency_ms", 0.6), (5, "feed:y", "messages", 0.6), (300, "rds:db", "CPU", 0.995)
         ),
         EDGES,
     )
@@ -92,7 +92,7 @@ def test_siblings_join_through_the_resource_they_share() -> None:
 
 
 def test_each_alarm_is_labelled_with_its_episode_in_time_order() -> None:
-    rows = _alarms((50, "feed:y", "up", 0.95), (0, "feed:x", "up", 0.6), (10, "job:a", "duration_s", 0.6))
+    rows = _alarms((50, "feed:y", "up", 0.995), (0, "feed:x", "up", 0.6), (10, "job:a", "duration_s", 0.6))
     labelled = label_alarms(rows, EDGES)
     assert labelled["ts"].is_monotonic_increasing
     assert labelled["episode"].tolist() == [0, 0, 1] and labelled["confirmed"].tolist() == [True, True, True]
