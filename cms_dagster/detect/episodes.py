@@ -24,6 +24,8 @@ from typing import Any
 
 import pandas as pd
 
+from cms_dagster.rca.engine import related_nodes as related
+
 __all__ = [
     "ALARMS_SQL",
     "NoAlarmsTable",
@@ -73,30 +75,6 @@ class Episode:
 
 def _iso(t: pd.Timestamp) -> str:
     return t.isoformat().replace("+00:00", "Z")
-
-
-def related(edges: Iterable[tuple[str, str]]) -> dict[str, set[str]]:
-    """Per entity in the graph: itself, what it depends on and what depends on it (transitively)."""
-    forward: dict[str, list[str]] = {}
-    backward: dict[str, list[str]] = {}
-    for source, target in edges:
-        forward.setdefault(source, []).append(target)
-        backward.setdefault(target, []).append(source)
-    out: dict[str, set[str]] = {}
-    for node in set(forward) | set(backward):
-        seen = {node}
-        for adjacency in (forward, backward):
-            stack = list(adjacency.get(node, ()))
-            reached: set[str] = set()
-            while stack:
-                x = stack.pop()
-                if x in reached or x == node:
-                    continue
-                reached.add(x)
-                stack.extend(adjacency.get(x, ()))
-            seen |= reached
-        out[node] = seen
-    return out
 
 
 def label_alarms(

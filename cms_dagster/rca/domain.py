@@ -39,6 +39,7 @@ from cms_dagster.rca.engine import (
     lateness_factor,
     parse_duration,
     propagate,
+    related_nodes,
     resolve_tolerance,
     sampling_step,
 )
@@ -439,31 +440,13 @@ def _first_related_onset(
     a large estate) says nothing about whether this entity led or followed its incident. The step comes
     along because an onset is only known to its series' step: a daily run's row says little about the
     minute its trouble began."""
-    forward: dict[str, list[str]] = {}
-    backward: dict[str, list[str]] = {}
-    for source, target in edges:
-        forward.setdefault(source, []).append(target)
-        backward.setdefault(target, []).append(source)
-    out: dict[str, pd.Timestamp | None] = {}
+    near = related_nodes(edges)
+    out: dict[str, tuple[pd.Timestamp | None, pd.Timedelta | None]] = {}
     for entity in anomalous:
-        related = _connected(forward, backward, entity)
+        related = near.get(entity, {entity})
         times = sorted((anomalous[x], x) for x in related if x in anomalous and anomalous[x] is not None)
         out[entity] = (times[0][0], steps.get(times[0][1])) if times else (None, None)
     return out
-
-
-def _connected(forward: Mapping[str, list[str]], backward: Mapping[str, list[str]], node: str) -> set[str]:
-    """``node``, everything it transitively depends on, and everything that transitively depends on it."""
-    seen = {node}
-    for adjacency in (forward, backward):
-        stack = list(adjacency.get(node, ()))
-        while stack:
-            x = stack.pop()
-            if x in seen:
-                continue
-            seen.add(x)
-            stack.extend(adjacency.get(x, ()))
-    return seen
 
 
 def rank_incident(

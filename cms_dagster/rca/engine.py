@@ -40,6 +40,7 @@ __all__ = [
     "propagate",
     "rank",
     "rank_series",
+    "related_nodes",
 ]
 
 EXPLAINED_FLOOR = 0.05  # what is left of a node's score when a sure root among its dependencies explains it
@@ -157,6 +158,17 @@ def dependency_closure(edges: Iterable[tuple[str, str]], node: str) -> set[str]:
     for source, target in edges:
         adjacency.setdefault(source, []).append(target)
     return _reach(adjacency, node) | {node}
+
+
+def related_nodes(edges: Iterable[tuple[str, str]]) -> dict[str, set[str]]:
+    """Per node of the graph: itself, everything it transitively depends on and everything that
+    transitively depends on it (not its siblings: two stages sharing a database are not related)."""
+    forward: dict[str, list[str]] = {}
+    backward: dict[str, list[str]] = {}
+    for source, target in edges:
+        forward.setdefault(source, []).append(target)
+        backward.setdefault(target, []).append(source)
+    return {n: {n} | _reach(forward, n) | _reach(backward, n) for n in set(forward) | set(backward)}
 
 
 def _reach(adjacency: Mapping[str, list[str]], node: str, blocked: Container[str] = ()) -> set[str]:
