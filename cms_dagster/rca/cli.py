@@ -9,7 +9,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import pandas as pd
 import yaml
@@ -24,6 +24,9 @@ from cms_dagster.rca.domain import (
 from cms_dagster.rca.engine import Candidate, iso_time, rank
 from cms_dagster.rca.series import DEFAULT_THRESHOLD
 from cms_dagster.rca.validate import RcaInputError, parse_time
+
+if TYPE_CHECKING:
+    from cms_dagster.domain.model import Ontology
 
 __all__ = [
     "format_candidates",
@@ -205,8 +208,10 @@ def run_rank(args: argparse.Namespace, *, stdout: TextIO | None = None, stderr: 
 INCIDENT_EPILOG = """\
 The evidence is what the detector scores, read from the warehouse's fact marts (fct_infra_metrics,
 fct_feed_status, fct_batch_runs, fct_stage_runs): minute series from 6 h before the start to 2 h after it,
-each divided by its usual daily shape (the same clock window of the previous 7 days of the same type),
-and run series from 7 days before. The graph is the ontology's (CMS_DOMAIN_FILE or the packaged estate).
+each divided by its usual daily shape (the same clock window of the previous 7 days and of the same
+weekday 1-3 weeks back, days of the same type only: weekday, Saturday, Sunday) except staleness and
+database connections, which are judged against their limits as stored; run series from 7 days before.
+The graph is the ontology's (CMS_DOMAIN_FILE or the packaged estate).
 
 examples:
   cms rca incident --latest                  # what the detector last found, and why
@@ -230,15 +235,16 @@ def run_incident(
     stderr = stderr or sys.stderr
     try:
         wh = from_settings(settings_mod.load())
+        ontology = load_estate()
         if args.at:
             start = parse_time(args.at, name="--at")
         else:
-            start = _latest_episode_start(wh, stderr if args.json else stdout)
+            start = _latest_episode_start(wh, ontology, stderr if args.json else stdout)
         evidence = EvidenceSettings(seasonal=not args.no_seasonal)
         result = analyse_incident(
             wh.query,
             start,
-            ontology=load_estate(),
+            ontology=ontology,
             target=args.target,
             settings=evidence,
             marts_schema=wh.marts,
@@ -256,20 +262,19 @@ def run_incident(
     return 0
 
 
-def _latest_episode_start(wh: Any, stdout: TextIO) -> pd.Timestamp:
+def _latest_episode_start(wh: Any, ontology: Ontology, stdout: TextIO) -> pd.Timestamp:
     """The start of the latest confirmed alarm episode in the 7 days up to the latest alarm (the warehouse's
     time, not the wall clock: a replayed or back-filled estate works the same)."""
     import datetime as dt
 
     from cms_dagster.detect.episodes import NoAlarmsTable, episodes_between, latest_alarm
-    from cms_dagster.domain import load_ontology as load_estate
 
     try:
         last = latest_alarm(wh.query)
         if last is None:
             raise RcaInputError("the detector has raised no alarm yet: nothing to analyse (give --at TIME)")
         until = last.to_pydatetime() + dt.timedelta(seconds=1)
-        edges = load_estate().dependency_edges()
+        edges = ontology.dependency_edges()
         episodes = episodes_between(wh.query, until - dt.timedelta(days=7), until, edges)
     except NoAlarmsTable as exc:
         raise RcaInputError(f"--latest reads the detector's alarms, and {exc}; or give --at TIME") from None
