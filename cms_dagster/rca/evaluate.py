@@ -31,6 +31,7 @@ from cms_dagster.otel.conventions import INCIDENT_KINDS
 from cms_dagster.rca.evidence import (  # re-exported: the benchmark reads them from here
     EvidenceSettings,
     _hours,
+    _utc,
     evidence_frame,
     seasonal_adjust,
 )
@@ -269,11 +270,6 @@ def detect_start(
     row = alarms.iloc[pos].copy()
     row[time_column] = ts.iloc[pos]
     return row
-
-
-def _utc(t: dt.datetime | pd.Timestamp) -> pd.Timestamp:
-    x = pd.Timestamp(t)
-    return x.tz_localize("UTC") if x.tzinfo is None else x.tz_convert("UTC")
 
 
 # --- rankings ---------------------------------------------------------------------------------------------

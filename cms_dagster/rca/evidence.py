@@ -120,7 +120,8 @@ def evidence_frame(
     CloudWatch name, feed ``up``/``latency_ms``/``staleness_s``/``messages``/..., job and stage
     ``duration_s``/``failed``/``records``/``start_delay_s``) plus each stage's ``retries``. Run series reach
     back ``run_history`` (a daily job has no run in the hours before a start, and a series without history
-    cannot be judged); minute series reach back ``history``, seasonally adjusted when ``seasonal``.
+    cannot be judged); minute series reach back ``history``, seasonally adjusted when ``seasonal`` (except
+    ``absolute_metrics``, which are judged against limits and kept as stored).
     Rows sharing a time within a series are averaged; rows are sorted by series and time.
     """
     s = settings or EvidenceSettings()

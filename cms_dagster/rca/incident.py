@@ -21,7 +21,7 @@ import pandas as pd
 from cms_dagster.domain.model import Ontology
 from cms_dagster.rca.domain import Hypothesis, rank_incident
 from cms_dagster.rca.engine import iso_time
-from cms_dagster.rca.evidence import EvidenceSettings, evidence_frame
+from cms_dagster.rca.evidence import EvidenceSettings, _utc, evidence_frame
 from cms_dagster.rca.validate import RcaInputError
 
 __all__ = ["IncidentAnalysis", "analyse_incident", "max_connections", "staleness_slas"]
@@ -81,8 +81,7 @@ def analyse_incident(
     ``query(sql, params)`` runs SQL on the warehouse (``Warehouse.query``). Raises RcaInputError when the
     warehouse holds no series around ``start`` (say which dates it does hold).
     """
-    t0 = pd.Timestamp(start)
-    t0 = t0.tz_localize("UTC") if t0.tzinfo is None else t0.tz_convert("UTC")
+    t0 = _utc(start)
     s = settings or EvidenceSettings()
     frame = evidence_frame(query, t0.to_pydatetime(), s, marts_schema=marts_schema)
     if frame.empty or not (frame["time"] < t0).any() or not (frame["time"] >= t0).any():
