@@ -144,6 +144,43 @@ class Zone:
         finally:
             os.close(dfd)
 
+    def put_new(self, key: str, data: bytes) -> bool:
+        """Write ``data`` at ``key`` only if nothing is there yet (never replaces): True when written.
+
+        Local zones link a durable temporary file into place (atomic, fails if the key exists); S3 uses a
+        conditional PUT (``If-None-Match: *``). Quarantine is written this way, so it only ever grows.
+        """
+        if self.is_s3:
+            bucket, _ = self._bucket_prefix()
+            try:
+                self._s3().put_object(Bucket=bucket, Key=self._s3_key(key), Body=data, IfNoneMatch="*")
+            except Exception as e:  # botocore ClientError 412: the key exists
+                code = getattr(e, "response", {}).get("Error", {}).get("Code")
+                if code in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                    return False
+                raise
+            return True
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=target.suffix)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            try:
+                os.link(tmp, target)
+            except FileExistsError:
+                return False
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        dfd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+        return True
+
     def get(self, key: str) -> bytes:
         if self.is_s3:
             bucket, _ = self._bucket_prefix()

@@ -1,14 +1,17 @@
 """Raw zone → processed zone: flatten each raw batch of an hour to Parquet points; quarantine what fails.
 
 One Parquet file per raw batch, at a key derived from the batch, so re-processing overwrites rather than
-adds. A batch that cannot be read at all is copied whole to quarantine; bad lines and points go to
-``<batch>.rejected.jsonl`` with their reasons (docs/data-contract.md).
+adds. A batch that cannot be read at all is copied whole to quarantine
+(``<batch>.processed.jsonl.gz``); bad lines and points go to ``<batch>.processed-<digest>.rejected.jsonl``
+with their reasons (docs/data-contract.md). Quarantine only grows: this step never deletes or replaces a
+quarantine file, and its names never meet the receiver's (``<batch>.received.*``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import gzip
+import hashlib
 import io
 import zlib
 from collections import Counter
@@ -20,6 +23,8 @@ import pyarrow.parquet as pq
 
 from cms_dagster import lake as lake_mod
 from cms_dagster.otel.flatten import Flattened, flatten_lines
+
+QUARANTINE_WRITER = "processed"  # the receiver writes <batch>.received.*, this step <batch>.processed*.*
 
 
 @dataclass
@@ -67,16 +72,17 @@ def process_batch(lake: lake_mod.Lake, key: str, report: HourReport) -> None:
     try:
         lines = _read_lines(data)
     except (OSError, EOFError, zlib.error, UnicodeDecodeError) as e:
-        qkey = f"{qprefix}/{batch}.jsonl.gz"
-        lake.raw.put(qkey, data)
+        qkey = f"{qprefix}/{batch}.{QUARANTINE_WRITER}.jsonl.gz"
         reason = {
             "batch": batch,
+            "writer": QUARANTINE_WRITER,
             "source_key": key,
             "rejected_lines": None,
             "rejected_points": None,
             "reasons": {f"unreadable batch: {type(e).__name__}: {e}": 1},
         }
-        lake.raw.put(f"{qprefix}/{batch}.reason.json", orjson.dumps(reason, option=orjson.OPT_INDENT_2))
+        lake.raw.put_new(qkey, data)
+        lake.raw.put_new(f"{qprefix}/{batch}.{QUARANTINE_WRITER}.reason.json", orjson.dumps(reason, option=orjson.OPT_INDENT_2))
         report.quarantined_files += 1
         report.quarantine_keys.append(qkey)
         return
@@ -96,30 +102,31 @@ def process_batch(lake: lake_mod.Lake, key: str, report: HourReport) -> None:
     report.processed_keys.append(pkey)
     report.points += flat.points
     report.points_by_source[parsed["source"]] += flat.points
-    rej_key = f"{qprefix}/{batch}.rejected.jsonl"
     if flat.rejected:
         lines_out = b"".join(
             orjson.dumps({"line": r.line, "reason": r.reason, "payload": r.payload}) + b"\n"
             for r in flat.rejected
         )
-        lake.raw.put(rej_key, lines_out)
+        # named after its content: a re-run that rejects the same points writes nothing new, one that
+        # rejects others adds a file beside the first; quarantine is never overwritten or deleted
+        tag = f"{QUARANTINE_WRITER}-{hashlib.sha256(lines_out).hexdigest()[:12]}"
+        rej_key = f"{qprefix}/{batch}.{tag}.rejected.jsonl"
         bad_lines = {
             r.line for r in flat.rejected if r.reason.startswith(("malformed JSON", "not a valid OTLP"))
         }
         reason = {
             "batch": batch,
+            "writer": QUARANTINE_WRITER,
             "source_key": key,
             "rejected_lines": len(bad_lines),
             "rejected_points": len(flat.rejected) - len(bad_lines),
             "reasons": dict(Counter(r.reason for r in flat.rejected)),
         }
-        lake.raw.put(f"{qprefix}/{batch}.reason.json", orjson.dumps(reason, option=orjson.OPT_INDENT_2))
+        lake.raw.put_new(rej_key, lines_out)
+        lake.raw.put_new(f"{qprefix}/{batch}.{tag}.reason.json", orjson.dumps(reason, option=orjson.OPT_INDENT_2))
         report.rejected_lines += reason["rejected_lines"]
         report.rejected_points += reason["rejected_points"]
         report.quarantine_keys.append(rej_key)
-    elif lake.raw.exists(rej_key):  # a re-run of a batch that has since been repaired
-        lake.raw.delete(rej_key)
-        lake.raw.delete(f"{qprefix}/{batch}.reason.json")
 
 
 def process_hour(lake: lake_mod.Lake, day: dt.date, hour: int) -> HourReport:

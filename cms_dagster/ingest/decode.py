@@ -99,6 +99,22 @@ def decode_protobuf(data: bytes) -> dict[str, Any]:
         raise BodyError(400, f"protobuf request cannot be converted to OTLP/JSON ({e})") from None
 
 
+MAX_DEPTH = 254  # nesting levels of a decoded request (objects and arrays): orjson encodes no deeper
+
+
+def check_depth(obj: dict[str, Any]) -> None:
+    """Refuse a request nested deeper than :data:`MAX_DEPTH` levels (400), before anything else sees it.
+
+    A request that deep is never valid OTLP, and it could not be written to the raw zone or quarantine.
+    The check re-encodes the request (fast, C), which fails exactly when the nesting is too deep."""
+    try:
+        orjson.dumps(obj)
+    except orjson.JSONEncodeError as e:
+        if "ecursion" in str(e):
+            raise BodyError(400, f"request is nested deeper than {MAX_DEPTH} levels: flatten attribute values") from None
+        raise BodyError(400, f"request cannot be stored as OTLP/JSON ({e})") from None
+
+
 def decode_body(
     body: bytes, content_type: str | None, encoding: str | None, max_bytes: int
 ) -> tuple[dict[str, Any], str]:
@@ -109,6 +125,6 @@ def decode_body(
         raise BodyError(413, f"body of {len(body)} bytes exceeds the limit of {max_bytes} bytes: send smaller batches")
     if enc == "gzip":
         body = gunzip_limited(body, max_bytes)
-    if mt == JSON:
-        return decode_json(body), mt
-    return decode_protobuf(body), mt
+    req = decode_json(body) if mt == JSON else decode_protobuf(body)
+    check_depth(req)
+    return req, mt

@@ -32,6 +32,7 @@ class Stats:
     bytes_written: int = 0
     quarantined_records: int = 0
     quarantine_dropped: int = 0
+    quarantine_write_errors: int = 0
     last_flush_error: str = ""
     flush_ms: deque[float] = field(default_factory=lambda: deque(maxlen=2000))
     _per_second: dict[int, int] = field(default_factory=dict)
@@ -70,4 +71,5 @@ class Stats:
             "bytes_written": self.bytes_written,
             "quarantined_records": self.quarantined_records,
             "quarantine_dropped": self.quarantine_dropped,
+            "quarantine_write_errors": self.quarantine_write_errors,
         }

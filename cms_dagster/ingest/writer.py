@@ -38,6 +38,7 @@ PRODUCER = "ingest"
 QUARANTINE_PREFIX = "quarantine/otel/metrics"
 MAX_QUARANTINE_BODY = 64 * 1024
 MAX_MALFORMED_PER_FLUSH = 200
+QUARANTINE_WRITER = "received"
 
 HourKey = tuple[dt.date, int]
 
@@ -53,7 +54,10 @@ def new_instance_id() -> str:
 
 
 def quarantine_key(day: dt.date, hour: int, batch: str, what: str) -> str:
-    return f"{QUARANTINE_PREFIX}/source={SOURCE}/{hour_prefix(day, hour)}/{batch}.{what}"
+    """``quarantine/otel/metrics/source=sdk/dt=.../hour=HH/<batch>.received.<what>``: the ``received``
+    tag keeps the receiver's quarantine apart from what the processing step later writes for the same
+    batch, and batch names are unique per flush, so nothing here is ever overwritten."""
+    return f"{QUARANTINE_PREFIX}/source={SOURCE}/{hour_prefix(day, hour)}/{batch}.{QUARANTINE_WRITER}.{what}"
 
 
 def gzip_fast(data: bytes) -> bytes:
@@ -64,16 +68,19 @@ def gzip_fast(data: bytes) -> bytes:
 
 @dataclass
 class _HourBuffer:
+    """What one flush writes for one receipt hour, and who waits for it."""
+
     lines: list[bytes] = field(default_factory=list)
-    quarantine: list[dict[str, Any]] = field(default_factory=list)
+    quarantine: list[bytes] = field(default_factory=list)  # JSON lines, serialized when submitted
+    reasons: Counter = field(default_factory=Counter)
     malformed: int = 0
+    waiters: list[asyncio.Future] = field(default_factory=list)
+    acked_points: list[int] = field(default_factory=list)
 
 
 @dataclass
 class _Pending:
     hours: dict[HourKey, _HourBuffer] = field(default_factory=dict)
-    waiters: list[asyncio.Future] = field(default_factory=list)
-    acked_points: list[int] = field(default_factory=list)
     nbytes: int = 0
     nrequests: int = 0  # requests waiting for this flush
     nitems: int = 0  # anything to write (waiting requests and quarantine records)
@@ -86,11 +93,16 @@ class _Pending:
         return b
 
 
-@dataclass
-class WrittenBatch:
-    key: str | None
-    quarantine_keys: list[str]
-    lines: int
+def quarantine_record(line: int, reason: str, payload: dict[str, Any]) -> bytes:
+    """One quarantine JSON line. Never raises: a payload that cannot be encoded (too deep, not JSON)
+    is replaced by a note saying so, so one request's content can never fail another's flush."""
+    rec = {"line": line, "reason": reason, "payload": payload}
+    try:
+        return orjson.dumps(rec, option=orjson.OPT_APPEND_NEWLINE)
+    except (TypeError, orjson.JSONEncodeError) as e:
+        team = payload.get("team") if isinstance(payload, dict) else None
+        safe = {"team": team if isinstance(team, str) else None, "payload_not_stored": f"cannot be encoded as JSON: {e}"[:500]}
+        return orjson.dumps({"line": line, "reason": reason, "payload": safe}, option=orjson.OPT_APPEND_NEWLINE)
 
 
 class Committer:
@@ -173,18 +185,20 @@ class Committer:
     ) -> asyncio.Future:
         """Queue one request's accepted line and rejected points; the future resolves once durable."""
         p = self._pending
-        hk = (received.date(), received.hour)
-        buf = p.hour(hk)
+        buf = p.hour((received.date(), received.hour))
         line_no = 0
         if line is not None:
             buf.lines.append(line)
             line_no = len(buf.lines)
+        size = len(line) if line else 0
         for r in rejections:
-            buf.quarantine.append({"line": line_no, "reason": r.reason, "payload": {"team": team, **_as_dict(r.payload)}})
-        size = (len(line) if line else 0) + 256 * len(rejections)
+            rec = quarantine_record(line_no, r.reason, {"team": team, **_as_dict(r.payload)})
+            buf.quarantine.append(rec)
+            buf.reasons[r.reason] += 1
+            size += len(rec)
         fut = asyncio.get_running_loop().create_future()
-        p.waiters.append(fut)
-        p.acked_points.append(points)
+        buf.waiters.append(fut)
+        buf.acked_points.append(points)
         self._add(size, waiting=True)
         return fut
 
@@ -197,21 +211,21 @@ class Committer:
             self.stats.quarantine_dropped += 1
             return
         buf.malformed += 1
-        buf.quarantine.append(
+        rec = quarantine_record(
+            0,
+            reason,
             {
-                "line": 0,
-                "reason": reason,
-                "payload": {
-                    "team": team,
-                    "content_type": content_type,
-                    "content_encoding": encoding,
-                    "size": len(body),
-                    "truncated": len(body) > MAX_QUARANTINE_BODY,
-                    "body_base64": base64.b64encode(body[:MAX_QUARANTINE_BODY]).decode(),
-                },
-            }
+                "team": team,
+                "content_type": content_type[:200],
+                "content_encoding": encoding[:200],
+                "size": len(body),
+                "truncated": len(body) > MAX_QUARANTINE_BODY,
+                "body_base64": base64.b64encode(body[:MAX_QUARANTINE_BODY]).decode(),
+            },
         )
-        self._add(min(len(body), MAX_QUARANTINE_BODY), waiting=False)
+        buf.quarantine.append(rec)
+        buf.reasons[reason] += 1
+        self._add(len(rec), waiting=False)
 
     def _add(self, size: int, waiting: bool) -> None:
         p = self._pending
@@ -249,60 +263,81 @@ class Committer:
             self._inflight_requests += batch.nrequests
             t0 = time.perf_counter()
             try:
-                await loop.run_in_executor(self._executor, self._write, batch)
-            except Exception as e:  # the lake failed: nothing of this batch is acknowledged
-                self.stats.flush_errors += 1
-                self.stats.last_flush_error = f"{type(e).__name__}: {e}"[:500]
-                self._unhealthy_until = time.monotonic() + self.unhealthy_s
-                log.error("raw zone write failed, %d request(s) answered 503: %s", len(batch.waiters), e)
-                err = LakeWriteError(str(e))
-                for f in batch.waiters:
-                    if not f.done():
-                        f.set_exception(err)
-            else:
-                self.stats.flush_ms.append((time.perf_counter() - t0) * 1000)
-                self.stats.flushes += 1
-                for f, n in zip(batch.waiters, batch.acked_points, strict=True):
-                    if not f.done():
-                        f.set_result(n)
+                failed = await loop.run_in_executor(self._executor, self._write, batch)
+            except Exception as e:  # defensive: _write reports failures per hour and does not raise
+                failed = {hk: e for hk in batch.hours}
             finally:
                 self._inflight_bytes -= batch.nbytes
                 self._inflight_requests -= batch.nrequests
+            self.stats.flush_ms.append((time.perf_counter() - t0) * 1000)
+            for hk, buf in batch.hours.items():
+                err = failed.get(hk)
+                if err is None:
+                    for f, n in zip(buf.waiters, buf.acked_points, strict=True):
+                        if not f.done():
+                            f.set_result(n)
+                    continue
+                # this hour's raw file was not written: none of its requests is stored, each gets 503
+                exc = LakeWriteError(str(err))
+                for f in buf.waiters:
+                    if not f.done():
+                        f.set_exception(exc)
+            if failed:
+                e = next(iter(failed.values()))
+                self.stats.flush_errors += 1
+                self.stats.last_flush_error = f"{type(e).__name__}: {e}"[:500]
+                self._unhealthy_until = time.monotonic() + self.unhealthy_s
+                log.error(
+                    "raw zone write failed, %d request(s) answered 503: %s",
+                    sum(len(batch.hours[hk].waiters) for hk in failed), e,
+                )
+            else:
+                self.stats.flushes += 1
 
-    def _write(self, batch: _Pending) -> list[WrittenBatch]:
-        """Write one flush (runs in the writer thread): raw batches first, then their quarantine."""
-        written = []
+    def _write(self, batch: _Pending) -> dict[HourKey, Exception]:
+        """Write one flush (runs in the writer thread): per receipt hour, the raw batch, then its
+        quarantine. Returns the hours whose raw batch could not be written (their requests get 503:
+        a request's line is in exactly one raw file, written by one atomic put, so 503 means nothing of
+        it was stored). A quarantine write that fails is logged and counted, never fails the flush."""
+        failed: dict[HourKey, Exception] = {}
         now = self.now()
-        for (day, hour), buf in sorted(batch.hours.items()):
+        for hk, buf in sorted(batch.hours.items()):
+            day, hour = hk
             name = batch_name(now, PRODUCER, f"{self.instance_id}-{next(self._seq):08d}")
             key = None
             if buf.lines:
                 when = dt.datetime(day.year, day.month, day.day, hour, tzinfo=dt.timezone.utc)
                 key = raw_key(SOURCE, when, name)
                 data = gzip_fast(b"\n".join(buf.lines) + b"\n")
-                self.zone.put(key, data)
+                try:
+                    self.zone.put(key, data)
+                except Exception as e:
+                    failed[hk] = e
+                    continue  # nothing of these requests is stored: their rejected points go nowhere either
                 self.stats.files_written += 1
                 self.stats.bytes_written += len(data)
-            qkeys = []
             if buf.quarantine:
-                qkeys = self._write_quarantine(day, hour, name, key, buf)
-            written.append(WrittenBatch(key, qkeys, len(buf.lines)))
-        return written
+                try:
+                    self._write_quarantine(day, hour, name, key, buf)
+                except Exception as e:
+                    self.stats.quarantine_write_errors += 1
+                    self.stats.quarantine_dropped += len(buf.quarantine)
+                    log.error("quarantine write failed, %d record(s) not kept: %s", len(buf.quarantine), e)
+        return failed
 
     def _write_quarantine(self, day: dt.date, hour: int, name: str, key: str | None, buf: _HourBuffer) -> list[str]:
-        lines = b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in buf.quarantine)
-        reasons = Counter(r["reason"] for r in buf.quarantine)
         summary = {
             "batch": name,
+            "writer": QUARANTINE_WRITER,
             "source_key": key,
             "rejected_lines": buf.malformed,
             "rejected_points": len(buf.quarantine) - buf.malformed,
-            "reasons": dict(reasons.most_common()),
+            "reasons": dict(buf.reasons.most_common()),
         }
         rk = quarantine_key(day, hour, name, "rejected.jsonl")
         sk = quarantine_key(day, hour, name, "reason.json")
-        self.zone.put(rk, lines)
-        self.zone.put(sk, orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+        self.zone.put_new(rk, b"".join(buf.quarantine))
+        self.zone.put_new(sk, orjson.dumps(summary, option=orjson.OPT_INDENT_2))
         self.stats.quarantined_records += len(buf.quarantine)
         return [rk, sk]
 

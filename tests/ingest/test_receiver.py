@@ -85,7 +85,7 @@ def test_rejected_points_get_partial_success_and_go_to_quarantine_with_the_reaso
     assert len(flatten_zone(zone)) == 3
     rejected = [k for k in zone.list("quarantine/") if k.endswith(".rejected.jsonl")]
     (rk,) = rejected
-    assert rk.startswith("quarantine/otel/metrics/source=sdk/dt=")
+    assert rk.startswith("quarantine/otel/metrics/source=sdk/dt=") and rk.endswith(".received.rejected.jsonl")
     lines = [json.loads(x) for x in zone.get(rk).splitlines()]
     assert [x["line"] for x in lines] == [1, 1] and all("crypto" in x["reason"] for x in lines)
     assert lines[0]["payload"]["team"] == TEAM and lines[0]["payload"]["metric"] == "cms.batch.run.finished"

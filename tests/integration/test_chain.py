@@ -133,13 +133,12 @@ def test_malformed_input_is_quarantined_with_its_reason_and_the_rest_loads(simul
     meta = _meta(res, ["processed", "points"])
     assert meta["quarantined_files"] == 1 and meta["rejected_lines"] == 1
     q = "quarantine/otel/metrics/source=sdk/dt=2026-11-16/hour=21"
-    assert lake.raw.get(f"{q}/20261116T215000Z-ingest-x-1.jsonl.gz") == b"this is not gzip"
-    reason = orjson.loads(lake.raw.get(f"{q}/20261116T215000Z-ingest-x-1.reason.json"))
+    assert lake.raw.get(f"{q}/20261116T215000Z-ingest-x-1.processed.jsonl.gz") == b"this is not gzip"
+    reason = orjson.loads(lake.raw.get(f"{q}/20261116T215000Z-ingest-x-1.processed.reason.json"))
     assert "unreadable batch" in next(iter(reason["reasons"]))
-    rejected = [
-        orjson.loads(line)
-        for line in lake.raw.get(f"{q}/20261116T215500Z-ingest-x-2.rejected.jsonl").splitlines()
-    ]
+    (rkey,) = [k for k in lake.raw.list(f"{q}/20261116T215500Z-ingest-x-2.") if k.endswith(".rejected.jsonl")]
+    assert ".processed-" in rkey
+    rejected = [orjson.loads(line) for line in lake.raw.get(rkey).splitlines()]
     assert rejected[0]["line"] == 2 and rejected[0]["reason"].startswith("malformed JSON")
     # everything else of the partition loaded, including the good line of the damaged batch
     loaded = _meta(res, ["warehouse", "metric_points"])

@@ -113,7 +113,7 @@ hourly_ingest_schedule = dg.build_schedule_from_partitioned_job(
 @dg.asset_check(
     asset=processed_points,
     description="No input is waiting in quarantine. Warns with the reasons and keys of what was set aside "
-    "(fix the producer, then re-run the hour: quarantine is overwritten or cleared on re-processing).",
+    "(fix the producer; quarantine only grows, so move handled files to an archive to clear the warning).",
 )
 def nothing_in_quarantine(cms: CmsResource) -> dg.AssetCheckResult:
     lake = cms.lake()
