@@ -73,13 +73,21 @@ SETTINGS: list[Setting] = [
     Setting("CMS_ENVIRONMENT", "sdk", "dev | staging | prod | demo", "demo"),
     Setting("CMS_LLM", "llm", "offline (deterministic engine) or openai", "offline"),
     Setting("OPENAI_API_KEY", "llm", "OpenAI API key", secret=True),
-    Setting("OPENAI_BASE_URL", "llm", "OpenAI-compatible endpoint"),
+    Setting("OPENAI_BASE_URL", "llm", "OpenAI-compatible endpoint", secret=True),
     Setting("CMS_LLM_MODEL", "llm", "model name", "gpt-4o-mini"),
-    Setting("CMS_ALERT_CHANNELS", "alerts", "outbox,sns,slack,webhook", "outbox"),
+    Setting("CMS_LLM_MAX_TOKENS", "llm", "token budget per call (prompt + answer)", "6000"),
+    Setting("CMS_LLM_TIMEOUT_S", "llm", "seconds before one OpenAI request times out", "30"),
+    Setting("CMS_LLM_MAX_RETRIES", "llm", "retries of a failed or timed-out OpenAI request", "2"),
+    Setting("CMS_ALERT_CHANNELS", "alerts", "outbox,sns,slack,webhook,pagerduty", "outbox"),
+    Setting("CMS_ALERT_RULES_FILE", "alerts", "alert routing rules YAML", "(packaged alert_rules.yaml)"),
+    Setting("CMS_DAGSTER_URL", "alerts", "the Dagster UI that alert messages link to", "http://127.0.0.1:3000"),
     Setting("CMS_SNS_TOPIC_ARN", "alerts", "SNS topic for alerts"),
     Setting("SLACK_BOT_TOKEN", "alerts", "Slack bot token", secret=True),
-    Setting("CMS_SLACK_CHANNEL", "alerts", "Slack channel"),
-    Setting("CMS_WEBHOOK_URL", "alerts", "generic webhook URL"),
+    Setting("CMS_SLACK_CHANNEL", "alerts", "Slack channel", "#cms-alerts"),
+    Setting("SLACK_API_URL", "alerts", "Slack Web API base URL (stand-ins)"),
+    Setting("CMS_WEBHOOK_URL", "alerts", "generic webhook URL", secret=True),
+    Setting("PAGERDUTY_ROUTING_KEY", "alerts", "PagerDuty Events v2 integration key", secret=True),
+    Setting("PAGERDUTY_EVENTS_URL", "alerts", "PagerDuty Events v2 endpoint (stand-ins)"),
     Setting("CMS_DOMAIN_FILE", "domain", "the estate ontology YAML", "(packaged estate.yaml)"),
     Setting("CMS_PUBLISH_RUN_METRICS", "infra", "1: the run-failure sensor publishes CMS/Dagster RunFailures to CloudWatch"),
     Setting("CMS_INFRA_DIR", "infra", "CloudFormation templates directory", "infra/cloudformation"),
@@ -92,6 +100,22 @@ def _env(environ: Mapping[str, str], name: str) -> str:
 
 def _list(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in _env(environ, name).split(",") if p.strip())
+
+
+def _number(environ: Mapping[str, str], name: str, default: float, kind: type = float) -> float:
+    raw = _env(environ, name)
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r}: give a positive number (default {default})") from None
+    if not value > 0 and not (name == "CMS_LLM_MAX_RETRIES" and value == 0):
+        raise ValueError(f"{name}={raw!r}: give a positive number (default {default})")
+    return value
+
+
+ALERT_CHANNELS = ("outbox", "sns", "slack", "webhook", "pagerduty")
 
 
 def _join(base: str, child: str) -> str:
@@ -127,6 +151,22 @@ class Settings:
     cw_resource_filter: tuple[str, ...] = ()
     cw_statistics: tuple[str, ...] = ("Average", "Sum", "Minimum", "Maximum", "SampleCount", "p99")
     metric_streams_url: str = ""
+    # LLM (CMS_LLM=openai): secrets kept out of repr and masked by as_dict
+    openai_api_key: str = field(default="", repr=False, metadata={"env": "OPENAI_API_KEY"})
+    openai_base_url: str = field(default="", repr=False, metadata={"env": "OPENAI_BASE_URL"})
+    llm_max_tokens: int = 6000
+    llm_timeout_s: float = 30.0
+    llm_max_retries: int = 2
+    # alert channels (CMS_ALERT_CHANNELS)
+    alert_rules_file: str = ""
+    dagster_url: str = "http://127.0.0.1:3000"
+    sns_topic_arn: str = ""
+    slack_bot_token: str = field(default="", repr=False, metadata={"env": "SLACK_BOT_TOKEN"})
+    slack_channel: str = "#cms-alerts"
+    slack_api_url: str = ""
+    webhook_url: str = field(default="", repr=False, metadata={"env": "CMS_WEBHOOK_URL"})
+    pagerduty_routing_key: str = field(default="", repr=False, metadata={"env": "PAGERDUTY_ROUTING_KEY"})
+    pagerduty_events_url: str = ""
 
     @property
     def aws_configured(self) -> bool:
@@ -160,9 +200,11 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
     if llm not in ("offline", "openai"):
         raise ValueError(f"CMS_LLM={llm!r}: use 'offline' or 'openai'")
     channels = tuple(c.strip() for c in (_env(env, "CMS_ALERT_CHANNELS") or "outbox").split(",") if c.strip())
-    bad = [c for c in channels if c not in ("outbox", "sns", "slack", "webhook")]
+    bad = [c for c in channels if c not in ALERT_CHANNELS]
     if bad:
-        raise ValueError(f"CMS_ALERT_CHANNELS has unknown channel(s) {bad}: use outbox, sns, slack, webhook")
+        raise ValueError(
+            f"CMS_ALERT_CHANNELS has unknown channel(s) {bad}: use {', '.join(ALERT_CHANNELS)}"
+        )
     return Settings(
         home=home,
         dagster_home=Path(_env(env, "DAGSTER_HOME") or home / "dagster").resolve(),
@@ -189,6 +231,20 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         cw_statistics=_list(env, "CMS_CW_STATISTICS")
         or ("Average", "Sum", "Minimum", "Maximum", "SampleCount", "p99"),
         metric_streams_url=_env(env, "CMS_METRIC_STREAMS_URL"),
+        openai_api_key=_env(env, "OPENAI_API_KEY"),
+        openai_base_url=_env(env, "OPENAI_BASE_URL"),
+        llm_max_tokens=int(_number(env, "CMS_LLM_MAX_TOKENS", 6000, int)),
+        llm_timeout_s=float(_number(env, "CMS_LLM_TIMEOUT_S", 30.0)),
+        llm_max_retries=int(_number(env, "CMS_LLM_MAX_RETRIES", 2, int)),
+        alert_rules_file=_env(env, "CMS_ALERT_RULES_FILE"),
+        dagster_url=(_env(env, "CMS_DAGSTER_URL") or "http://127.0.0.1:3000").rstrip("/"),
+        sns_topic_arn=_env(env, "CMS_SNS_TOPIC_ARN"),
+        slack_bot_token=_env(env, "SLACK_BOT_TOKEN"),
+        slack_channel=_env(env, "CMS_SLACK_CHANNEL") or "#cms-alerts",
+        slack_api_url=_env(env, "SLACK_API_URL"),
+        webhook_url=_env(env, "CMS_WEBHOOK_URL"),
+        pagerduty_routing_key=_env(env, "PAGERDUTY_ROUTING_KEY"),
+        pagerduty_events_url=_env(env, "PAGERDUTY_EVENTS_URL"),
     )
 
 
