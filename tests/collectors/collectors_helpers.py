@@ -13,7 +13,10 @@ from cms_dagster import lake
 from cms_dagster.otel.flatten import flatten_lines
 
 UTC = dt.timezone.utc
-HOUR = dt.datetime(2026, 11, 20, 14, tzinfo=UTC)  # the data hour of the moto fixtures
+# The data hour of the moto fixtures: 14:00 UTC two days ago, derived from the clock because CloudWatch Logs
+# (moto too) drops log events older than 14 days, so a fixed date stops working two weeks after it is written.
+HOUR = dt.datetime.combine(dt.datetime.now(UTC).date() - dt.timedelta(days=2), dt.time(14), tzinfo=UTC)
+DAY = HOUR.strftime("%Y-%m-%d")  # its date as partition keys and raw keys spell it
 ACCOUNT = "123456789012"
 
 

@@ -124,18 +124,18 @@ def moto_estate(moto_url: str) -> dict:
         )
     group = "/aws/lambda/fx-rate-normalizer"
     logs.create_log_group(logGroupName=group)
-    logs.create_log_stream(logGroupName=group, logStreamName="2026/11/20/[$LATEST]abc")
+    logs.create_log_stream(logGroupName=group, logStreamName=f"{HOUR:%Y/%m/%d}/[$LATEST]abc")
     rid = "1f0e5a52-1111-2222-3333-44445555666{}"
     events = [
         (_at(2, 1), f"START RequestId: {rid.format(1)} Version: $LATEST"),
         (_at(2, 3), f"REPORT RequestId: {rid.format(1)}\tDuration: 102.25 ms\tBilled Duration: 103 ms\tMemory Size: 512 MB\tMax Memory Used: 78 MB"),
         (_at(2, 9), f"REPORT RequestId: {rid.format(2)}\tDuration: 90.00 ms\tBilled Duration: 90 ms\tMemory Size: 512 MB\tMax Memory Used: 91 MB"),
-        (_at(3, 40), f"2026-11-20T14:03:40.000Z {rid.format(3)} Task timed out after 60.06 seconds"),
+        (_at(3, 40), f"{_at(3, 40):%Y-%m-%dT%H:%M:%S}.000Z {rid.format(3)} Task timed out after 60.06 seconds"),
         (_at(3, 41), f"REPORT RequestId: {rid.format(3)}\tDuration: 60000.00 ms\tBilled Duration: 60000 ms\tMemory Size: 512 MB\tMax Memory Used: 130 MB"),
     ]
     logs.put_log_events(
         logGroupName=group,
-        logStreamName="2026/11/20/[$LATEST]abc",
+        logStreamName=f"{HOUR:%Y/%m/%d}/[$LATEST]abc",
         logEvents=[{"timestamp": int(t.timestamp() * 1000), "message": m} for t, m in events],
     )
     db = {"DBInstanceIdentifier": "orders-db"}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from collectors_helpers import HOUR, raw_batches
+from collectors_helpers import DAY, HOUR, raw_batches
 
 from cms_dagster import lake
 from cms_dagster.collectors import cli, lambda_handler
@@ -23,7 +23,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from cms_dagster.defs.collection import cloudwatch as defs
 
-PARTITION = "2026-11-20-14:00"
+PARTITION = f"{DAY}-14:00"
 
 
 def _materialize(asset, **kw):
@@ -86,8 +86,8 @@ def test_the_sensor_requests_a_landing_run_for_new_stream_files(tmp_path, monkey
     monkeypatch.setenv("CMS_METRIC_STREAMS_URL", str(streams_dir))
     monkeypatch.setenv("CMS_RAW_URL", raw.url)
     fake = FakeCloudWatch(fleet(5))
-    (streams_dir / "2026/11/20/15").mkdir(parents=True)
-    (streams_dir / "2026/11/20/15/f1").write_bytes(
+    (streams_dir / f"{HOUR:%Y/%m/%d}/15").mkdir(parents=True)
+    (streams_dir / f"{HOUR:%Y/%m/%d}/15/f1").write_bytes(
         json_stream_file(fake.stream_records(HOUR, HOUR + dt.timedelta(minutes=5), "us-east-1"))
     )
     result = defs.metric_streams_sensor(ctx)
@@ -111,7 +111,7 @@ def _cli(*args: str) -> int:
 
 
 def test_cms_collect_prints_the_run_summary_as_json(moto_env, capsys):
-    code = _cli("--start", "2026-11-20T14:00Z", "--end", "2026-11-20T15:00Z", "--json")
+    code = _cli("--start", f"{DAY}T14:00Z", "--end", f"{DAY}T15:00Z", "--json")
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and out["windows_collected"] == 1
     assert out["calls"]["GetMetricData"] == 1 and out["metrics_discovered"] == 38
@@ -121,7 +121,7 @@ def test_cms_collect_prints_the_run_summary_as_json(moto_env, capsys):
         and len(out["raw_keys"]) == 5
         and out["estimated_cost_usd"] > 0
     )
-    code = _cli("--start", "2026-11-20T14:00Z")
+    code = _cli("--start", f"{DAY}T14:00Z")
     human = capsys.readouterr().out
     assert (
         code == 0
@@ -138,15 +138,15 @@ def test_cms_collect_without_aws_says_why(capsys):
 
 
 def test_the_lambda_handler_collects_the_previous_hour_and_catches_up(moto_env):
-    event = {"source": "aws.events", "detail-type": "Scheduled Event", "time": "2026-11-20T15:10:00Z"}
+    event = {"source": "aws.events", "detail-type": "Scheduled Event", "time": f"{DAY}T15:10:00Z"}
     first = lambda_handler.handler(event, None)
-    assert first["start"] == "2026-11-20T12:00:00+00:00" and first["end"] == "2026-11-20T15:00:00+00:00"
+    assert first["start"] == f"{DAY}T12:00:00+00:00" and first["end"] == f"{DAY}T15:00:00+00:00"
     assert (
         first["windows_collected"] == 3 and first["calls"]["GetMetricData"] == 1
     )  # three hours in one fetch
     again = lambda_handler.handler(event, None)  # a duplicate delivery: nothing to redo
     assert again["windows_skipped"] == 3 and "GetMetricData" not in again["calls"]
-    one = lambda_handler.handler({"start": "2026-11-20T14:00:00Z", "end": "2026-11-20T15:00:00Z"}, None)
+    one = lambda_handler.handler({"start": f"{DAY}T14:00:00Z", "end": f"{DAY}T15:00:00Z"}, None)
     assert one["windows_collected"] == 1 and sorted(one["raw_keys"]) == sorted(
         k for k in raw_batches(moto_env["raw"]) if "hour=14" in k
     )

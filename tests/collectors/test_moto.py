@@ -10,7 +10,7 @@ import datetime as dt
 import json
 
 import pytest
-from collectors_helpers import ACCOUNT, HOUR, raw_batches, read_points
+from collectors_helpers import ACCOUNT, DAY, HOUR, raw_batches, read_points
 
 from cms_dagster import settings
 from cms_dagster.collectors.collector import CollectorConfig, collect
@@ -60,10 +60,10 @@ def test_only_the_hour_window_is_written_under_its_data_hour(run, moto_env):
     summary, t = run
     cpu = _rows(t, "amazonaws.com/AWS/RDS/CPUUtilization", DBInstanceIdentifier="orders-db")
     assert 99.0 not in [r["max"] for r in cpu]  # 15:05 belongs to the next window
-    assert {(str(r["dt"]), r["hour"], r["source"]) for r in t.to_pylist()} == {("2026-11-20", 14, "cloudwatch")}
+    assert {(str(r["dt"]), r["hour"], r["source"]) for r in t.to_pylist()} == {(DAY, 14, "cloudwatch")}
     for k in summary.raw_keys:
-        assert k.startswith("otel/metrics/source=cloudwatch/dt=2026-11-20/hour=14/20261120T150000Z-cw-123456789012-us-east-1-")
-    assert moto_env["raw"].exists("checkpoints/collector/cloudwatch/123456789012/us-east-1/dt=2026-11-20/hour=14.json")
+        assert k.startswith(f"otel/metrics/source=cloudwatch/dt={DAY}/hour=14/{HOUR:%Y%m%d}T150000Z-cw-123456789012-us-east-1-")
+    assert moto_env["raw"].exists(f"checkpoints/collector/cloudwatch/123456789012/us-east-1/dt={DAY}/hour=14.json")
 
 
 def test_sqs_queue_depth_and_attributes(run):

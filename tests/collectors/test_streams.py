@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import orjson
-from collectors_helpers import HOUR, raw_batches, read_points
+from collectors_helpers import DAY, HOUR, raw_batches, read_points
 
 from cms_dagster import lake
 from cms_dagster.collectors import streams
@@ -19,7 +19,7 @@ DELIVERED = HOUR + dt.timedelta(hours=1, minutes=3)  # Firehose delivers the las
 
 
 def _write(root: Path, name: str, data: bytes, when: dt.datetime = DELIVERED) -> None:
-    p = root / "2026/11/20/15" / name
+    p = root / f"{HOUR:%Y/%m/%d}/15" / name
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_bytes(data)
     os.utime(p, (when.timestamp(), when.timestamp()))
@@ -46,7 +46,7 @@ def test_streams_in_both_formats_decode_to_the_same_points_as_polling(raw, tmp_p
     }
     for name, data in files.items():
         url = str(tmp_path / "streams" / name)
-        _write(Path(url), f"cms-stream-1-2026-11-20-15-03-00-{name}", data)
+        _write(Path(url), f"cms-stream-1-{DAY}-15-03-00-{name}", data)
         got = streams.land_new(url, raw)
         assert got.files == 1 and not got.quarantined
         assert got.formats == {"json" if name.startswith("json") else "opentelemetry1.0": 1}
@@ -68,8 +68,8 @@ def test_files_land_under_their_delivery_hour_once(raw, tmp_path):
     assert first.files == 2 and first.points == len(recs)
     for k in first.raw_keys:
         info = lake.parse_raw_key(k)
-        assert (info["source"], str(info["dt"]), info["hour"]) == ("metric-stream", "2026-11-20", 15)
-        assert info["batch"].startswith(("20261120T150300Z-ms-", "20261120T150400Z-ms-"))
+        assert (info["source"], str(info["dt"]), info["hour"]) == ("metric-stream", DAY, 15)
+        assert info["batch"].startswith((f"{HOUR:%Y%m%d}T150300Z-ms-", f"{HOUR:%Y%m%d}T150400Z-ms-"))
     assert streams.land_new(url, raw).files == 0  # nothing new: nothing landed again
     _write(Path(url), "c", json_stream_file(recs[:5]), DELIVERED + dt.timedelta(minutes=6))
     third = streams.land_new(url, raw)
@@ -89,7 +89,7 @@ def test_an_undecodable_file_is_quarantined_with_its_reason_and_the_rest_lands(r
     got = streams.land_new(url, raw)
     assert got.files == 1 and len(got.quarantined) == 1
     reason = orjson.loads(raw.get(got.quarantined[0].replace(".undecodable", ".reason.json")))
-    assert reason["source_key"] == "2026/11/20/15/bad" and "gzip" in reason["reason"]
+    assert reason["source_key"] == f"{HOUR:%Y/%m/%d}/15/bad" and "gzip" in reason["reason"]
     assert streams.pending(url, raw) == []  # not retried forever
 
 
@@ -111,9 +111,9 @@ def test_metric_streams_files_are_read_from_s3(moto_env, tmp_path):
     s3.create_bucket(Bucket="cms-metric-streams")
     fake = FakeCloudWatch(fleet(6))
     recs = fake.stream_records(HOUR, HOUR + dt.timedelta(minutes=4), "us-east-1")
-    s3.put_object(Bucket="cms-metric-streams", Key="cw/2026/11/20/15/cms-stream-1-x", Body=lake.gzip_bytes(otel_stream_file(recs)))
+    s3.put_object(Bucket="cms-metric-streams", Key=f"cw/{HOUR:%Y/%m/%d}/15/cms-stream-1-x", Body=lake.gzip_bytes(otel_stream_file(recs)))
     url = "s3://cms-metric-streams/cw"
     objs = streams.list_stream_objects(url)
-    assert [o.key for o in objs] == ["2026/11/20/15/cms-stream-1-x"]
+    assert [o.key for o in objs] == [f"{HOUR:%Y/%m/%d}/15/cms-stream-1-x"]
     got = streams.land_new(url, moto_env["raw"])
     assert got.files == 1 and got.points == len(recs)
