@@ -18,6 +18,7 @@ AREAS = [
     "cms_dagster.warehouse.cli",
     "cms_dagster.detect.cli",
     "cms_dagster.rca.cli",
+    "cms_dagster.nlq.cli",
     "cms_dagster.infra.cli",
 ]
 

@@ -75,6 +75,7 @@ SETTINGS: list[Setting] = [
     Setting("OPENAI_API_KEY", "llm", "OpenAI API key", secret=True),
     Setting("OPENAI_BASE_URL", "llm", "OpenAI-compatible endpoint", secret=True),
     Setting("CMS_LLM_MODEL", "llm", "model name", "gpt-4o-mini"),
+    Setting("CMS_TIMEZONE", "nlq", "business time zone of 'today', 'yesterday', 'since 9am' in cms ask (IANA name)", "UTC"),
     Setting("CMS_LLM_MAX_TOKENS", "llm", "token budget per call (prompt + answer)", "6000"),
     Setting("CMS_LLM_TIMEOUT_S", "llm", "seconds before one OpenAI request times out", "30"),
     Setting("CMS_LLM_MAX_RETRIES", "llm", "retries of a failed or timed-out OpenAI request", "2"),
@@ -167,6 +168,8 @@ class Settings:
     webhook_url: str = field(default="", repr=False, metadata={"env": "CMS_WEBHOOK_URL"})
     pagerduty_routing_key: str = field(default="", repr=False, metadata={"env": "PAGERDUTY_ROUTING_KEY"})
     pagerduty_events_url: str = ""
+    # business time zone: the day "today" means in cms ask (IANA name)
+    timezone: str = "UTC"
 
     @property
     def aws_configured(self) -> bool:
@@ -245,7 +248,20 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         webhook_url=_env(env, "CMS_WEBHOOK_URL"),
         pagerduty_routing_key=_env(env, "PAGERDUTY_ROUTING_KEY"),
         pagerduty_events_url=_env(env, "PAGERDUTY_EVENTS_URL"),
+        timezone=_timezone(_env(env, "CMS_TIMEZONE") or "UTC"),
     )
+
+
+def _timezone(name: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"CMS_TIMEZONE={name!r}: not a known time zone; use an IANA name such as UTC, Europe/London or America/New_York"
+        ) from None
+    return name
 
 
 def mask(name: str, value: str) -> str:
@@ -278,6 +294,7 @@ def describe(environ: Mapping[str, str] | None = None) -> list[tuple[str, str, s
         "CMS_LLM_MODEL": s.llm_model,
         "CMS_ALERT_CHANNELS": ",".join(s.alert_channels),
         "CMS_ENVIRONMENT": s.environment,
+        "CMS_TIMEZONE": s.timezone,
     }
     rows = []
     for spec in SETTINGS:

@@ -128,6 +128,9 @@ class Ontology:
     resources: dict[str, Resource]
     jobs: dict[str, Job]
     source: str = ""
+    # other words people use for an entity, by entity id (asset_class:<id>, job:<ac>.<id>, feed:<id>, a
+    # resource id, provider:<id>, stage_type:<type>): the vocabulary of natural-language questions
+    synonyms: dict[str, tuple[str, ...]] = field(default_factory=dict, hash=False, compare=False)
 
     def job(self, key: str) -> Job:
         try:
@@ -295,7 +298,52 @@ def parse_ontology(doc: dict[str, Any], source: str = "") -> Ontology:
             int(j.get("records", 10000)),
             tuple(stages),
         )
-    return Ontology(acs, feeds, res, jobs, source)
+    return Ontology(acs, feeds, res, jobs, source, _synonyms(doc, acs, feeds, res, jobs))
+
+
+def _synonyms(
+    doc: dict[str, Any], acs: dict[str, str], feeds: dict[str, Feed], res: dict[str, Resource], jobs: dict[str, Job]
+) -> dict[str, tuple[str, ...]]:
+    """Synonyms from each entry's optional ``synonyms`` list and the top-level ``synonyms`` mapping."""
+    out: dict[str, list[str]] = {}
+
+    def add(entity: str, words: Any, where: str) -> None:
+        if words is None:
+            return
+        if not isinstance(words, list) or not all(isinstance(w, str) and w.strip() for w in words):
+            raise OntologyError(f"{where}.synonyms: must be a list of non-empty strings")
+        out.setdefault(entity, []).extend(w.strip() for w in words)
+
+    for a in doc["asset_classes"]:
+        add(f"asset_class:{a['id']}", a.get("synonyms"), f"asset_classes[{a['id']}]")
+    for f in doc["feeds"]:
+        add(f"feed:{f['id']}", f.get("synonyms"), f"feeds[{f['id']}]")
+    for r in doc["resources"]:
+        add(str(r["id"]), r.get("synonyms"), f"resources[{r['id']}]")
+    for j in doc["jobs"]:
+        add(f"job:{j['asset_class']}.{j['id']}", j.get("synonyms"), f"jobs[{j['asset_class']}.{j['id']}]")
+    top = doc.get("synonyms") or {}
+    if not isinstance(top, dict):
+        raise OntologyError("synonyms: must be a mapping of entity id to a list of words")
+    providers = {f.provider for f in feeds.values()}
+    stage_types = {s.type for j in jobs.values() for s in j.stages}
+    for entity, words in top.items():
+        kind, _, name = str(entity).partition(":")
+        known = (
+            (kind == "provider" and name in providers)
+            or (kind == "stage_type" and name in stage_types)
+            or (kind == "asset_class" and name in acs)
+            or (kind == "feed" and name in feeds)
+            or (kind == "job" and name in jobs)
+            or entity in res
+        )
+        if not known:
+            raise OntologyError(
+                f"synonyms[{entity}]: not an entity of the ontology (use provider:<id>, stage_type:<type>, "
+                "asset_class:<id>, feed:<id>, job:<asset_class>.<id> or a resource id)"
+            )
+        add(str(entity), words, f"synonyms[{entity}]")
+    return {k: tuple(v) for k, v in out.items()}
 
 
 def default_path() -> Path:
