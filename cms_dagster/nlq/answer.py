@@ -81,9 +81,9 @@ def rows_of(df: pd.DataFrame) -> list[dict[str, Any]]:
 def default_engine(ontology: Ontology, llm: str = "offline", settings: Any = None) -> Engine:
     """The engine CMS_LLM selects: the offline parser, or OpenAI through its adapter."""
     if llm == "openai":
-        from cms_dagster.nlq.openai_engine import OpenAIEngine
+        from cms_dagster.nlq.openai_engine import LlmEngine
 
-        return OpenAIEngine.from_settings(settings, ontology)
+        return LlmEngine.from_settings(settings, ontology)
     return OfflineEngine(ontology)
 
 
@@ -253,7 +253,8 @@ def sentence(q: StructuredQuery, c: Compiled, rows: list[dict[str, Any]]) -> str
             ok = val is not None and {">": val > q.comparison.value, "<": val < q.comparison.value,
                                       ">=": val >= q.comparison.value, "<=": val <= q.comparison.value}[q.comparison.op]  # fmt: skip
             extra = f" ({'yes' if ok else 'no'}: {q.comparison.op} {q.comparison.value:g})"
-        return f"{m.name.replace('_', ' ').capitalize()}{_scope_words(q)}, {when}: {v}{' ' + m.unit if m.unit not in ('%', 's', 'ms') else ''}{extra}."
+        unit = "" if m.unit in ("%", "s", "ms") else " " + (m.unit[:-1] if r.get(m.name) == 1 and m.unit.endswith("s") else m.unit)
+        return f"{m.name.replace('_', ' ').capitalize()}{_scope_words(q)}, {when}: {v}{unit}{extra}."
     parts = []
     for r in rows[:8]:
         label = " ".join(str(r[k]) for k in c.keys if k in r)

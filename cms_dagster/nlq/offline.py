@@ -115,6 +115,10 @@ _THRESH = re.compile(
     r"(?P<op>above|over|more than|greater than|exceed(?:ing|s|ed)?|higher than|longer than|slower than|at least|>=|>|below|under|less than|lower than|shorter than|faster than|at most|<=|<|beyond|past)\s*"
     r"(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>%|percent|pct|ms|milliseconds?|seconds?|secs?|s\b|minutes?|mins?|m\b|hours?|hrs?|h\b|connections?|messages?)?"
 )
+_OUT_OF_SCOPE = (
+    "out of scope: cms ask answers questions about batch runs, sub-stages, market-data feeds, outages and "
+    "AWS resources in the warehouse (what happened, not predictions or advice)"
+)
 _GREETING = re.compile(r"^\s*(hi|hello|hey|thanks|thank you|ok|okay|help)\W*$")
 _VAGUE = re.compile(r"\b(everything|anything|all good|ok|okay|problems?|issues?|wrong|health(y)?|status|how (are|is) (things|we|it) (going|doing)|going on|happening|incidents?)\b")
 
@@ -138,6 +142,28 @@ def _threshold(t: str) -> tuple[str, float, str] | None:
     return _op(op_word), num, unit
 
 
+def screen(question: str) -> Parsed | None:
+    """Refuse what no engine may answer (SQL, writes, beyond the marts, injection, dumps); None = go on."""
+    raw = question.strip()
+    low = raw.lower()
+    if not raw:
+        return Parsed(clarify="What would you like to know? For example: which derivatives jobs failed in the last 2 hours?")
+    if len(raw) > 500:
+        return Parsed(refused="the question is too long (over 500 characters): ask one thing in a sentence or two")
+    if _INJECTION.search(low):
+        return Parsed(refused="the question tries to change how questions are answered; ask about runs, stages, feeds or resources instead")
+    if _SQL.search(low):
+        return Parsed(refused="SQL is not accepted: ask in words, e.g. 'which runs failed today?'")
+    if _WRITE.search(low):
+        return Parsed(refused="questions can only read the monitoring marts; cms ask cannot change, delete or run anything")
+    if _BEYOND.search(low):
+        return Parsed(refused="only the monitoring marts (runs, sub-stages, feeds, outages, resources) can be read; not raw tables, other schemas, system tables or secrets")
+    if _DUMP.search(low):
+        return Parsed(refused="cms ask answers questions, it does not export tables; ask for what you need, e.g. 'failed runs this week'")
+
+    return None
+
+
 class OfflineEngine:
     """Parse questions with the ontology's vocabulary. Build once per ontology; ``parse`` is pure."""
 
@@ -148,23 +174,11 @@ class OfflineEngine:
         self.terms = vocabulary.build(ontology)
 
     def parse(self, question: str, as_of: dt.datetime, timezone: str = "UTC") -> Parsed:
+        pre = screen(question)
+        if pre is not None:
+            return pre
         raw = question.strip()
         low = raw.lower()
-        if not raw:
-            return Parsed(clarify="What would you like to know? For example: which derivatives jobs failed in the last 2 hours?")
-        if len(raw) > 500:
-            return Parsed(refused="the question is too long (over 500 characters): ask one thing in a sentence or two")
-        if _INJECTION.search(low):
-            return Parsed(refused="the question tries to change how questions are answered; ask about runs, stages, feeds or resources instead")
-        if _SQL.search(low):
-            return Parsed(refused="SQL is not accepted: ask in words, e.g. 'which runs failed today?'")
-        if _WRITE.search(low):
-            return Parsed(refused="questions can only read the monitoring marts; cms ask cannot change, delete or run anything")
-        if _BEYOND.search(low):
-            return Parsed(refused="only the monitoring marts (runs, sub-stages, feeds, outages, resources) can be read; not raw tables, other schemas, system tables or secrets")
-        if _DUMP.search(low):
-            return Parsed(refused="cms ask answers questions, it does not export tables; ask for what you need, e.g. 'failed runs this week'")
-
         understood: list[str] = []
         text = f" {vocabulary.normalise(raw)} "
         # comparisons with a week first: "than last week" is not the time asked
@@ -203,6 +217,8 @@ class OfflineEngine:
         if "feed" in filters and "provider" in filters:
             filters.pop("provider")
 
+        if _OFF_TOPIC.search(rest):
+            return Parsed(refused=_OUT_OF_SCOPE)
         # measures, conditions, entities
         metric = next((name for name, rx in _METRICS if rx.search(rest)), None)
         conditions = [name for name, rx in _CONDITIONS if rx.search(rest)]
@@ -253,9 +269,7 @@ class OfflineEngine:
                     clarify=f"What would you like to know about {what}: runs that failed, durations, SLA breaches, delays or outages?",
                     understood=understood,
                 )
-            if _OFF_TOPIC.search(rest) or not _LIST.search(rest):
-                return Parsed(refused="out of scope: cms ask answers questions about batch runs, sub-stages, market-data feeds and AWS resources in the warehouse")
-            return Parsed(refused="out of scope: cms ask answers questions about batch runs, sub-stages, market-data feeds and AWS resources in the warehouse")
+            return Parsed(refused=_OUT_OF_SCOPE)
 
         # feed words mean feed conditions; run words mean run conditions
         if entity in ("feeds", "outages"):
@@ -315,9 +329,7 @@ class OfflineEngine:
                 q = self._listing(entity, metric, filters, conditions, comparison, rank)
             else:
                 q = StructuredQuery("metric", metric=count_metric, filters=filters)
-        elif metric in ("failure_rate", "sla_compliance", "availability", "records_per_minute", "start_delay", "latency", "staleness", "messages", "stale_minutes", "downtime", "cpu", "memory", "connections", "queue_depth", "duration", "stage_duration") and (
-            group_by or rank or _VALUE.search(rest) or is_count
-        ) and not (entity in ("runs", "stage_runs") and metric in ("duration", "stage_duration") and (conditions or comparison is not None) and not group_by):
+        elif metric in _VALUE_METRICS and self._is_value_question(rest, entity, metric, conditions, comparison, group_by, rank, is_count):
             if metric in ("duration", "stage_duration") and rank and not group_by and entity in ("runs", "stage_runs"):
                 q = self._listing(entity, metric, filters, conditions, comparison, rank)
             else:
@@ -349,6 +361,25 @@ class OfflineEngine:
         q.check()
         return Parsed(query=q, understood=understood)
 
+    @staticmethod
+    def _is_value_question(
+        rest: str,
+        entity: str,
+        metric: str,
+        conditions: list[str],
+        comparison: Comparison | None,
+        group_by: list[str],
+        rank: re.Match[str] | None,
+        is_count: bool,
+    ) -> bool:
+        """A measure's value ("failure rate by asset class", "availability of cme"), not a listing."""
+        durations_listed = entity in ("runs", "stage_runs") and metric in ("duration", "stage_duration")
+        if durations_listed and (conditions or comparison is not None) and not group_by:
+            return False
+        if group_by or rank or is_count or _VALUE.search(rest):
+            return True
+        return not _LIST.search(rest) and not conditions and comparison is None
+
     def _listing(
         self,
         entity: str,
@@ -379,6 +410,10 @@ class OfflineEngine:
         return q
 
 
+_VALUE_METRICS = (
+    "failure_rate", "sla_compliance", "availability", "records_per_minute", "start_delay", "latency", "staleness",
+    "messages", "stale_minutes", "downtime", "cpu", "memory", "connections", "queue_depth", "duration", "stage_duration",
+)  # fmt: skip
 _DEFAULT_GROUP = {"runs": "job", "stage_runs": "stage", "feeds": "feed", "outages": "feed", "resources": "resource"}
 
 

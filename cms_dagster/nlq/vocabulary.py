@@ -4,8 +4,8 @@ providers and resources, by id, display name and synonyms (estate.yaml), normali
 from __future__ import annotations
 
 import re
-from itertools import groupby
 from dataclasses import dataclass
+from itertools import groupby
 
 from cms_dagster.domain.model import Ontology
 

@@ -343,6 +343,64 @@ def feed_outages(feeds: dict[str, FeedSeries], tl: Timeline) -> list[list[Any]]:
     return rows
 
 
+# CloudWatch metrics whose hourly truth is written (the measures of natural-language questions)
+TRUTH_CW_METRICS = (
+    "CPUUtilization",
+    "DatabaseConnections",
+    "ApproximateNumberOfMessagesVisible",
+    "pod_cpu_utilization",
+    "pod_memory_utilization",
+    "node_cpu_utilization",
+    "node_memory_utilization",
+)
+
+
+def _cw_entity(s: CwSeries) -> str | None:
+    d = s.dimensions
+    if s.namespace == "AWS/RDS" and "DBInstanceIdentifier" in d:
+        return f"rds:{d['DBInstanceIdentifier']}"
+    if s.namespace == "AWS/SQS" and "QueueName" in d:
+        return f"sqs:{d['QueueName']}"
+    if s.namespace == "ContainerInsights" and "ClusterName" in d:
+        return f"eks:{d['ClusterName']}" + (f"/{d['Namespace']}" if "Namespace" in d else "")
+    return None
+
+
+def feed_truth(ont: Ontology, feeds: dict[str, FeedSeries], tl: Timeline) -> tuple[list[list[Any]], list[list[Any]]]:
+    """(minutes a feed was down or stale beyond its SLA, per-hour summaries) of every feed."""
+    minutes, hours = [], []
+    for fid, fs in sorted(feeds.items()):
+        sla = ont.feeds[fid].staleness_sla_s
+        for i in np.flatnonzero((fs.up == 0) | (fs.staleness_s > sla)):
+            t = tl.start + dt.timedelta(minutes=int(i))
+            minutes.append([fid, iso(t), int(fs.up[i]), float(fs.staleness_s[i]), str(bool(fs.staleness_s[i] > sla)).lower()])
+        for h in range(tl.n // 60):
+            sl = slice(h * 60, h * 60 + 60)
+            hours.append([
+                fid, iso(tl.start + dt.timedelta(hours=h)), 60, int(fs.up[sl].sum()), int(fs.messages[sl].sum()),
+                round(float(fs.latency_ms[sl].mean()), 6), float(fs.staleness_s[sl].max()), int((fs.staleness_s[sl] > sla).sum()),
+            ])  # fmt: skip
+    return minutes, hours
+
+
+def resource_truth(cw: list[CwSeries], tl: Timeline) -> list[list[Any]]:
+    """Per resource, metric and hour: the largest and the mean minute average (dimension sets combined)."""
+    combined: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+    for s in cw:
+        ent = _cw_entity(s)
+        if ent is None or s.metric not in TRUTH_CW_METRICS:
+            continue
+        tot, cnt = combined.get((ent, s.metric), (np.zeros(tl.n), np.zeros(tl.n)))
+        combined[(ent, s.metric)] = (tot + s.avg * s.count, cnt + s.count)
+    rows = []
+    for (ent, metric), (tot, cnt) in sorted(combined.items()):
+        avg = tot / np.maximum(cnt, 1e-12)
+        for h in range(tl.n // 60):
+            sl = slice(h * 60, h * 60 + 60)
+            rows.append([ent, metric, iso(tl.start + dt.timedelta(hours=h)), float(avg[sl].max()), round(float(avg[sl].mean()), 6)])
+    return rows
+
+
 def write_truth(
     archive: lake_mod.Zone,
     name: str,
@@ -350,6 +408,8 @@ def write_truth(
     feeds: dict[str, FeedSeries],
     tl: Timeline,
     seed: int,
+    ont: Ontology | None = None,
+    cw: list[CwSeries] | None = None,
 ) -> list[str]:
     base = f"simulations/{name}"
     labels = {
@@ -427,6 +487,16 @@ def write_truth(
         ),
         f"{base}/truth/feed_outages.csv": _csv(["feed", "start", "end", "minutes"], feed_outages(feeds, tl)),
     }
+    if ont is not None:
+        minutes, hours = feed_truth(ont, feeds, tl)
+        files[f"{base}/truth/feed_minutes.csv"] = _csv(["feed", "minute", "up", "staleness_s", "stale"], minutes)
+        files[f"{base}/truth/feed_hours.csv"] = _csv(
+            ["feed", "hour", "minutes", "minutes_up", "messages", "latency_ms_mean", "staleness_s_max", "stale_minutes"], hours
+        )
+    if cw is not None:
+        files[f"{base}/truth/resource_hours.csv"] = _csv(
+            ["resource", "metric", "hour", "max_avg", "mean_avg"], resource_truth(cw, tl)
+        )
     if result.sdk_events:
         files[f"{base}/sdk_events.jsonl"] = b"".join(
             orjson.dumps({k: (iso(v) if isinstance(v, dt.datetime) else v) for k, v in e.items()}) + b"\n"
@@ -502,7 +572,7 @@ def simulate(
         keys.append(key)
         points += _count_points(reqs)
     result = SimulationResult(name, start, tl.end, keys, points, incs, runs, sdk_events)
-    write_truth(lake.archive, name, result, feeds, tl, seed)
+    write_truth(lake.archive, name, result, feeds, tl, seed, ont, cw)
     say(
         f"wrote {len(keys)} raw files ({points:,} points) and ground truth to {lake.archive.uri(f'simulations/{name}/')}"
     )
