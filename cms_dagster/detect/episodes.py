@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from cms_dagster.rca.engine import related_nodes as related
+from cms_dagster.domain.graph import related_nodes as related
 
 __all__ = [
     "ALARMS_SQL",

@@ -71,6 +71,11 @@ class Stage:
     def entity_id(self) -> str:
         return stage_entity(self.asset_class, self.job, self.id)
 
+    @property
+    def reads_feeds(self) -> bool:
+        """An ingest stage (type ``ingest``, or the first of its job: no ``depends_on``) reads the job's feeds."""
+        return self.type == "ingest" or not self.depends_on
+
 
 @dataclass(frozen=True)
 class Job:
@@ -157,21 +162,40 @@ class Ontology:
             ids += [s.entity_id for s in j.stages]
         return ids
 
-    def dependency_edges(self) -> list[tuple[str, str]]:
-        """(source, target) = source depends on target: the graph RCA walks."""
+    def dependency_edges(self, *, ingest_reads_feeds: bool = True) -> list[tuple[str, str]]:
+        """(source, target) = source depends on target: the graph detection and RCA walk.
+
+        A job depends on its feeds and its stages; a stage on the stages it waits for (``depends_on``) and
+        the resources it uses; an EKS namespace on its cluster. With ``ingest_reads_feeds`` (default) the
+        stages that read the job's feeds (:attr:`Stage.reads_feeds`) also depend on those feeds, so a feed
+        fault explains the slow or failed ingest stage and, through the stage DAG, the stages after it.
+        """
         edges: list[tuple[str, str]] = []
         for j in self.jobs.values():
-            edges += [(j.entity_id, f"feed:{f}") for f in j.feeds]
+            feeds = [self.feeds[f].entity_id for f in j.feeds]
+            edges += [(j.entity_id, f) for f in feeds]
             for s in j.stages:
                 edges.append((j.entity_id, s.entity_id))
                 edges += [(s.entity_id, stage_entity(j.asset_class, j.id, d)) for d in s.depends_on]
                 edges += [(s.entity_id, r) for r in s.resources]
-                if not s.depends_on:  # ingest stages read the job's feeds
-                    edges += [(s.entity_id, f"feed:{f}") for f in j.feeds]
+                if ingest_reads_feeds and s.reads_feeds:
+                    edges += [(s.entity_id, f) for f in feeds]
         for r in self.resources.values():
             if r.kind == "eks_namespace":
                 edges.append((r.id, f"eks:{r.cluster}"))
-        return edges
+        return list(dict.fromkeys(edges))
+
+    def max_connections(self) -> dict[str, float]:
+        """Per rds resource that declares it, its max_connections (``{"rds:orders-db": 400.0, ...}``)."""
+        return {
+            r.id: float(r.attrs["max_connections"])
+            for r in self.resources.values()
+            if r.kind == "rds" and r.attrs.get("max_connections")
+        }
+
+    def staleness_slas(self) -> dict[str, float]:
+        """Per feed entity, its staleness SLA in seconds (``{"feed:cme-mdp": 30.0, ...}``)."""
+        return {f.entity_id: float(f.staleness_sla_s) for f in self.feeds.values()}
 
 
 def _require(entry: dict[str, Any], keys: Iterable[str], where: str) -> None:

@@ -9,24 +9,16 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 import pandas as pd
-import yaml
 
-from cms_dagster.rca.domain import (
-    Hypothesis,
-    max_connections_from_ontology,
-    ontology_graph,
-    rank_incident,
-    staleness_sla_from_ontology,
-)
-from cms_dagster.rca.engine import Candidate, iso_time, rank
+from cms_dagster.domain.model import Ontology, OntologyError, load_ontology
+from cms_dagster.rca.engine import rank
+from cms_dagster.rca.findings import Candidate, iso_time
+from cms_dagster.rca.hypotheses import Hypothesis, rank_incident
 from cms_dagster.rca.series import DEFAULT_THRESHOLD
 from cms_dagster.rca.validate import RcaInputError, parse_time
-
-if TYPE_CHECKING:
-    from cms_dagster.domain.model import Ontology
 
 __all__ = [
     "format_candidates",
@@ -88,19 +80,6 @@ def load_metrics(path: str | Path) -> pd.DataFrame:
 def load_graph(path: str | Path) -> pd.DataFrame:
     """The graph CSV (source,target) as a DataFrame indexed by CSV line number."""
     return _read_csv(path, "graph")
-
-
-def load_ontology(path: str | Path) -> dict[str, Any]:
-    p = Path(path)
-    if not p.is_file():
-        raise RcaInputError(f"ontology file {str(path)!r} does not exist")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        raise RcaInputError(f"ontology file {str(path)!r} is not valid YAML: {exc}") from None
-    if not isinstance(data, dict) or "jobs" not in data:
-        raise RcaInputError(f"ontology file {str(path)!r} does not look like estate.yaml (no 'jobs' list)")
-    return data
 
 
 def _short(ts: pd.Timestamp | None) -> str:
@@ -174,22 +153,22 @@ def run_rank(args: argparse.Namespace, *, stdout: TextIO | None = None, stderr: 
             metrics = load_metrics(args.metrics)
             options = dict(end=args.end, baseline=args.baseline, threshold=args.threshold, where="line")
             if args.ontology:
-                onto = load_ontology(args.ontology)
+                ontology = load_ontology(args.ontology)
                 answer: list[Any] = rank_incident(
                     metrics,
-                    ontology_graph(onto),
+                    ontology.dependency_edges(),
                     start,
                     target=args.target,
                     top_k=args.top,
-                    max_connections=max_connections_from_ontology(onto),
-                    staleness_sla=staleness_sla_from_ontology(onto),
+                    max_connections=ontology.max_connections(),
+                    staleness_sla=ontology.staleness_slas(),
                     **options,
                 )
             else:
                 answer = rank(
                     metrics, load_graph(args.graph), start, target=args.target, top_k=args.top, **options
                 )
-    except RcaInputError as exc:
+    except (RcaInputError, OntologyError) as exc:
         print(f"error: {exc}", file=stderr)
         return 2
     for w in caught:
@@ -226,7 +205,6 @@ def run_incident(
 ) -> int:
     """The function behind ``cms rca incident``: 0 on success, 2 on bad input (message on stderr)."""
     from cms_dagster import settings as settings_mod
-    from cms_dagster.domain import load_ontology as load_estate
     from cms_dagster.rca.evidence import EvidenceSettings
     from cms_dagster.rca.incident import analyse_incident
     from cms_dagster.warehouse.client import from_settings
@@ -235,7 +213,7 @@ def run_incident(
     stderr = stderr or sys.stderr
     try:
         wh = from_settings(settings_mod.load())
-        ontology = load_estate()
+        ontology = load_ontology()
         if args.at:
             start = parse_time(args.at, name="--at")
         else:

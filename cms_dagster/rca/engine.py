@@ -11,36 +11,36 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections import deque
 from collections.abc import Container, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from cms_dagster.domain.graph import dependency_closure, reach
+from cms_dagster.rca.findings import Candidate, as_timedelta, as_timestamp, evidence_from_row
 from cms_dagster.rca.series import DEFAULT_ONSET_Z, DEFAULT_PERSISTENCE, DEFAULT_THRESHOLD, series_stats
 from cms_dagster.rca.validate import (
     RcaInputError,
     RcaWarning,
+    check_window,
+    parse_duration,
     parse_time,
     prepare_edges,
     prepare_metrics,
+    resolve_tolerance,
+    sampling_step,
 )
 
 __all__ = [
-    "Candidate",
-    "Evidence",
     "Propagation",
     "anomaly_weight",
     "confidence",
-    "dependency_closure",
-    "evidence_from_row",
     "lateness_factor",
     "propagate",
     "rank",
     "rank_series",
-    "related_nodes",
 ]
 
 EXPLAINED_FLOOR = 0.05  # what is left of a node's score when a sure root among its dependencies explains it
@@ -50,139 +50,6 @@ QUIET_FACTOR = 0.5  # a node whose series all stay under this x threshold blocks
 SURE_FACTOR = 5.0 / 3.0  # a node is surely anomalous from SURE_FACTOR x threshold (robust |z| 5 by default)
 MAX_EVIDENCE = 10
 _NO_TIME = pd.Timedelta(0)
-
-
-@dataclass(frozen=True)
-class Evidence:
-    """One series that supports a candidate: how far it moved from its baseline, and when."""
-
-    node: str
-    metric: str
-    moved_at: pd.Timestamp | None  # when the change began (None when the series did not cross the threshold)
-    peak_at: pd.Timestamp | None  # start of the strongest window of `persistence` points
-    baseline: float  # median of the history
-    observed: float  # median value of the strongest window
-    z: float  # sustained robust z of that window (signed): (observed - baseline) / robust scale
-    direction: str  # "up" or "down"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "node": self.node,
-            "metric": self.metric,
-            "moved_at": iso_time(self.moved_at),
-            "peak_at": iso_time(self.peak_at),
-            "baseline": _num(self.baseline),
-            "observed": _num(self.observed),
-            "z": _num(self.z),
-            "direction": self.direction,
-        }
-
-    def describe(self) -> str:
-        when = (
-            f"moved at {iso_time(self.moved_at)}"
-            if self.moved_at is not None
-            else f"peaked at {iso_time(self.peak_at)}"
-        )
-        return f"{self.metric} {when}: {_fmt(self.baseline)} -> {_fmt(self.observed)} (z {self.z:+.1f})"
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """A ranked root-cause candidate node with its score and the evidence behind it."""
-
-    node: str
-    rank: int
-    score: float
-    anomalous: bool  # at least one of its series moved past the threshold
-    strength: float  # largest sustained |z| among its series
-    onset: pd.Timestamp | None  # earliest moved_at among its moved series
-    explains: tuple[str, ...] = ()  # anomalous nodes depending on it that moved no earlier
-    explained_by: tuple[str, ...] = ()  # anomalous dependencies that moved no later than it
-    evidence: tuple[Evidence, ...] = field(default_factory=tuple)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "rank": self.rank,
-            "node": self.node,
-            "score": round(self.score, 6),
-            "anomalous": self.anomalous,
-            "strength": _num(self.strength),
-            "onset": iso_time(self.onset),
-            "explains": list(self.explains),
-            "explained_by": list(self.explained_by),
-            "evidence": [e.to_dict() for e in self.evidence],
-        }
-
-
-def iso_time(ts: pd.Timestamp | None) -> str | None:
-    if ts is None or pd.isna(ts):
-        return None
-    return ts.isoformat().replace("+00:00", "Z")
-
-
-def _num(x: float) -> float | None:
-    return None if x is None or not math.isfinite(x) else round(float(x), 6)
-
-
-def _fmt(x: float) -> str:
-    if not math.isfinite(x):
-        return str(x)
-    return f"{x:.4g}" if abs(x) < 1e6 else f"{x:.3e}"
-
-
-def as_timestamp(x: Any) -> pd.Timestamp | None:
-    return None if x is None or pd.isna(x) else pd.Timestamp(x)
-
-
-def as_timedelta(x: Any) -> pd.Timedelta | None:
-    return None if x is None or pd.isna(x) else pd.Timedelta(x)
-
-
-def evidence_from_row(row: Mapping[str, Any]) -> Evidence:
-    """Evidence from one row of :func:`cms_dagster.rca.series.series_stats`."""
-    return Evidence(
-        node=str(row["node"]),
-        metric=str(row["metric"]),
-        moved_at=as_timestamp(row["moved_at"]) if row["moved"] else None,
-        peak_at=as_timestamp(row["peak_at"]),
-        baseline=float(row["baseline"]),
-        observed=float(row["observed"]),
-        z=float(row["z"]),
-        direction=str(row["direction"]),
-    )
-
-
-def dependency_closure(edges: Iterable[tuple[str, str]], node: str) -> set[str]:
-    """``node`` and everything it transitively depends on (edges are (source, target) = source depends on target)."""
-    adjacency: dict[str, list[str]] = {}
-    for source, target in edges:
-        adjacency.setdefault(source, []).append(target)
-    return _reach(adjacency, node) | {node}
-
-
-def related_nodes(edges: Iterable[tuple[str, str]]) -> dict[str, set[str]]:
-    """Per node of the graph: itself, everything it transitively depends on and everything that
-    transitively depends on it (not its siblings: two stages sharing a database are not related)."""
-    forward: dict[str, list[str]] = {}
-    backward: dict[str, list[str]] = {}
-    for source, target in edges:
-        forward.setdefault(source, []).append(target)
-        backward.setdefault(target, []).append(source)
-    return {n: {n} | _reach(forward, n) | _reach(backward, n) for n in set(forward) | set(backward)}
-
-
-def _reach(adjacency: Mapping[str, list[str]], node: str, blocked: Container[str] = ()) -> set[str]:
-    """Everything ``node`` transitively depends on; paths do not continue past ``blocked`` nodes."""
-    seen: set[str] = set()
-    queue = deque(adjacency.get(node, ()))
-    while queue:
-        nxt = queue.popleft()
-        if nxt in seen or nxt == node:
-            continue
-        seen.add(nxt)
-        if nxt not in blocked:
-            queue.extend(adjacency.get(nxt, ()))
-    return seen
 
 
 @dataclass(frozen=True)
@@ -221,7 +88,7 @@ def propagate(
     far_future = pd.Timestamp.max.tz_localize("UTC")
     for n in names:
         onset_n = anomalous[n] if anomalous[n] is not None else far_future
-        for d in sorted(_reach(adjacency, n, quiet)):
+        for d in sorted(reach(adjacency, n, quiet)):
             if d not in anomalous:
                 continue
             onset_d = anomalous[d] if anomalous[d] is not None else far_future
@@ -333,57 +200,6 @@ def rank_series(
             )
         )
     return out
-
-
-def check_window(
-    prepared_time: np.ndarray, start: pd.Timestamp, end: pd.Timestamp | None
-) -> tuple[int, int | None]:
-    """Start (and end) as ns, checked against the data: history must exist before start and data after it."""
-    start_ns = int(start.value)
-    t_min, t_max = int(prepared_time.min()), int(prepared_time.max())
-    span = f"the data run from {iso_time(pd.Timestamp(t_min, tz='UTC'))} to {iso_time(pd.Timestamp(t_max, tz='UTC'))}"
-    if start_ns <= t_min:
-        raise RcaInputError(
-            f"start {iso_time(start)} is at or before the first data point: there is no history to learn the "
-            f"baseline from ({span}); give a start inside the data"
-        )
-    if start_ns > t_max:
-        raise RcaInputError(
-            f"start {iso_time(start)} is after the last data point: there is no incident to rank ({span})"
-        )
-    end_ns = None
-    if end is not None:
-        end_ns = int(end.value)
-        if end_ns < start_ns:
-            raise RcaInputError(f"end {iso_time(end)} is before start {iso_time(start)}")
-    return start_ns, end_ns
-
-
-def parse_duration(value: pd.Timedelta | str | None, *, name: str) -> int | None:
-    """A duration such as "6h" or "30min" as ns (None stays None); RcaInputError when unreadable or negative."""
-    if value is None:
-        return None
-    try:
-        ns = int(pd.Timedelta(value).value)
-    except (ValueError, TypeError):
-        raise RcaInputError(f"{name} {value!r} is not a duration: write e.g. 6h, 30min or 2d") from None
-    if ns < 0:
-        raise RcaInputError(f"{name} {value!r} is negative: give a positive duration")
-    return ns
-
-
-def resolve_tolerance(tolerance: pd.Timedelta | str | None, step: pd.Timedelta) -> pd.Timedelta:
-    """The given onset tolerance, or two sampling steps (onsets are only known to a step or two)."""
-    if tolerance is None:
-        return 2 * step
-    return pd.Timedelta(parse_duration(tolerance, name="onset tolerance"), unit="ns")
-
-
-def sampling_step(time_ns: np.ndarray, series: np.ndarray) -> pd.Timedelta:
-    """The data's typical sampling step: the median spacing of consecutive points of a series."""
-    same = series[1:] == series[:-1]
-    steps = np.diff(time_ns)[same]
-    return pd.Timedelta(int(np.median(steps)), unit="ns") if len(steps) else pd.Timedelta(0)
 
 
 def lateness_factor(

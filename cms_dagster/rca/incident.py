@@ -2,7 +2,7 @@
 
 ``analyse_incident(query, start, ontology=...)`` reads the evidence around ``start`` from the fact marts
 (:func:`cms_dagster.rca.evidence.evidence_frame`, seasonally adjusted), builds the dependency graph from
-the ontology and ranks (entity, incident kind) hypotheses with :func:`cms_dagster.rca.domain.rank_incident`.
+the ontology and ranks (entity, incident kind) hypotheses with :func:`cms_dagster.rca.hypotheses.rank_incident`.
 ``cms rca incident`` and ``benchmarks/rca_eval.py`` both call it, so the evaluation measures this code.
 
 Plain Python (numpy, pandas); no Dagster.
@@ -19,26 +19,12 @@ from typing import Any
 import pandas as pd
 
 from cms_dagster.domain.model import Ontology
-from cms_dagster.rca.domain import Hypothesis, rank_incident
-from cms_dagster.rca.engine import iso_time
 from cms_dagster.rca.evidence import EvidenceSettings, _utc, evidence_frame
+from cms_dagster.rca.findings import iso_time
+from cms_dagster.rca.hypotheses import Hypothesis, rank_incident
 from cms_dagster.rca.validate import RcaInputError
 
-__all__ = ["IncidentAnalysis", "analyse_incident", "max_connections", "staleness_slas"]
-
-
-def max_connections(ontology: Ontology) -> dict[str, float]:
-    """Per rds resource of the ontology, its declared max_connections (to judge DatabaseConnections)."""
-    return {
-        r.id: float(r.attrs["max_connections"])
-        for r in ontology.resources.values()
-        if r.kind == "rds" and r.attrs.get("max_connections")
-    }
-
-
-def staleness_slas(ontology: Ontology) -> dict[str, float]:
-    """Per feed entity, its staleness SLA in seconds (data older than this is delayed)."""
-    return {f"feed:{fid}": float(f.staleness_sla_s) for fid, f in ontology.feeds.items() if f.staleness_sla_s}
+__all__ = ["IncidentAnalysis", "analyse_incident"]
 
 
 @dataclass(frozen=True)
@@ -98,8 +84,8 @@ def analyse_incident(
             t0,
             target=target,
             top_k=top_k,
-            max_connections=max_connections(ontology),
-            staleness_sla=staleness_slas(ontology),
+            max_connections=ontology.max_connections(),
+            staleness_sla=ontology.staleness_slas(),
         )
     return IncidentAnalysis(
         start=t0,

@@ -14,13 +14,19 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from cms_dagster.rca.findings import iso_time
+
 __all__ = [
     "PreparedMetrics",
     "RcaInputError",
     "RcaWarning",
+    "check_window",
+    "parse_duration",
     "parse_time",
     "prepare_edges",
     "prepare_metrics",
+    "resolve_tolerance",
+    "sampling_step",
 ]
 
 _SHOW = 5  # how many offending rows an error lists
@@ -307,3 +313,54 @@ def prepare_edges(graph: pd.DataFrame | Iterable[tuple[str, str]] | None) -> lis
     if loops:
         warnings.warn(f"graph: ignored {loops} self-loop edge(s)", RcaWarning, stacklevel=3)
     return out
+
+
+def check_window(
+    prepared_time: np.ndarray, start: pd.Timestamp, end: pd.Timestamp | None
+) -> tuple[int, int | None]:
+    """Start (and end) as ns, checked against the data: history must exist before start and data after it."""
+    start_ns = int(start.value)
+    t_min, t_max = int(prepared_time.min()), int(prepared_time.max())
+    span = f"the data run from {iso_time(pd.Timestamp(t_min, tz='UTC'))} to {iso_time(pd.Timestamp(t_max, tz='UTC'))}"
+    if start_ns <= t_min:
+        raise RcaInputError(
+            f"start {iso_time(start)} is at or before the first data point: there is no history to learn the "
+            f"baseline from ({span}); give a start inside the data"
+        )
+    if start_ns > t_max:
+        raise RcaInputError(
+            f"start {iso_time(start)} is after the last data point: there is no incident to rank ({span})"
+        )
+    end_ns = None
+    if end is not None:
+        end_ns = int(end.value)
+        if end_ns < start_ns:
+            raise RcaInputError(f"end {iso_time(end)} is before start {iso_time(start)}")
+    return start_ns, end_ns
+
+
+def parse_duration(value: pd.Timedelta | str | None, *, name: str) -> int | None:
+    """A duration such as "6h" or "30min" as ns (None stays None); RcaInputError when unreadable or negative."""
+    if value is None:
+        return None
+    try:
+        ns = int(pd.Timedelta(value).value)
+    except (ValueError, TypeError):
+        raise RcaInputError(f"{name} {value!r} is not a duration: write e.g. 6h, 30min or 2d") from None
+    if ns < 0:
+        raise RcaInputError(f"{name} {value!r} is negative: give a positive duration")
+    return ns
+
+
+def resolve_tolerance(tolerance: pd.Timedelta | str | None, step: pd.Timedelta) -> pd.Timedelta:
+    """The given onset tolerance, or two sampling steps (onsets are only known to a step or two)."""
+    if tolerance is None:
+        return 2 * step
+    return pd.Timedelta(parse_duration(tolerance, name="onset tolerance"), unit="ns")
+
+
+def sampling_step(time_ns: np.ndarray, series: np.ndarray) -> pd.Timedelta:
+    """The data's typical sampling step: the median spacing of consecutive points of a series."""
+    same = series[1:] == series[:-1]
+    steps = np.diff(time_ns)[same]
+    return pd.Timedelta(int(np.median(steps)), unit="ns") if len(steps) else pd.Timedelta(0)

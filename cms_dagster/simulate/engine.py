@@ -267,7 +267,7 @@ def simulate_runs(
                     if inc_r is not None:
                         touched.add(inc_r.id)
                         inc_r.affected_stages.add(st.entity_id)
-                    if st.type == "ingest" and lat > 1:
+                    if st.reads_feeds and lat > 1:  # a slow feed slows the stages that read it
                         factor *= 1 + 0.22 * lat
                         touched |= {
                             inc.id
@@ -298,7 +298,7 @@ def simulate_runs(
                         ),
                         None,
                     )
-                    if wait_fail and st.type == "ingest" and not st.depends_on:
+                    if wait_fail and st.reads_feeds:
                         status, etype, dur = "failed", "UpstreamDataMissing", float(r.uniform(20, 60))
                     elif stage_fail is not None:
                         status, etype, dur = "failed", "DataQualityError", dur * 0.5

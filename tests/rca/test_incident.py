@@ -16,7 +16,7 @@ from marts_helpers import store_marts
 
 from cms_dagster.domain import load_ontology
 from cms_dagster.rca.cli import register
-from cms_dagster.rca.incident import analyse_incident, max_connections
+from cms_dagster.rca.incident import analyse_incident
 from cms_dagster.rca.validate import RcaInputError
 
 U = dt.timezone.utc
@@ -105,7 +105,7 @@ def test_a_start_outside_the_data_is_refused_with_what_to_do(warehouse: Path) ->
 
 
 def test_max_connections_come_from_the_ontology() -> None:
-    assert max_connections(load_ontology())["rds:orders-db"] > 0
+    assert load_ontology().max_connections()["rds:orders-db"] > 0
 
 
 def _cli(argv: list[str]) -> tuple[int, str, str]:

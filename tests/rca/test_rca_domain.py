@@ -7,20 +7,21 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from rca_synth import CASES, START, load_estate, make_incident
+from rca_synth import CASES, ESTATE, START, make_incident
 
-from cms_dagster.rca import KINDS, max_connections_from_ontology, ontology_graph, rank_incident
-from cms_dagster.rca.domain import canonical_metric, entity_type
-
-
-@pytest.fixture(scope="module")
-def estate() -> dict:
-    return load_estate()
+from cms_dagster.domain.model import Ontology, load_ontology
+from cms_dagster.rca import KINDS, rank_incident
+from cms_dagster.rca.signatures import canonical_metric, entity_type
 
 
 @pytest.fixture(scope="module")
-def edges(estate: dict) -> list[tuple[str, str]]:
-    return ontology_graph(estate)
+def estate() -> Ontology:
+    return load_ontology(ESTATE)
+
+
+@pytest.fixture(scope="module")
+def edges(estate: Ontology) -> list[tuple[str, str]]:
+    return estate.dependency_edges()
 
 
 def test_cases_cover_every_incident_kind() -> None:
@@ -60,10 +61,10 @@ def test_pool_exhaustion_evidence_and_explained_stages(edges: list) -> None:
     assert failed_stage.score < top.score / 5
 
 
-def test_database_connections_against_max_connections_without_conn_ratio(estate: dict, edges: list) -> None:
+def test_database_connections_against_max_connections_without_conn_ratio(estate: Ontology, edges: list) -> None:
     metrics = make_incident("connection_pool_exhaustion", "rds:orders-db", seed=8)
     metrics = metrics[metrics["metric"] != "conn_ratio"]
-    ranked = rank_incident(metrics, edges, START, max_connections=max_connections_from_ontology(estate))
+    ranked = rank_incident(metrics, edges, START, max_connections=estate.max_connections())
     assert (ranked[0].entity, ranked[0].kind) == ("rds:orders-db", "connection_pool_exhaustion")
     assert "of max connections" in ranked[0].reason
 
@@ -116,8 +117,8 @@ def test_hypotheses_serialise_to_plain_json_types(edges: list) -> None:
     assert doc["onset"].endswith("Z")
 
 
-def test_ontology_graph_edges(estate: dict) -> None:
-    edges = set(ontology_graph(estate))
+def test_ontology_graph_edges(estate: Ontology) -> None:
+    edges = set(estate.dependency_edges())
     job = "job:derivatives.eod_valuation"
     assert (job, "feed:cme-mdp") in edges  # a job depends on its feeds
     assert (job, "stage:derivatives.eod_valuation.publication") in edges  # ... and its stages
@@ -130,19 +131,12 @@ def test_ontology_graph_edges(estate: dict) -> None:
     assert not any(
         s == "stage:derivatives.eod_valuation.valuation" and t.startswith("feed:") for s, t in edges
     )
-    plain = set(ontology_graph(estate, ingest_reads_feeds=False))
+    plain = set(estate.dependency_edges(ingest_reads_feeds=False))
     assert ("stage:derivatives.eod_valuation.ingest", "feed:markit-cds") not in plain
 
 
-def test_ontology_graph_names_a_bad_entry() -> None:
-    from cms_dagster.rca import RcaInputError
-
-    with pytest.raises(RcaInputError, match=r"jobs\[0\] has no 'asset_class'"):
-        ontology_graph({"jobs": [{"id": "x", "stages": []}]})
-
-
-def test_max_connections_from_ontology(estate: dict) -> None:
-    assert max_connections_from_ontology(estate)["rds:orders-db"] == 400
+def test_max_connections_from_ontology(estate: Ontology) -> None:
+    assert estate.max_connections()["rds:orders-db"] == 400
 
 
 def test_metric_names_and_entity_types() -> None:
@@ -260,7 +254,5 @@ def test_delayed_data_needs_staleness_past_half_the_feeds_sla(edges: list) -> No
     assert any(h.kind == "delayed_market_data" and h.match > 0.5 for h in unknown_sla)
 
 
-def test_staleness_slas_come_from_the_ontology(estate: dict) -> None:
-    from cms_dagster.rca.domain import staleness_sla_from_ontology
-
-    assert staleness_sla_from_ontology(estate)["feed:cme-mdp"] == 30
+def test_staleness_slas_come_from_the_ontology(estate: Ontology) -> None:
+    assert estate.staleness_slas()["feed:cme-mdp"] == 30

@@ -1,0 +1,304 @@
+"""Domain-aware root-cause ranking: which entity, with which incident kind, and the evidence for it.
+
+Input: the entity dependency graph (``Ontology.dependency_edges()`` builds it from the estate) and long
+series ``time, entity, metric, value`` named as the warehouse names them (see
+:mod:`cms_dagster.rca.signatures`). Output: ranked (entity, kind) hypotheses.
+
+Each entity's series are scored against their history by the generic engine; each incident kind has a
+signature (what is seen on its root-cause entity) that gives a match in [0, 1]; the graph then discounts
+entities whose anomalies an anomalous dependency explains and rewards entities that explain many anomalous
+dependents. See cms_dagster/rca/README.md.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from cms_dagster.domain.graph import dependency_closure, related_nodes
+from cms_dagster.rca.engine import (
+    EXPLAINED_FLOOR,
+    QUIET_FACTOR,
+    anomaly_weight,
+    confidence,
+    lateness_factor,
+    propagate,
+)
+from cms_dagster.rca.findings import Evidence, as_timedelta, as_timestamp, evidence_from_row, iso_time
+from cms_dagster.rca.series import DEFAULT_ONSET_Z, DEFAULT_PERSISTENCE, DEFAULT_THRESHOLD, series_stats
+from cms_dagster.rca.signatures import ROOT_TYPES, SIGNATURES, Match, Signals, canonical_metric, entity_type
+from cms_dagster.rca.validate import (
+    RcaInputError,
+    RcaWarning,
+    check_window,
+    parse_duration,
+    parse_time,
+    prepare_edges,
+    prepare_metrics,
+    resolve_tolerance,
+    sampling_step,
+)
+
+__all__ = ["UNKNOWN", "Hypothesis", "rank_incident"]
+
+UNKNOWN = "unknown"  # an anomalous entity whose signals match none of the kinds
+UNKNOWN_MATCH = 0.25
+# an anomalous entity that fits no kind explains its dependents a quarter as surely as one that does (a
+# fault of no known kind is possible, but a busy database is more often a bystander than a cause) ...
+EXPLAINER_FLOOR = 0.25
+# ... and a tenth when no kind can start at its type at all (queues, functions, jobs): it moved, most
+# likely as an effect
+NON_ROOT_EXPLAINER = 0.1
+# Beyond this sustained robust |z| a series has moved as surely as it can: a larger z (a near-constant
+# history, a spread of 1e-17) says little more about which entity is the cause, so scores grow only
+# slowly past it (CAP_SLOPE per e-fold), enough to order two sure moves but not to outweigh the signatures
+STRENGTH_CAP = 20.0
+CAP_SLOPE = 0.1
+COVERAGE_WEIGHT = 1.0
+CLUSTER_DISCOUNT = 0.5  # capacity on a whole cluster ranks below a namespace showing it itself
+
+
+# --- ranking ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """A ranked (root-cause entity, incident kind) pair with its score and supporting evidence."""
+
+    entity: str
+    kind: str  # one of KINDS, or "unknown"
+    rank: int
+    score: float
+    match: float  # how well the entity's signals fit the kind's signature, 0..1
+    onset: pd.Timestamp | None
+    reason: str
+    explains: tuple[str, ...] = ()
+    explained_by: tuple[str, ...] = ()
+    evidence: tuple[Evidence, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rank": self.rank,
+            "entity": self.entity,
+            "kind": self.kind,
+            "score": round(self.score, 6),
+            "match": round(self.match, 4),
+            "onset": iso_time(self.onset),
+            "reason": self.reason,
+            "explains": list(self.explains),
+            "explained_by": list(self.explained_by),
+            "evidence": [e.to_dict() for e in self.evidence],
+        }
+
+
+def _strength_term(strength: float) -> float:
+    """log(1 + |z|), growing only CAP_SLOPE per e-fold past STRENGTH_CAP."""
+    if strength <= STRENGTH_CAP:
+        return math.log1p(max(strength, 0.0))
+    return math.log1p(STRENGTH_CAP) + CAP_SLOPE * math.log(strength / STRENGTH_CAP)
+
+
+def _first_related_onset(
+    anomalous: Mapping[str, pd.Timestamp | None],
+    edges: Iterable[tuple[str, str]],
+    steps: Mapping[str, pd.Timedelta | None],
+) -> dict[str, tuple[pd.Timestamp | None, pd.Timedelta | None]]:
+    """Per anomalous entity: the earliest onset among it and the anomalous entities it is connected to
+    (what it depends on and what depends on it, transitively), with that entity's sampling step. Lateness
+    is judged against these only: an unrelated series that happened to move first (there is always one in
+    a large estate) says nothing about whether this entity led or followed its incident. The step comes
+    along because an onset is only known to its series' step: a daily run's row says little about the
+    minute its trouble began."""
+    near = related_nodes(edges)
+    out: dict[str, tuple[pd.Timestamp | None, pd.Timedelta | None]] = {}
+    for entity in anomalous:
+        related = near.get(entity, {entity})
+        times = sorted((anomalous[x], x) for x in related if x in anomalous and anomalous[x] is not None)
+        out[entity] = (times[0][0], steps.get(times[0][1])) if times else (None, None)
+    return out
+
+
+def rank_incident(
+    metrics: pd.DataFrame,
+    graph_edges: pd.DataFrame | Iterable[tuple[str, str]] | None,
+    start: Any,
+    target: str | None = None,
+    top_k: int | None = None,
+    *,
+    end: Any = None,
+    baseline: pd.Timedelta | str | None = None,
+    max_connections: Mapping[str, float] | None = None,
+    staleness_sla: Mapping[str, float] | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    onset_z: float = DEFAULT_ONSET_Z,
+    persistence: int = DEFAULT_PERSISTENCE,
+    onset_tolerance: pd.Timedelta | str | None = None,
+    where: str = "row",
+) -> list[Hypothesis]:
+    """Rank (entity, kind) root-cause hypotheses for the incident that began at ``start``.
+
+    metrics: long format time, entity, metric, value (a ``node`` column is accepted for ``entity``).
+    graph_edges: entity dependency edges (source depends on target), e.g. ``ontology.dependency_edges()``.
+    target: restrict to this entity (e.g. the job that breached its SLA) and what it depends on.
+    max_connections: per rds entity, to judge DatabaseConnections when no ``conn_ratio`` series is given
+        (a ``MaxConnections`` series on the entity works too).
+    staleness_sla: per feed entity, seconds after which its data counts as delayed (the ontology's
+        ``staleness_sla_s``): delayed_market_data then needs staleness past half of it.
+    Other arguments as in :func:`cms_dagster.rca.engine.rank`. Raises RcaInputError on unusable input.
+    """
+    if isinstance(metrics, pd.DataFrame) and "entity" not in metrics.columns and "node" in metrics.columns:
+        metrics = metrics.rename(columns={"node": "entity"})
+    prepared = prepare_metrics(metrics, node_column="entity", where=where)
+    edges = prepare_edges(graph_edges)
+    start_ts = parse_time(start, name="start")
+    end_ts = parse_time(end, name="end") if end is not None else None
+    start_ns, end_ns = check_window(prepared.time, start_ts, end_ts)
+    stats = series_stats(
+        prepared,
+        start_ns,
+        end_ns=end_ns,
+        baseline_ns=parse_duration(baseline, name="baseline"),
+        threshold=threshold,
+        onset_z=onset_z,
+        persistence=persistence,
+    )
+    no_history = stats[stats["n_history"] == 0]
+    if len(no_history):
+        warnings.warn(
+            f"{len(no_history)} series have no history before start and were ignored "
+            f"(e.g. {no_history['node'].iloc[0]}/{no_history['metric'].iloc[0]})",
+            RcaWarning,
+            stacklevel=2,
+        )
+    stats = stats[stats["n_history"] > 0].copy()
+    stats["canonical"] = [canonical_metric(m) for m in stats["metric"]]
+    stats = stats.sort_values(["node", "strength"], ascending=[True, False], kind="stable")
+    known = set(stats["node"])
+    graph_nodes = {x for e in edges for x in e}
+    if target is not None and target not in known and target not in graph_nodes:
+        raise RcaInputError(
+            f"target {target!r} is neither in the metrics nor in the graph: name an entity id such as "
+            f"{', '.join(sorted(known)[:3])}"
+        )
+
+    rows_by_entity: dict[str, list[dict[str, Any]]] = {}
+    for r in stats.to_dict("records"):
+        rows_by_entity.setdefault(r["node"], []).append(r)  # strongest series first
+    signals: dict[str, Signals] = {}
+    for entity, rows in rows_by_entity.items():
+        records: dict[str, dict[str, Any]] = {}
+        for r in rows:
+            records.setdefault(r["canonical"], r)  # the strongest if two names map to one
+        signals[entity] = Signals(records, threshold)
+    strength = {e: float(rows[0]["strength"]) for e, rows in rows_by_entity.items()}
+    moved = stats[stats["moved"]].groupby("node", sort=True)
+    onset = {e: as_timestamp(t) for e, t in moved["moved_at"].min().items()}
+    own_step = {e: as_timedelta(t) for e, t in moved["step"].max().items()}
+    anomalous = {e: onset.get(e) for e, a in strength.items() if a >= threshold}
+
+    # namespaces belong to their cluster: the cluster's evidence supports the namespace's capacity signature
+    # and does not explain the namespace away (the root-cause entity of capacity_constraint is the namespace)
+    cluster_of = {
+        s: t for s, t in edges if entity_type(s) == "eks_namespace" and entity_type(t) == "eks_cluster"
+    }
+    prop_edges = [(s, t) for s, t in edges if cluster_of.get(s) != t]
+    maxconn = dict(max_connections or {})
+
+    hypotheses: list[tuple[str, str, Match]] = []
+    best_match: dict[str, float] = {}
+    for entity, sig in signals.items():
+        etype = entity_type(entity)
+        ctx: dict[str, Any] = {
+            "max_connections": maxconn.get(entity),
+            "staleness_sla": (staleness_sla or {}).get(entity),
+        }
+        if ctx["max_connections"] is None and sig.get("MaxConnections") is not None:
+            ctx["max_connections"] = float(sig.get("MaxConnections")["incident_last"])
+        if entity in cluster_of and cluster_of[entity] in signals:
+            ctx["cluster"] = signals[cluster_of[entity]]
+        best = 0.0
+        for kind, fn in SIGNATURES.items():
+            if etype not in ROOT_TYPES[kind]:
+                continue
+            m = fn(sig, ctx)
+            best = max(best, m.match)
+            if etype == "eks_cluster":
+                m = Match(m.match * CLUSTER_DISCOUNT, m.metrics, m.reason + " (cluster-wide)")
+            if m.match > 0:
+                hypotheses.append((entity, kind, m))
+        if entity in anomalous and best < 0.5:
+            # fades as a known kind fits better, so a weak but real fit still ranks above "unknown"
+            unknown = UNKNOWN_MATCH * (1.0 - best)
+            hypotheses.append(
+                (entity, UNKNOWN, Match(unknown, (), "anomalous, but no incident kind's signature fits"))
+            )
+        can_be_root = any(etype in types for types in ROOT_TYPES.values())
+        best_match[entity] = max(best, EXPLAINER_FLOOR if can_be_root else NON_ROOT_EXPLAINER)
+
+    plausibility = {e: confidence(strength[e], threshold) * best_match[e] for e in anomalous}
+    step = sampling_step(prepared.time, prepared.series)
+    tolerance = resolve_tolerance(onset_tolerance, step)
+    quiet = {e for e, a in strength.items() if a < QUIET_FACTOR * threshold}
+    prop = propagate(anomalous, plausibility, prop_edges, tolerance=tolerance, quiet=quiet)
+    first = _first_related_onset(anomalous, edges, own_step)
+    allowed = dependency_closure(edges, target) if target is not None else None
+
+    scored = []
+    for entity, kind, m in hypotheses:
+        if allowed is not None and entity not in allowed:
+            continue
+        rows = rows_by_entity[entity]
+        key = [r for r in rows if r["canonical"] in m.metrics] if m.metrics else list(rows)
+        if kind == "capacity_constraint" and cluster_of.get(entity) in rows_by_entity:
+            key += [
+                r for r in rows_by_entity[cluster_of[entity]] if r["canonical"] in m.metrics and r["moved"]
+            ]
+        key_strength = max((float(r["strength"]) for r in key), default=0.0)
+        base = _strength_term(key_strength)
+        if entity in anomalous:
+            # explaining the anomalies of its dependents counts as far as this hypothesis is a plausible
+            # cause of them: fully for a kind that fits, a quarter for an anomaly no kind fits
+            explainer = best_match[entity] if kind == UNKNOWN else m.match
+            coverage = 1.0 + COVERAGE_WEIGHT * prop.coverage[entity] * explainer
+            score = m.match * base * prop.independence[entity] * coverage
+            first_at, first_step = first.get(entity, (None, None))
+            coarse = max((x for x in (step, first_step) if x is not None), default=None)
+            score *= lateness_factor(onset.get(entity), first_at, coarse, own_step.get(entity))
+            score *= anomaly_weight(strength[entity], threshold)
+        else:
+            score = EXPLAINED_FLOOR**2 * m.match * base
+        shown = [r for r in key if r["moved"]] or key[:1]
+        if kind != UNKNOWN:
+            order = {name: i for i, name in enumerate(m.metrics)}
+            shown.sort(key=lambda r: (order.get(r["canonical"], 99), -float(r["strength"])))
+        evidence = tuple(evidence_from_row(r) for r in shown[:8])
+        scored.append((entity, kind, m, score, evidence))
+
+    far = pd.Timestamp.max.tz_localize("UTC")
+    scored.sort(key=lambda x: (-x[3], onset.get(x[0]) or far, x[0], x[1]))
+    if top_k is not None:
+        scored = scored[:top_k]
+    if not anomalous:
+        warnings.warn(
+            "no entity moved past the threshold: the ranking is a weak guess", RcaWarning, stacklevel=2
+        )
+    return [
+        Hypothesis(
+            entity=entity,
+            kind=kind,
+            rank=i,
+            score=float(score),
+            match=float(m.match),
+            onset=onset.get(entity) if entity in anomalous else None,
+            reason=m.reason,
+            explains=prop.explains.get(entity, ()),
+            explained_by=prop.explained_by.get(entity, ()),
+            evidence=evidence,
+        )
+        for i, (entity, kind, m, score, evidence) in enumerate(scored, start=1)
+    ]
