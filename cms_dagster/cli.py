@@ -19,6 +19,7 @@ AREAS = [
     "cms_dagster.detect.cli",
     "cms_dagster.rca.cli",
     "cms_dagster.nlq.cli",
+    "cms_dagster.incidents.cli",
     "cms_dagster.infra.cli",
 ]
 

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from cms_dagster.domain.cron import Cron
-from cms_dagster.otel.conventions import ASSET_CLASSES, STAGE_TYPES, job_entity, stage_entity
+from cms_dagster.otel.conventions import ASSET_CLASSES, INCIDENT_KINDS, STAGE_TYPES, job_entity, stage_entity
 
 _ID = re.compile(r"^[a-z0-9_]+$")
 _FEED_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -136,6 +136,12 @@ class Ontology:
     # other words people use for an entity, by entity id (asset_class:<id>, job:<ac>.<id>, feed:<id>, a
     # resource id, provider:<id>, stage_type:<type>): the vocabulary of natural-language questions
     synonyms: dict[str, tuple[str, ...]] = field(default_factory=dict, hash=False, compare=False)
+    # incident kind -> what on-call does first (the runbook section; "unknown" for no kind)
+    runbook: dict[str, tuple[str, ...]] = field(default_factory=dict, hash=False, compare=False)
+
+    def remediation(self, kind: str) -> list[str]:
+        """The runbook's steps for an incident kind (those for "unknown" when the kind has none)."""
+        return list(self.runbook.get(kind) or self.runbook.get("unknown") or ())
 
     def job(self, key: str) -> Job:
         try:
@@ -322,7 +328,9 @@ def parse_ontology(doc: dict[str, Any], source: str = "") -> Ontology:
             int(j.get("records", 10000)),
             tuple(stages),
         )
-    return Ontology(acs, feeds, res, jobs, source, _synonyms(doc, acs, feeds, res, jobs))
+    return Ontology(
+        acs, feeds, res, jobs, source, synonyms=_synonyms(doc, acs, feeds, res, jobs), runbook=_runbook(doc)
+    )
 
 
 def _synonyms(
@@ -368,6 +376,23 @@ def _synonyms(
             )
         add(str(entity), words, f"synonyms[{entity}]")
     return {k: tuple(v) for k, v in out.items()}
+
+
+def _runbook(doc: dict[str, Any]) -> dict[str, tuple[str, ...]]:
+    """The runbook section: incident kind -> what on-call does first."""
+    runbook: dict[str, tuple[str, ...]] = {}
+    rb = doc.get("runbook") or {}
+    if not isinstance(rb, dict):
+        raise OntologyError("runbook: must be a mapping of incident kind -> list of steps")
+    for kind, steps in rb.items():
+        if kind not in (*INCIDENT_KINDS, "unknown"):
+            raise OntologyError(
+                f"runbook[{kind}]: not an incident kind; use one of {', '.join(INCIDENT_KINDS)} or unknown"
+            )
+        if not isinstance(steps, list) or not steps or not all(isinstance(x, str) and x.strip() for x in steps):
+            raise OntologyError(f"runbook[{kind}]: must be a non-empty list of steps (text)")
+        runbook[kind] = tuple(x.strip() for x in steps)
+    return runbook
 
 
 def default_path() -> Path:

@@ -1,0 +1,85 @@
+"""Where incident reports are kept: the warehouse's ``intelligence.incidents`` table (one row per incident,
+replaced when the report is updated) and the lake's archive zone as JSON (``incidents/<id>.json``).
+
+Plain Python; no Dagster. ``Warehouse`` is :class:`cms_dagster.warehouse.client.Warehouse`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["INCIDENTS_TABLE", "NoIncidentsTable", "get_report", "lake_key", "list_reports", "save_report"]
+
+INCIDENTS_TABLE = "intelligence.incidents"
+
+
+class NoIncidentsTable(LookupError):
+    def __init__(self) -> None:
+        super().__init__(
+            "no incident reports yet (the warehouse has no intelligence.incidents table): materialize the "
+            "intelligence/incident_report asset (its sensor does it as alarms arrive, or `cms demo`)"
+        )
+
+
+def lake_key(incident: str) -> str:
+    return f"incidents/{incident}.json"
+
+
+def _row(report: dict[str, Any]) -> pd.DataFrame:
+    def ts(v: str | None) -> Any:
+        return pd.Timestamp(v).tz_convert("UTC").tz_localize(None) if v else pd.NaT
+
+    return pd.DataFrame(
+        {
+            "id": [report["id"]],
+            "start_ts": pd.Series([ts(report["start"])], dtype="datetime64[us]"),
+            "end_ts": pd.Series([ts(report["end"])], dtype="datetime64[us]"),
+            "status": [report["status"]],
+            "root_entity": [report["root_cause"]["entity"]],
+            "root_kind": [report["root_cause"]["kind"]],
+            "summary": [report["narrative"]["summary"]],
+            "narrative_engine": [report["narrative_meta"]["engine"]],
+            "as_of_ts": pd.Series([ts(report.get("as_of"))], dtype="datetime64[us]"),
+            "report_json": [json.dumps(report, sort_keys=True)],
+        }
+    )
+
+
+def save_report(warehouse: Any, archive: Any, report: dict[str, Any]) -> str:
+    """Store (or replace) the report in the warehouse and the lake; returns the lake URI."""
+    start = pd.Timestamp(report["start"]).to_pydatetime()
+    warehouse.replace_span(
+        INCIDENTS_TABLE, _row(report), "start_ts", start, start + pd.Timedelta(seconds=1), {"id": report["id"]}
+    )
+    key = lake_key(report["id"])
+    archive.put(key, json.dumps(report, indent=2, sort_keys=True).encode())
+    return archive.uri(key)
+
+
+def _read(query: Callable[[str, list], pd.DataFrame], sql: str, params: list) -> pd.DataFrame:
+    try:
+        return query(sql, params)
+    except Exception as exc:
+        if "incidents" in str(exc).lower():
+            raise NoIncidentsTable() from None
+        raise
+
+
+def list_reports(query: Callable[[str, list], pd.DataFrame], status: str | None = None) -> list[dict[str, Any]]:
+    """Every stored report (newest first), in full."""
+    sql = f"select report_json from {INCIDENTS_TABLE}"
+    params: list = []
+    if status:
+        sql += " where status = ?"
+        params.append(status)
+    df = _read(query, sql + " order by start_ts desc, id", params)
+    return [json.loads(x) for x in df["report_json"]]
+
+
+def get_report(query: Callable[[str, list], pd.DataFrame], incident: str) -> dict[str, Any] | None:
+    df = _read(query, f"select report_json from {INCIDENTS_TABLE} where id = ?", [incident])
+    return json.loads(df["report_json"].iloc[0]) if len(df) else None

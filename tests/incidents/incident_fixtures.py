@@ -1,0 +1,115 @@
+"""A small warehouse with an injected feed outage and the detector's alarms on it, for the incident tests.
+
+Times are fixed in the past (the data is history; nothing here reads the clock)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from cms_dagster.domain import load_ontology
+
+U = dt.timezone.utc
+OUTAGE = dt.datetime(2026, 11, 25, 20, 0, tzinfo=U)  # a Wednesday
+DAYS = pd.date_range("2026-11-16 21:00", periods=10, freq="D")  # equities.eod_pricing runs at 21:00
+
+
+def write_marts(path: Path, feed_name: str = "cme-mdp") -> None:
+    """Ten days of minutes for a database and a feed with a daily busy hour; the feed drops at OUTAGE for
+    40 minutes; daily runs of equities.eod_pricing."""
+    con = duckdb.connect(str(path))
+    con.execute("set TimeZone='UTC'")
+    minutes = pd.date_range("2026-11-16", "2026-11-26", freq="min", inclusive="left")
+    rng = np.random.default_rng(7)
+    busy = np.where((minutes.hour >= 19) & (minutes.hour < 22), 2.0, 1.0)
+    t0 = pd.Timestamp(OUTAGE).tz_localize(None)
+    down = np.asarray((minutes >= t0) & (minutes < t0 + pd.Timedelta("40min")))
+    infra = pd.DataFrame(
+        {
+            "entity_id": "rds:orders-db",
+            "metric": "CPUUtilization",
+            "namespace": "AWS/RDS",
+            "minute_ts": minutes,
+            "avg_value": 20 * busy + rng.normal(0, 1, len(minutes)),
+        }
+    )
+    feed = pd.DataFrame(
+        {
+            "feed_id": feed_name,
+            "minute_ts": minutes,
+            "is_up": ~down,
+            "latency_ms": 12.0 * rng.lognormal(0, 0.05, len(minutes)),
+            "staleness_s": np.where(down, 600.0, 1.0),
+            "messages": np.where(down, 0.0, 5000.0 * busy * rng.lognormal(0, 0.05, len(minutes))),
+            "missing_fields": 0,
+            "invalid_values": 0,
+        }
+    )
+    runs = pd.DataFrame(
+        {
+            "job_key": "commodities.eod_settlement_prices",
+            "run_id": [f"run-{d:%m%d}" for d in DAYS],
+            "status": "success",
+            "scheduled_start_ts": DAYS - pd.Timedelta(minutes=30),
+            "actual_start_ts": DAYS - pd.Timedelta(minutes=30),
+            "actual_end_ts": DAYS,
+            "sla_deadline_ts": DAYS + pd.Timedelta(minutes=30),
+            "is_sla_breached": False,
+            "duration_s": 1800.0,
+            "start_delay_s": 30.0,
+            "records": 1000,
+        }
+    )
+    # the incident's day: its run started late and is still running past its deadline
+    runs.loc[runs.index[-1], ["status", "actual_end_ts"]] = ["running", pd.NaT]
+    runs.loc[runs.index[-1], "actual_start_ts"] = pd.Timestamp("2026-11-25 21:10")
+    stages = pd.DataFrame(
+        {
+            "stage_key": "equities.eod_pricing.ingest",
+            "status": "success",
+            "finished_ts": DAYS + pd.Timedelta(minutes=9),
+            "duration_s": 480.0,
+            "retries": 0,
+        }
+    )
+    con.execute("create schema if not exists marts")
+    for name, df in [("fct_infra_metrics", infra), ("fct_feed_status", feed), ("fct_batch_runs", runs), ("fct_stage_runs", stages)]:
+        con.register("df", df)
+        con.execute(f"create table marts.{name} as select * from df")
+        con.unregister("df")
+    con.close()
+
+
+def write_alarms(path: Path, extra: list[tuple[pd.Timestamp, str, str, float]] = ()) -> None:
+    """The detector's alarms: the outage (feed, then a job that needs it, then later more of the feed) and a
+    lone database alarm five hours later; ``extra`` adds (ts, entity, metric, score) rows."""
+    ont = load_ontology()
+    job = next(j for j in ont.jobs.values() if "cme-mdp" in j.feeds)
+    t0 = pd.Timestamp(OUTAGE).tz_localize(None)
+    rows = [
+        (t0, "feed:cme-mdp", "up", 0.8),
+        (t0 + pd.Timedelta("6min"), job.entity_id, "start_delay_s", 0.7),
+        (t0 + pd.Timedelta("5h"), "rds:orders-db", "CPUUtilization", 0.6),
+        (t0 + pd.Timedelta("10h"), "rds:orders-db", "CPUUtilization", 0.3),  # scored, not an alarm
+        *extra,
+    ]
+    df = pd.DataFrame(
+        {
+            "ts": [pd.Timestamp(r[0]).tz_localize(None) if pd.Timestamp(r[0]).tzinfo else r[0] for r in rows],
+            "series": [f"{r[1]}|{r[2]}" for r in rows],
+            "entity_id": [r[1] for r in rows],
+            "metric": [r[2] for r in rows],
+            "score": [r[3] for r in rows],
+            "is_alarm": [r[3] >= 0.5 for r in rows],
+        }
+    )
+    con = duckdb.connect(str(path))
+    con.execute("create schema if not exists intelligence")
+    con.execute("drop table if exists intelligence.anomalies")
+    con.register("df", df)
+    con.execute("create table intelligence.anomalies as select * from df")
+    con.close()
