@@ -20,6 +20,7 @@ import pandas as pd
 
 from cms_dagster.domain.graph import dependency_closure, reach
 from cms_dagster.rca.findings import Candidate, as_timedelta, as_timestamp, evidence_from_row
+from cms_dagster.rca.residual import residual_strength
 from cms_dagster.rca.series import DEFAULT_ONSET_Z, DEFAULT_PERSISTENCE, DEFAULT_THRESHOLD, series_stats
 from cms_dagster.rca.validate import (
     RcaInputError,
@@ -48,6 +49,7 @@ COVERAGE_WEIGHT = 1.0  # bonus for explaining every other anomalous node: score 
 LATENESS_STEPS = 10.0  # a node that moved this many sampling steps after the first anomalous one scores half
 QUIET_FACTOR = 0.5  # a node whose series all stay under this x threshold blocks explanations through it
 SURE_FACTOR = 5.0 / 3.0  # a node is surely anomalous from SURE_FACTOR x threshold (robust |z| 5 by default)
+INFORMATIVE_FIT = 0.2  # R² from which a node's dependencies' history can judge a tie in onsets (residual.py)
 MAX_EVIDENCE = 10
 _NO_TIME = pd.Timedelta(0)
 
@@ -69,13 +71,17 @@ def propagate(
     *,
     tolerance: pd.Timedelta = _NO_TIME,
     quiet: Container[str] = (),
+    strict: Container[str] = (),
 ) -> Propagation:
     """Relate anomalous nodes through the dependency graph.
 
     ``anomalous`` maps each anomalous node to its onset. A dependency d explains a node n when d moved no
     later than n (+ tolerance) and a path leads from n to d that does not pass through a ``quiet`` node (one
     whose metrics show nothing: a fault would have shown there on its way up; nodes without metrics pass
-    it on). n's independence is
+    it on). Nodes in ``strict`` are explained only by dependencies that moved strictly before them (the
+    generic ranking passes the nodes whose onset is the incident's first point, where time cannot order
+    anything, and whose dependencies the regression of :mod:`cms_dagster.rca.residual` has already tested).
+    n's independence is
     1 - (1 - EXPLAINED_FLOOR) x max plausibility of its explainers, so a sure root below it leaves n only the
     floor, and a doubtful one (plausibility near 0) leaves it almost whole.
     """
@@ -92,7 +98,7 @@ def propagate(
             if d not in anomalous:
                 continue
             onset_d = anomalous[d] if anomalous[d] is not None else far_future
-            if onset_d <= onset_n + tolerance:
+            if onset_d < onset_n if n in strict else onset_d <= onset_n + tolerance:
                 explained_by[n].append(d)
                 explains[d].append(n)
     others = max(len(names) - 1, 1)
@@ -128,11 +134,16 @@ def rank_series(
     threshold: float = DEFAULT_THRESHOLD,
     tolerance: pd.Timedelta = _NO_TIME,
     step: pd.Timedelta | None = None,
+    start: pd.Timestamp | None = None,
 ) -> list[Candidate]:
     """Rank nodes from per-series statistics (the output of ``series_stats``) and the dependency edges.
 
     ``tolerance``: how much later a dependency may move and still explain a node. ``step``: the data's
     typical sampling step; a node that moved LATENESS_STEPS steps after the first anomalous node scores half.
+    With ``residual`` and ``explained_share`` columns (see :func:`rank`) a node scores what its dependencies
+    leave unexplained, and one whose onset is the incident's first point (``start``) is not explained away by a
+    dependency that moved at the same point when its dependencies predicted at least INFORMATIVE_FIT of its
+    history's variance: at that point time says nothing of order, and the regression has judged the tie.
     """
     known = set(stats["node"])
     graph_nodes = {x for e in edges for x in e}
@@ -144,6 +155,14 @@ def rank_series(
     usable = stats[stats["n_history"] > 0]
     order = usable.sort_values(["node", "strength"], ascending=[True, False], kind="stable")
     node_strength = order.groupby("node", sort=True)["strength"].max()
+    # what the node's dependencies leave unexplained (rank: regression on their series), else its own strength
+    fitted: set[str] = set()
+    node_cause = node_strength
+    if "residual" in order.columns:
+        informative = order["residual"].notna() & (order["explained_share"] >= INFORMATIVE_FIT)
+        fitted = set(order.loc[informative & order["moved"], "node"])
+        own = order["residual"].fillna(order["strength"])
+        node_cause = own.groupby(order["node"], sort=True).max()
     moved = order[order["moved"]]
     node_onset = moved.groupby("node", sort=True)["moved_at"].min()
     node_step = moved.groupby("node", sort=True)["step"].max()
@@ -153,7 +172,13 @@ def rank_series(
     }
     plaus = {n: confidence(float(node_strength[n]), threshold) for n in anomalous}
     quiet = {n for n, a in node_strength.items() if a < QUIET_FACTOR * threshold}
-    prop = propagate(anomalous, plaus, edges, tolerance=tolerance, quiet=quiet)
+    censored = set()
+    if start is not None:
+        for n in fitted & set(anomalous):
+            own_step = as_timedelta(node_step.get(n)) or step or _NO_TIME
+            if anomalous[n] is not None and anomalous[n] < start + max(own_step, step or _NO_TIME):
+                censored.add(n)
+    prop = propagate(anomalous, plaus, edges, tolerance=tolerance, quiet=quiet, strict=censored)
 
     allowed = dependency_closure(edges, target) if target is not None else None
     by_node: dict[str, list[dict[str, Any]]] = {}
@@ -164,17 +189,18 @@ def rank_series(
     for n, a in node_strength.items():
         if allowed is not None and n not in allowed:
             continue
-        base = math.log1p(float(a))
+        cause = float(node_cause[n])
+        base = math.log1p(cause)
         if n in anomalous:
             score = (
                 base
                 * prop.independence[n]
                 * (1.0 + COVERAGE_WEIGHT * prop.coverage[n])
-                * anomaly_weight(float(a), threshold)
+                * anomaly_weight(cause, threshold)
             )
             score *= lateness_factor(anomalous[n], first, step, as_timedelta(node_step.get(n)))
         else:
-            score = EXPLAINED_FLOOR**2 * base
+            score = EXPLAINED_FLOOR**2 * math.log1p(float(a))
         rows.append((n, score))
     onset_key = {n: (anomalous.get(n) or pd.Timestamp.max.tz_localize("UTC")) for n, _ in rows}
     rows.sort(key=lambda r: (-r[1], onset_key[r[0]], r[0]))
@@ -286,6 +312,9 @@ def rank(
             stacklevel=2,
         )
     warn_unknown_nodes(edges, set(stats["node"]))
+    stats["residual"], stats["explained_share"] = residual_strength(
+        prepared, stats, edges, start_ns, end_ns=end_ns, baseline_ns=baseline_ns, persistence=persistence
+    )
     step = sampling_step(prepared.time, prepared.series)
     return rank_series(
         stats,
@@ -295,4 +324,5 @@ def rank(
         threshold=threshold,
         tolerance=resolve_tolerance(onset_tolerance, step),
         step=step,
+        start=start_ts,
     )
