@@ -21,6 +21,7 @@ AREAS = [
     "cms_dagster.nlq.cli",
     "cms_dagster.incidents.cli",
     "cms_dagster.infra.cli",
+    "cms_dagster.dashboard.cli",
 ]
 
 EPILOG = """\
