@@ -1,0 +1,56 @@
+"""Fixtures of the dashboard tests: the scenario's warehouse (built once), an empty one, and an
+environment pointing the dashboard at either."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+from dashboard_data import add_alarms, build_scenario_warehouse, empty_marts
+from streamlit.testing.v1 import AppTest
+
+APP = Path(__file__).resolve().parents[2] / "cms_dagster" / "dashboard" / "app.py"
+PAGES = ["overview", "feeds", "batches", "stages", "incidents", "ask"]
+
+
+@pytest.fixture(scope="session")
+def scenario_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    db = build_scenario_warehouse(tmp_path_factory.mktemp("dashboard_scenario"))
+    add_alarms(db)
+    return db
+
+
+@pytest.fixture(scope="session")
+def empty_db(tmp_path_factory: pytest.TempPathFactory, scenario_db: Path) -> Path:
+    return empty_marts(scenario_db, tmp_path_factory.mktemp("dashboard_empty") / "warehouse.duckdb")
+
+
+@pytest.fixture(scope="session")
+def no_alarms_db(tmp_path_factory: pytest.TempPathFactory, scenario_db: Path) -> Path:
+    """The scenario without intelligence.anomalies: detection never ran."""
+    db = tmp_path_factory.mktemp("dashboard_no_alarms") / "warehouse.duckdb"
+    shutil.copyfile(scenario_db, db)
+    con = duckdb.connect(str(db))
+    con.execute("drop table intelligence.anomalies")
+    con.close()
+    return db
+
+
+@pytest.fixture
+def open_page(cms_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., AppTest]]:
+    """open_page(db, page, **query_params): the app run on ``db`` with ``page`` shown, as a deep link would."""
+
+    def _open(db: Path, page: str, **params: str) -> AppTest:
+        monkeypatch.setenv("CMS_DUCKDB_PATH", str(db))
+        at = AppTest.from_file(str(APP), default_timeout=180)
+        for k, v in params.items():
+            at.query_params[k] = v
+        at.run()
+        if page != "overview":
+            at.switch_page(f"views/{page}.py").run()
+        return at
+
+    yield _open
