@@ -37,6 +37,10 @@ class Source:
         return _cached_query(self.key, sql, tuple(params)).copy()
 
     @property
+    def warehouse(self) -> Warehouse:
+        return _WAREHOUSES[self.key]
+
+    @property
     def where(self) -> str:
         s = self.settings
         return f"DuckDB {s.duckdb_path}" if s.warehouse == "duckdb" else "Snowflake"

@@ -161,3 +161,19 @@ def test_unknown_deep_link_values_are_named_and_ignored(open_page, scenario_db: 
     warnings = texts(at.sidebar.warning)
     assert "range='1y' is not one of 6h, 24h, 7d, 30d" in warnings and "asset_class=" in warnings
     assert len(table(at, "gantt"))  # the page shows every asset class instead
+
+
+def test_ask_answers_a_deep_linked_question_with_its_table(open_page, scenario_db: Path) -> None:
+    at = open_page(scenario_db, "ask", q="Show me all equities batch jobs that failed this week")
+    assert_clean(at)
+    assert "1 run failed" in texts(at.markdown)
+    assert list(table(at, "answer")["run_id"]) == [FAILED_RUN]
+
+
+def test_ask_refuses_a_question_outside_the_estate(open_page, scenario_db: Path) -> None:
+    at = open_page(scenario_db, "ask")
+    assert not at.dataframe
+    at.text_input(key="ask_q").input("what is the weather in Paris").run()
+    assert_clean(at)
+    assert "out of scope" in texts(at.warning)
+    assert at.query_params["q"] in ("what is the weather in Paris", ["what is the weather in Paris"])

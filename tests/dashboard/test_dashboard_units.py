@@ -17,7 +17,7 @@ ONT = load_ontology()
 def test_deep_link_round_trips_through_the_url() -> None:
     f, problems = filters.from_params(
         {"range": "7d", "end": "2026-11-18T14:00Z", "asset_class": "fx", "job": "fx.spot_rates_snapshot",
-         "feed": "ebs-fx", "day": "2026-11-17", "run": "r1", "stage": "ingest"}, ONT)
+         "feed": "ebs-fx", "day": "2026-11-17", "run": "r1", "stage": "ingest", "q": "failed runs today"}, ONT)
     assert problems == []
     again, _ = filters.from_params(f.to_params(), ONT)
     assert again == f
