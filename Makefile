@@ -40,7 +40,7 @@ test: prepare test-sdks  ## set up and run the whole test suite
 	$(PY) -m pytest -q -p no:cacheprovider
 
 lint: setup  ## ruff
-	$(VENV)/bin/ruff check cms_dagster tests benchmarks
+	$(VENV)/bin/ruff check cms_dagster cms_harness tests benchmarks
 
 clean:  ## remove the embedded state (.cms/) but keep the virtualenv
 	rm -rf .cms

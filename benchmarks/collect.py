@@ -32,7 +32,7 @@ from cms_dagster.collectors import metrics as M
 from cms_dagster.collectors import pricing
 from cms_dagster.collectors.collector import CollectorConfig, collect
 from cms_dagster.collectors.planning import build_queries, plan_calls
-from cms_dagster.collectors.standin import FakeCloudWatch, fleet
+from cms_harness.cloudwatch_standin import FakeCloudWatch, fleet
 
 HOUR = dt.datetime(2026, 11, 20, 14, tzinfo=dt.timezone.utc)
 H = pricing.HOURS_PER_MONTH

@@ -28,8 +28,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from cms_dagster.detect import nab_scoring  # noqa: E402
 from cms_dagster.detect.cli import score_csv  # noqa: E402
+from cms_harness import nab_scoring  # noqa: E402
 
 
 def default_nab_dir() -> Path:

@@ -7,7 +7,7 @@
 
 The full path, once for the whole month (not once per incident):
 
-1. sample incidents from the seed (``cms_dagster.rca.evaluate.sample_incidents``): ``--per-kind`` of each
+1. sample incidents from the seed (``cms_harness.rca_evaluation.sample_incidents``): ``--per-kind`` of each
    of the 8 kinds at random times and on random targets, starts at least 6 h apart, none in the first 2 days;
 2. simulate the month with all of them into a temporary ``CMS_HOME`` lake (``simulate``);
 3. flatten every raw hour to Parquet and load it into DuckDB (``process_hour``, ``load_hour``);
@@ -49,7 +49,10 @@ from cms_dagster.detect.episodes import label_alarms
 from cms_dagster.domain import load_ontology
 from cms_dagster.lake import Lake
 from cms_dagster.otel.conventions import INCIDENT_KINDS
-from cms_dagster.rca.evaluate import (
+from cms_dagster.rca.incident import analyse_incident
+from cms_dagster.rca.validate import RcaInputError
+from cms_dagster.simulate.incidents import Incident, iso, parse_time
+from cms_harness.rca_evaluation import (
     ActivityIndex,
     EvidenceSettings,
     SamplingSettings,
@@ -64,9 +67,6 @@ from cms_dagster.rca.evaluate import (
     sample_incidents,
     search_windows,
 )
-from cms_dagster.rca.incident import analyse_incident
-from cms_dagster.rca.validate import RcaInputError
-from cms_dagster.simulate.incidents import Incident, iso, parse_time
 
 UTC = dt.timezone.utc
 STATE = "rca-eval-state.json"

@@ -16,8 +16,8 @@ from collectors_helpers import DAY, HOUR, raw_batches
 
 from cms_dagster import lake
 from cms_dagster.collectors import cli, lambda_handler
-from cms_dagster.collectors.standin import FakeCloudWatch, fleet, json_stream_file
 from cms_dagster.resources import CmsResource
+from cms_harness.cloudwatch_standin import FakeCloudWatch, fleet, json_stream_file
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

@@ -9,7 +9,7 @@ import pytest
 
 from cms_dagster.collectors import metrics as M
 from cms_dagster.collectors import planning as P
-from cms_dagster.collectors.standin import fleet
+from cms_harness.cloudwatch_standin import fleet
 
 T0 = dt.datetime(2026, 11, 20, 0, tzinfo=dt.timezone.utc)
 

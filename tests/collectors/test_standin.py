@@ -18,7 +18,7 @@ from collectors_helpers import HOUR, raw_batches, read_points
 from cms_dagster import aws
 from cms_dagster.collectors import metrics as M
 from cms_dagster.collectors.collector import CollectorConfig, collect
-from cms_dagster.collectors.standin import FakeCloudWatch, fleet
+from cms_harness.cloudwatch_standin import FakeCloudWatch, fleet
 
 CFG = CollectorConfig(facts=False)
 STATS = M.parse_statistics(M.KNOWN_STATISTICS)

@@ -13,7 +13,7 @@ from collectors_helpers import DAY, HOUR, raw_batches, read_points
 from cms_dagster import lake
 from cms_dagster.collectors import streams
 from cms_dagster.collectors.collector import CollectorConfig, collect
-from cms_dagster.collectors.standin import FakeCloudWatch, fleet, json_stream_file, otel_stream_file
+from cms_harness.cloudwatch_standin import FakeCloudWatch, fleet, json_stream_file, otel_stream_file
 
 DELIVERED = HOUR + dt.timedelta(hours=1, minutes=3)  # Firehose delivers the last minutes after the hour
 

@@ -17,7 +17,7 @@ import math
 import numpy as np
 import pytest
 
-from cms_dagster.detect import nab_scoring as ns
+from cms_harness import nab_scoring as ns
 
 STD = ns.DEFAULT_PROFILES["standard"]
 ROW11 = 0.977107  # s(-0.8) / s(-1)

@@ -15,7 +15,8 @@ from cms_dagster.detect.api import score_long_frame
 from cms_dagster.detect.pipeline import ALARM
 from cms_dagster.domain import load_ontology
 from cms_dagster.otel.conventions import INCIDENT_KINDS
-from cms_dagster.rca.evaluate import (
+from cms_dagster.simulate.incidents import DEFAULT_MINUTES, Incident, candidates
+from cms_harness.rca_evaluation import (
     ActivityIndex,
     EvidenceSettings,
     SamplingSettings,
@@ -32,7 +33,6 @@ from cms_dagster.rca.evaluate import (
     search_windows,
     seasonal_adjust,
 )
-from cms_dagster.simulate.incidents import DEFAULT_MINUTES, Incident, candidates
 
 U = dt.timezone.utc
 T0 = dt.datetime(2026, 11, 16, tzinfo=U)

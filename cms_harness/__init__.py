@@ -1,0 +1,8 @@
+"""Harnesses for the tests and benchmarks, kept apart from the product (``cms_dagster`` never imports them).
+
+- :mod:`cms_harness.cloudwatch_standin`: a CloudWatch stand-in below botocore that enforces CloudWatch's real
+  limits (paging, query and datapoint caps, throttling), for collector tests and ``benchmarks/collect.py``;
+- :mod:`cms_harness.nab_scoring`: scoring by the Numenta Anomaly Benchmark's rules (``benchmarks/nab.py``);
+- :mod:`cms_harness.rca_evaluation`: incident sampling, starts from the detector, baselines and AC@k for
+  ``benchmarks/rca_eval.py``.
+"""
