@@ -29,7 +29,7 @@ from cms_dagster.detect.episodes import ALARMS_SQL, DEFAULT_GAP, Episode, episod
 from cms_dagster.domain.model import Ontology
 from cms_dagster.incidents.narrative import write_narrative
 from cms_dagster.llm import Llm
-from cms_dagster.rca.engine import iso_time
+from cms_dagster.rca.findings import iso_time
 from cms_dagster.rca.incident import IncidentAnalysis, analyse_incident
 from cms_dagster.rca.validate import RcaInputError
 
