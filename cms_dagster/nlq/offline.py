@@ -77,26 +77,26 @@ _CONDITIONS = [
 
 _METRICS = [
     ("failure_rate", re.compile(r"\b((failure|fail|error) rates?|rate of failures?|percent(age)? (of )?(\w+ )?(that )?(failed|failing|fail)|% (of )?(\w+ )?(failed|failing)|how often .{0,30}fail|failure ratio|failure percentage|success rates?|how often .{0,30}succeed)\b")),
-    ("sla_compliance", re.compile(r"\b(sla compliance|compliance|on ?time (rate|%|percent(age)?|performance|ratio)|percent(age)? (of runs )?on ?time|% on ?time|within (the )?sla|sla (performance|adherence|attainment|rate|%|percent(age)?)|meeting (the |their )?sla|met (the |their )?sla)\b")),
+    ("sla_compliance", re.compile(r"\b(sla compliance|compliance|on ?time (rate|%|percent(age)?|performance|ratio)|percent(age)? (of runs )?on ?time|(percent(age)?|share|proportion|fraction) of (\w+ ){0,3}(were |was |are |is |that (were|are) )?on ?time|% on ?time|within (the )?sla|sla (performance|adherence|attainment|rate|%|percent(age)?)|meeting (the |their )?sla|met (the |their )?sla)\b")),
     ("availability", re.compile(r"\b(availability|uptime|up time|how available|% up|percent(age)? up|available)\b")),
-    ("stale_minutes", re.compile(r"\b((minutes|how long) (of |was |were |it was |they were |did .{0,20})?(stale|delayed)|stale minutes|time stale)\b")),
+    ("stale_minutes", re.compile(r"\b((minutes|how long)\b.{0,30}\b(stale|delayed)|stale (for )?(how many )?minutes|time stale)\b")),
     ("staleness", re.compile(r"\b(staleness|how stale|stalest|oldest data|freshness|how fresh|data age|age of (the )?data)\b")),
     ("latency", re.compile(r"\b(latenc(y|ies)|lag|response times?|round trip|how fast .{0,20}(feed|data))\b")),
     ("messages", re.compile(r"\b(messages|message (rate|volume|count)|ticks|updates (received|per)|how much data|traffic|volume)\b")),
     ("records_per_minute", re.compile(r"\b(records? (per|a|/) ?min(ute)?|throughput|processing rate|rows? per min(ute)?|records? per second|speed of processing|processing speed)\b")),
     ("start_delay", re.compile(r"\b(start(ing|ed)? (delays?|late|behind)|late starts?|delayed starts?|start(ed)? on time|delay(ed|s)? (in|to|before) start(ing)?|start(up)? delays?|how late .{0,30}start(ed)?|wait(ed)? to start)\b")),
-    ("cpu", re.compile(r"\b(cpu|processor|utili[sz]ation|utili[sz]ed|busy|busiest|load|hot)\b")),
     ("memory", re.compile(r"\b(memory|ram|mem|oom)\b")),
     ("connections", re.compile(r"\b(connections?|connection pool|conns|pool)\b")),
     ("queue_depth", re.compile(r"\b(queue (depth|length|size)|backlog|backed up|messages (waiting|visible|in (the )?queue|queued)|depth|piling up|queued)\b")),
+    ("cpu", re.compile(r"\b(cpu|processor|utili[sz]ation|utili[sz]ed|busy|busiest|load|hot)\b")),
     ("downtime", re.compile(r"\b(downtime|down ?time|how long .{0,30}(down|out)|minutes (of )?(outage|down))\b")),
     ("duration", re.compile(r"\b(duration|how long|run ?times?|took|take|taking|elapsed|slow(er|est)?|longest|long running|fast(er|est)?|quick(er|est)?|shortest|time (to|it) (run|complete|finish)|wall ?clock|minutes|hours)\b")),
 ]
 _COUNT = re.compile(r"\b(how many|number of|count( of)?|total( number)?|tally)\b")
-_VALUE = re.compile(r"\b(what (is|was|were|are)|what s|average|mean|avg|overall|rate|median|typical|give me the|show me the|tell me the|how (high|low|much|good|bad|well))\b")
+_VALUE = re.compile(r"\b(what (is|was|were|are)|what s|what (percentage|percent|share|proportion|fraction|ratio)|percentage|percent|proportion|ratio|average|mean|avg|overall|rate|median|typical|give me the|show me the|tell me the|how (high|low|much|good|bad|well|stale|late|slow|fast|busy|available|reliable|long|old|fresh))\b")
 _LIST = re.compile(r"\b(which|what|show|list|display|give|any|are there|were there|is there|was there|did any|has any|have any|find|get|name|tell me|who|where|see)\b")
 _RANK = re.compile(r"\b(?P<word>top|worst|best|highest|lowest|most|least|slowest|fastest|longest|shortest|biggest|largest|smallest|busiest|stalest|maximum|max|minimum|min|peak)\b(?: (?P<n>\d+|one|two|three|five|ten)\b)?")
-_GROUP = re.compile(r"\b(?:by|per|for each|for every|each|broken down by|split by|across|grouped by)\s+(asset classes?|asset class|jobs?|stages?|sub ?stages?|feeds?|providers?|vendors?|resources?|days?|hours?|status|hourly|daily)\b")
+_GROUP = re.compile(r"(?<!used )(?<!needed )(?<!required )(?<!consumed )(?<!read )(?<!run )(?<!owned )\b(?:by|per|for each|for every|each|broken down by|split by|across|grouped by)\s+(asset classes?|asset class|jobs?|stages?|sub ?stages?|feeds?|providers?|vendors?|resources?|days?|hours?|status|hourly|daily)\b")
 _GROUP_WORD = {
     "asset": "asset_class", "job": "job", "stage": "stage", "sub": "stage", "substage": "stage", "feed": "feed",
     "provider": "provider", "vendor": "provider", "resource": "resource", "day": "day", "hour": "hour",
@@ -108,8 +108,8 @@ _DAILY = re.compile(r"\b(daily|day by day|each day|every day|per day)\b")
 _MORE = r"(longer|slower|more|higher|bigger|larger|greater|worse|busier|later|heavier|above)"
 _LESS = r"(shorter|faster|less|lower|fewer|quicker|smaller|lighter|below|under|better)"
 _USUAL = r"(usual|normal|typical|typically|expected|average|baseline|the norm|ordinary|standard|normally|it usually does|they usually do|usually)"
-_USUAL_MORE = re.compile(rf"\b({_MORE} than {_USUAL}|unusual(ly)?( long| slow| high| busy| late)?|abnormal(ly)?( long| slow| high)?|out of the ordinary|anomal\w*|above (normal|usual|baseline|average|typical)|more than normal|odd|weird|strange|suspicious)\b")
-_USUAL_LESS = re.compile(rf"\b({_LESS} than {_USUAL}|below (normal|usual|baseline|average|typical))\b")
+_USUAL_MORE = re.compile(rf"\b({_MORE} than {_USUAL}|{_MORE} than (they|it|that|this|the job|the stage) (usually|normally|typically) (are|is|do|does|run|runs|take|takes|did)?|unusual(ly)?( long| slow| high| busy| late)?|abnormal(ly)?( long| slow| high)?|out of the ordinary|anomal\w*|above (normal|usual|baseline|average|typical)|more than normal|odd|weird|strange|suspicious)\b")
+_USUAL_LESS = re.compile(rf"\b({_LESS} than {_USUAL}|{_LESS} than (they|it|that|this|the job|the stage) (usually|normally|typically) (are|is|do|does|run|runs|take|takes|did)?|below (normal|usual|baseline|average|typical))\b")
 _WEEK = re.compile(rf"\b(?:{_MORE}|{_LESS})? ?(?:than|compared (?:to|with)|vs\.?|versus|relative to|against)( the same (?:day|time|period))? (?:last|the previous|previous|a) week\b|\bweek over week\b|\bthan (?:the )?same (?:day|time) last week\b|\bthan a week ago\b")
 _THRESH = re.compile(
     r"(?P<op>above|over|more than|greater than|exceed(?:ing|s|ed)?|higher than|longer than|slower than|at least|>=|>|below|under|less than|lower than|shorter than|faster than|at most|<=|<|beyond|past)\s*"
@@ -246,7 +246,9 @@ class OfflineEngine:
             entity = "outages"
         elif is_stage:
             entity = "stage_runs"
-        elif is_feed and not (is_run and ("job" in filters or "asset_class" in filters or any(c in conditions for c in ("failed", "sla_breached", "running")))):
+        elif is_feed and not (is_run and ("job" in filters or "asset_class" in filters or any(c in conditions for c in ("failed", "sla_breached", "running")))) or (
+            is_feed and any(c in conditions for c in ("delayed", "down")) and not any(c in conditions for c in ("failed", "running", "retried"))
+        ):
             entity = "feeds"
         elif is_run or "asset_class" in filters:
             entity = "runs"
@@ -315,7 +317,9 @@ class OfflineEngine:
             entity = "resources"
 
         q: StructuredQuery
-        if is_count and not group_by and not rank:
+        if is_count and not group_by and not rank and metric in ("downtime", "messages", "stale_minutes"):
+            q = StructuredQuery("metric", metric=metric, filters=filters)
+        elif is_count and not group_by and not rank:
             count_metric = {
                 "runs": "failures" if "failed" in conditions else "sla_breaches" if "sla_breached" in conditions else "runs",
                 "stage_runs": "stage_failures" if "failed" in conditions else None,
@@ -373,6 +377,8 @@ class OfflineEngine:
         is_count: bool,
     ) -> bool:
         """A measure's value ("failure rate by asset class", "availability of cme"), not a listing."""
+        if comparison is not None and comparison.kind == "threshold" and entity in ("feeds", "resources") and not group_by:
+            return False  # "which resources had cpu above 80 %": the ones above, listed
         durations_listed = entity in ("runs", "stage_runs") and metric in ("duration", "stage_duration")
         if durations_listed and (conditions or comparison is not None) and not group_by:
             return False
