@@ -17,15 +17,13 @@ import orjson
 from cms_dagster import lake as lake_mod
 from cms_dagster.domain.model import Ontology
 from cms_dagster.otel import otlp
+from cms_dagster.simulate.cloudwatch import CwSeries, config_facts, simulate_cloudwatch
 from cms_dagster.simulate.engine import (
     UTC,
-    CwSeries,
     FeedSeries,
     Run,
     Timeline,
-    config_facts,
     run_summary,
-    simulate_cloudwatch,
     simulate_feeds,
     simulate_runs,
     stage_load,
