@@ -147,6 +147,7 @@ def score_series(
     config: DetectorConfig | None = None,
     *,
     allow_duplicates: bool = False,
+    allow_late: bool = False,
     row_offset: int = 0,
     row_label: str = "row",
 ) -> tuple[ScoredFrame, DetectorState]:
@@ -154,7 +155,8 @@ def score_series(
 
     ``timestamps``: ISO-8601 strings, datetimes or ``datetime64`` (naive = UTC), strictly increasing and
     after the state's last point (``allow_duplicates`` lets equal times through, each row scored as its
-    own point); ``values``: finite numbers. Returns the scored points and the new state
+    own point; ``allow_late`` scores a row older than one already seen in arrival order, at the latest time
+    seen so far, and the returned frame carries that time); ``values``: finite numbers. Returns the scored points and the new state
     (the given state is left unchanged). Raises a :class:`DetectInputError` subclass on bad input.
     """
     det = _as_state(state, config)
@@ -163,6 +165,7 @@ def score_series(
         values,
         after_ns=det.last_ts,
         allow_duplicates=allow_duplicates,
+        allow_late=allow_late,
         row_offset=row_offset,
         row_label=row_label,
     )

@@ -29,8 +29,14 @@ examples:
   cms detect score hour_14.csv -o scored_14.csv --checkpoint-in state_13.json --checkpoint-out state_14.json
 
 The input is the Numenta Anomaly Benchmark (NAB) format: a header row with (at least) timestamp and value,
-one row per point, times strictly increasing (naive times are UTC). The output keeps the input's
-timestamp and value text and adds anomaly_score in [0, 1): about 0.5 and above is an alarm. A score only
+one row per point, times increasing (naive times are UTC). The output keeps the input's timestamp and
+value text and adds anomaly_score in [0, 1): about 0.5 and above is an alarm. Every row is scored:
+  late row      a row whose time is before a row already read (a point delivered late) is scored when it
+                arrives, as if it came at the latest time read so far: it is judged against everything
+                read before it, never moves the detector's clock back, and does not reorder the file
+                (--late error refuses it instead, naming its line).
+  repeated time a row with the same time as the row before needs --duplicates keep (each row is then
+                scored as its own point, e.g. the repeated hour of a daylight-saving change). A score only
 depends on the points up to it, and scoring a file in pieces with checkpoints gives the same scores as
 scoring it whole.
 """
@@ -43,6 +49,7 @@ def score_csv(
     checkpoint_in: bytes | None = None,
     details: bool = False,
     allow_duplicates: bool = False,
+    allow_late: bool = True,
 ) -> DetectorState:
     """Read a timestamp,value CSV, score it and write the scored CSV to ``out``; return the new state.
 
@@ -75,6 +82,7 @@ def score_csv(
         val_text,
         state=checkpoint_in,
         allow_duplicates=allow_duplicates,
+        allow_late=allow_late,
         row_offset=2,
         row_label="line",
     )
@@ -111,6 +119,7 @@ def _run_score(args: argparse.Namespace) -> int:
             checkpoint_in=checkpoint,
             details=args.details,
             allow_duplicates=args.duplicates == "keep",
+            allow_late=args.late == "score",
         )
     except FileNotFoundError:
         print(
@@ -267,6 +276,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=("error", "keep"),
         default="error",
         help="rows with the same time as the row before: error (default), or keep and score each row",
+    )
+    score.add_argument(
+        "--late",
+        choices=("score", "error"),
+        default="score",
+        help="rows older than a row already read: score them (default: in arrival order, at the latest time "
+        "read so far, keeping their own timestamp in the output), or stop with an error",
     )
     score.set_defaults(func=_run_score)
     alarms = sub.add_parser(

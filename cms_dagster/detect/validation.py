@@ -95,11 +95,17 @@ def check_order(
     allow_duplicates: bool = False,
     row_offset: int = 0,
     row_label: str = "row",
+    rows: np.ndarray | None = None,
 ) -> None:
     """Timestamps must strictly increase, and come after ``after_ns`` (the checkpoint's last point).
 
-    With ``allow_duplicates`` equal neighbours pass (each row is then scored as its own point).
+    With ``allow_duplicates`` equal neighbours pass (each row is then scored as its own point). ``rows``: the
+    input row of each timestamp, when they are a selection (for the messages).
     """
+
+    def at(i: int) -> str:
+        return _where(int(rows[i]) if rows is not None else i, row_offset, row_label)
+
     if len(ts_ns) == 0:
         return
     first = int(ts_ns[0])
@@ -107,7 +113,7 @@ def check_order(
         last = pd.Timestamp(after_ns, unit="ns")
         first = pd.Timestamp(int(ts_ns[0]), unit="ns")
         raise UnsortedTimestampsError(
-            f"{_where(0, row_offset, row_label)}: time {first} is not after the checkpoint's last point ({last}); "
+            f"{at(0)}: time {first} is not after the checkpoint's last point ({last}); "
             "score only points newer than the checkpoint, or start from the checkpoint taken before them "
             "(a back-fill re-runs the partitions after it in order)"
         )
@@ -120,13 +126,13 @@ def check_order(
     before = pd.Timestamp(int(ts_ns[i - 1]), unit="ns")
     if d[i - 1] == 0:
         raise DuplicateTimestampError(
-            f"{_where(i, row_offset, row_label)}: time {here} repeats the previous row; "
+            f"{at(i)}: time {here} repeats the previous row; "
             "keep one point per time (aggregate or de-duplicate first), or allow duplicates explicitly "
             "(CLI: --duplicates keep) to score every row as its own point"
         )
     raise UnsortedTimestampsError(
-        f"{_where(i, row_offset, row_label)}: time {here} is before the previous row's {before}; "
-        "sort the points by time first"
+        f"{at(i)}: time {here} is before the previous row's {before}; "
+        "sort the points by time first, or score late rows in arrival order (allow_late; CLI: --late score)"
     )
 
 
@@ -145,14 +151,38 @@ def prepare(
     *,
     after_ns: int | None = None,
     allow_duplicates: bool = False,
+    allow_late: bool = False,
     row_offset: int = 0,
     row_label: str = "row",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Validate one series: returns ``(ts_ns int64, values float64)`` or raises a :class:`DetectInputError`."""
+    """Validate one series: returns ``(ts_ns int64, values float64)`` or raises a :class:`DetectInputError`.
+
+    With ``allow_late`` a row whose time is before a row already seen (or before the checkpoint's last point)
+    is not an error: it is scored in arrival order, at the latest time seen so far (the returned times are
+    those times), as a repeat of that time would be. Repeats of the previous row's own time still need
+    ``allow_duplicates``.
+    """
     ts = to_utc_ns(timestamps, row_offset=row_offset, row_label=row_label)
     vals = to_finite_floats(values, row_offset=row_offset, row_label=row_label)
     if len(ts) != len(vals):
         raise DetectInputError(f"{len(ts)} timestamps but {len(vals)} values; give one value per timestamp")
+    if allow_late and len(ts):
+        seen = np.maximum.accumulate(ts)
+        if after_ns is not None:
+            seen = np.maximum(seen, after_ns)
+        previous = np.concatenate([[after_ns if after_ns is not None else ts[0] - 1], seen[:-1]])
+        late = ts < previous
+        on_time = ~late
+        # repeats among the rows that came in order are judged as before; late rows move to the latest time
+        check_order(
+            ts[on_time],
+            after_ns=after_ns,
+            allow_duplicates=allow_duplicates,
+            row_offset=row_offset,
+            row_label=row_label,
+            rows=np.flatnonzero(on_time),
+        )
+        return seen, vals
     check_order(
         ts, after_ns=after_ns, allow_duplicates=allow_duplicates, row_offset=row_offset, row_label=row_label
     )

@@ -127,11 +127,31 @@ def test_empty_value_and_short_row_are_named(tmp_path: Path, capsys) -> None:
     assert "line 2: 1 field(s)" in capsys.readouterr().err
 
 
+def test_a_late_row_is_scored_in_arrival_order_unless_refused(tmp_path: Path, capsys) -> None:
+    f = tmp_path / "order.csv"
+    f.write_text(
+        "timestamp,value\n2026-11-20 14:05:00,1\n2026-11-20 14:10:00,2\n2026-11-20 14:00:00,3\n"
+        "2026-11-20 14:15:00,4\n"
+    )
+    assert cms(["detect", "score", str(f)]) == 0
+    rows = read(capsys.readouterr().out)
+    assert [r[0] for r in rows[1:]] == ["2026-11-20 14:05:00", "2026-11-20 14:10:00", "2026-11-20 14:00:00",
+                                        "2026-11-20 14:15:00"]  # every row scored, none reordered
+    assert all(r[2] for r in rows[1:])
+    assert cms(["detect", "score", str(f), "--late", "error"]) == 1
+    err = capsys.readouterr().err
+    assert "line 4" in err and "--late score" in err
+
+
+def test_help_says_what_happens_to_a_late_row(capsys) -> None:
+    with pytest.raises(SystemExit):
+        cms(["detect", "score", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "late row" in text and "at the latest time read so far" in text
+
+
 def test_unsorted_and_duplicate_rows(tmp_path: Path, capsys) -> None:
     f = tmp_path / "order.csv"
-    f.write_text("timestamp,value\n2026-11-20 14:05:00,1\n2026-11-20 14:00:00,2\n")
-    assert cms(["detect", "score", str(f)]) == 1
-    assert "line 3" in capsys.readouterr().err
     f.write_text("timestamp,value\n2026-11-20 14:00:00,1\n2026-11-20 14:00:00,2\n")
     assert cms(["detect", "score", str(f)]) == 1
     assert "--duplicates keep" in capsys.readouterr().err

@@ -44,6 +44,26 @@ def test_unsorted_timestamps_say_sort_first() -> None:
         score_series([TS[0], TS[2], TS[1], TS[3]], [1, 2, 3, 4])
 
 
+def test_a_late_row_is_scored_as_a_repeat_of_the_latest_time() -> None:
+    values = [10.0, 11.0, 50.0, 10.5]
+    late, _ = score_series([TS[0], TS[2], TS[1], TS[3]], values, allow_late=True)
+    repeat, _ = score_series([TS[0], TS[2], TS[2], TS[3]], values, allow_duplicates=True)
+    assert list(late.timestamp) == list(repeat.timestamp)  # the late row sits at 14:10, the latest time seen
+    np.testing.assert_array_equal(late.anomaly_score, repeat.anomaly_score)
+
+
+def test_a_late_row_does_not_excuse_a_repeat_of_the_latest_time() -> None:
+    # 14:10 again after the late 14:05 repeats the latest time: a duplicate, named by its own row
+    with pytest.raises(DuplicateTimestampError, match=r"row 3: time .* repeats the previous row"):
+        score_series([TS[0], TS[2], TS[1], TS[2]], [1, 2, 3, 4], allow_late=True)
+
+
+def test_a_row_older_than_the_checkpoint_is_late_too() -> None:
+    _, state = score_series(TS[:3], [1, 2, 3])
+    frame, after = score_series([TS[1], TS[3]], [2, 4], state=state, allow_late=True)
+    assert len(frame) == 2 and after.last_timestamp == pd.Timestamp(TS[3])
+
+
 def test_duplicate_timestamps_say_deduplicate_or_allow() -> None:
     with pytest.raises(DuplicateTimestampError, match=r"row 2: time .* repeats the previous row.*--duplicates keep"):
         score_series([TS[0], TS[1], TS[1], TS[2]], [1, 2, 3, 4])
