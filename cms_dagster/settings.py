@@ -66,7 +66,7 @@ SETTINGS: list[Setting] = [
     ),
     Setting("CMS_METRIC_STREAMS_URL", "aws", "s3:// prefix where Firehose delivers Metric Streams files"),
     Setting("CMS_INGEST_API_KEYS", "ingest", "receiver API keys: team:key,team:key", secret=True),
-    Setting("CMS_INGEST_API_KEYS_FILE", "ingest", "receiver API keys as a YAML file (team: key)"),
+    Setting("CMS_INGEST_API_KEYS_FILE", "ingest", "receiver API keys as a YAML file (team: key, or team: {keys, services}; docs/security.md)"),
     Setting("OTEL_EXPORTER_OTLP_ENDPOINT", "sdk", "where SDKs send OTLP/HTTP", "http://127.0.0.1:4318"),
     Setting("OTEL_EXPORTER_OTLP_HEADERS", "sdk", "SDK headers (authorization=Bearer <key>)", secret=True),
     Setting("OTEL_SERVICE_NAME", "sdk", "SDK service.name"),

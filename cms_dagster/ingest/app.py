@@ -24,7 +24,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from cms_dagster.ingest.auth import ApiKeys
+from cms_dagster.ingest.auth import ApiKeys, Ownership
 from cms_dagster.ingest.decode import JSON, PROTOBUF, BodyError, decode_body
 from cms_dagster.ingest.stats import Stats
 from cms_dagster.ingest.validate import Checked, check_request
@@ -45,6 +45,7 @@ class IngestConfig:
 
     raw_url: str
     api_keys: dict[str, str] = field(repr=False)  # {key: team}
+    services: dict[str, tuple[str, ...]] = field(default_factory=dict)  # {team: service.name globs it owns}
     max_body_bytes: int = 16 << 20
     flush_ms: int = 50
     flush_bytes: int = 8 << 20
@@ -105,6 +106,7 @@ class Receiver:
     def __init__(self, config: IngestConfig, zone: Zone | None = None) -> None:
         self.config = config
         self.keys = ApiKeys(config.api_keys)
+        self.ownership = Ownership({t: tuple(g) for t, g in config.services.items()})
         self.stats = Stats(config.instance_id or new_instance_id())
         self.committer = Committer(
             zone or Zone(config.raw_url),
@@ -143,7 +145,7 @@ class Receiver:
 
     def _decode_and_check(self, body: bytes, ctype: str, cenc: str, team: str) -> tuple[str, Checked]:
         req, media = decode_body(body, ctype, cenc, self.config.max_body_bytes)
-        return media, check_request(req, team)
+        return media, check_request(req, team, self.ownership)
 
     async def export(self, request: Request) -> Response:
         self.stats.requests += 1
@@ -267,6 +269,12 @@ def create_app(config: IngestConfig, zone: Zone | None = None) -> Starlette:
             "cms ingest %s ready: raw zone %s, %d team(s), flush every %d ms",
             receiver.stats.instance_id, config.raw_url, len(receiver.keys.teams), config.flush_ms,
         )
+        undeclared = [t for t in receiver.keys.teams if t not in config.services]
+        if undeclared and config.services:
+            log.warning(
+                "team(s) %s declare no services: they may write only services no team claims "
+                "(add 'services: [...]' to their keys file entry)", ", ".join(undeclared),
+            )
         try:
             yield
         finally:

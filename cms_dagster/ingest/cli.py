@@ -8,7 +8,7 @@ import secrets
 import sys
 
 from cms_dagster import settings as settings_mod
-from cms_dagster.ingest.auth import KeyConfigError, load_keys
+from cms_dagster.ingest.auth import KeyConfigError, load_access
 
 SERVE_EPILOG = """\
 examples:
@@ -75,7 +75,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     s = settings_mod.load()
     try:
-        keys = load_keys(s.ingest_api_keys, s.ingest_api_keys_file)
+        keys, services = load_access(s.ingest_api_keys, s.ingest_api_keys_file)
     except KeyConfigError as e:
         print(f"cms ingest serve: {e}", file=sys.stderr)
         return 2
@@ -89,6 +89,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = IngestConfig(
         raw_url=args.raw_url or s.raw_url,
         api_keys=keys,
+        services=services,
         max_body_bytes=int(args.max_body_mb * (1 << 20)),
         flush_ms=args.flush_ms,
         max_pending_bytes=int(args.max_pending_mb * (1 << 20)),

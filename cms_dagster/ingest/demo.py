@@ -15,4 +15,5 @@ def serve_in_background(
     """Start a receiver writing to ``raw_zone_url``; ``api_keys`` is {key: team}. Returns a handle with
     ``.url``, ``.port`` and ``.stop()`` (which flushes what is pending)."""
     keys = api_keys or {"demo-key-not-secret": DEMO_TEAM}
+    # teams declare no services here: each may write any service (no team claims one)
     return _serve(IngestConfig(raw_url=raw_zone_url, api_keys=keys, flush_ms=flush_ms), host, port)

@@ -16,11 +16,13 @@ from typing import Any
 
 import orjson
 
+from cms_dagster.ingest.auth import Ownership
 from cms_dagster.ingest.decode import BodyError
-from cms_dagster.otel.conventions import validate_point
+from cms_dagster.otel.conventions import reserved_name, validate_point
 from cms_dagster.otel.otlp import from_any_value
 
 TEAM_ATTRIBUTE = "cms.ingest.team"
+SOURCE_SDK = "sdk"
 # attributes the warehouse keeps in string columns: any other type is refused
 STRING_RESOURCE_ATTRIBUTES = ("service.name", "cms.environment", "cloud.account.id", "cloud.region")
 STRING_POINT_ATTRIBUTES = (
@@ -291,10 +293,12 @@ def _stamp_team(rm: dict[str, Any], team: str) -> None:
     res["attributes"] = attrs
 
 
-def check_request(req: dict[str, Any], team: str | None = None) -> Checked:
-    """Split a decoded request into its accepted part and its rejected points."""
+def check_request(req: dict[str, Any], team: str | None = None, ownership: Ownership | None = None) -> Checked:
+    """Split a decoded request into its accepted part and its rejected points. With ``ownership``, the
+    points of a resource whose ``service.name`` ``team`` does not own are rejected
+    (``service 'x' is not owned by team T``)."""
     try:
-        return _check(req, team)
+        return _check(req, team, ownership)
     except BodyError:
         raise
     except (ValueError, TypeError, KeyError, AttributeError) as e:
@@ -309,7 +313,17 @@ def _list(v: Any, what: str) -> list[Any]:
     return v
 
 
-def _check(req: dict[str, Any], team: str | None) -> Checked:
+def _ownership_reason(res_attrs: dict[str, Any], team: str | None, ownership: Ownership | None) -> str | None:
+    if ownership is None or team is None:
+        return None
+    service = res_attrs.get("service.name")
+    service = service if isinstance(service, str) else ""
+    if ownership.owns(team, service):
+        return None
+    return f"service {service!r} is not owned by team {team}: a team writes only the services its keys file entry declares"
+
+
+def _check(req: dict[str, Any], team: str | None, ownership: Ownership | None = None) -> Checked:
     rejections: list[Rejection] = []
     accepted = 0
     series: dict[tuple[str, str], dict[bytes, tuple[str | None, bool]]] = {}
@@ -324,7 +338,9 @@ def _check(req: dict[str, Any], team: str | None) -> Checked:
             res_attrs = decode_attributes(res.get("attributes"))
         except (ValueError, TypeError, KeyError, AttributeError) as e:
             raise BodyError(400, f"not a valid OTLP ExportMetricsServiceRequest: bad resource attributes: {e}") from None
-        res_reason = _string_attrs(res_attrs, STRING_RESOURCE_ATTRIBUTES, "resource attribute")
+        res_reason = _string_attrs(res_attrs, STRING_RESOURCE_ATTRIBUTES, "resource attribute") or _ownership_reason(
+            res_attrs, team, ownership
+        )
         out_sms = []
         for sm in _list(rm.get("scopeMetrics"), "scopeMetrics"):
             if not isinstance(sm, dict):
@@ -349,6 +365,11 @@ def _check(req: dict[str, Any], team: str | None) -> Checked:
                             {"metric": name, "data": m},
                         )
                     )
+                    continue
+                reserved = reserved_name(name, SOURCE_SDK)
+                if reserved:
+                    points = (m[kind] or {}).get("dataPoints") if isinstance(m[kind], dict) else None
+                    rejections.append(Rejection(reserved, len(points) if isinstance(points, list) else 0, {"metric": name, "data": m}))
                     continue
                 body = m[kind]
                 if not isinstance(body, dict):

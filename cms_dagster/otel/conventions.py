@@ -186,6 +186,18 @@ def entity_id(metric_name: str, point_attrs: Mapping[str, Any], resource_attrs: 
     return f"app:{resource_attrs.get('service.name') or 'unknown'}"
 
 
+# metric namespaces only a source's own collector may write: an SDK point can never pose as one
+RESERVED_PREFIXES = {"amazonaws.com/": ("cloudwatch", "metric-stream")}
+
+
+def reserved_name(metric_name: str, source: str) -> str | None:
+    """Why ``source`` may not write ``metric_name`` (a namespace reserved for other sources), or None."""
+    for prefix, owners in RESERVED_PREFIXES.items():
+        if metric_name.startswith(prefix) and source not in owners:
+            return f"metric namespace {prefix} is reserved for {' and '.join(owners)}: send business metrics as cms.*"
+    return None
+
+
 def validate_point(
     metric_name: str, kind: str, point_attrs: Mapping[str, Any], value: float | None
 ) -> str | None:

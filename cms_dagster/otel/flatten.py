@@ -72,7 +72,8 @@ class Flattened:
 
 
 class _Builder:
-    def __init__(self) -> None:
+    def __init__(self, source: str | None = None) -> None:
+        self.source = source
         self.series: dict[tuple, int] = {}
         self.series_rows: list[tuple] = []
         self.series_hash: list[Any] = []
@@ -114,8 +115,9 @@ class _Builder:
         i = len(self.series_rows)
         self.series[key] = i
         self.series_rows.append(row)
-        self.series_hash.append(series_hasher(res, name, attrs))
-        self.series_ok.append(conventions.validate_point(name, kind, attrs, None))
+        self.series_hash.append(series_hasher(res, name, attrs, self.source))
+        reason = conventions.reserved_name(name, self.source) if self.source else None
+        self.series_ok.append(reason or conventions.validate_point(name, kind, attrs, None))
         return i
 
     def table(self, source: str, raw_key: str, ingested_at: dt.datetime, day: dt.date, hour: int) -> pa.Table:
@@ -142,7 +144,11 @@ class _Builder:
         cols["ingested_at"] = pa.array([ingested_at] * n, pa.timestamp("us", tz="UTC"))
         cols["dt"] = pa.array([day] * n, pa.date32())
         cols["hour"] = pa.array([hour] * n, pa.int32())
-        return pa.table([cols[f.name] for f in POINTS_SCHEMA], schema=POINTS_SCHEMA)
+        table = pa.table([cols[f.name] for f in POINTS_SCHEMA], schema=POINTS_SCHEMA)
+        last = {p: i for i, p in enumerate(self.pid)}
+        if len(last) < n:  # one id several times in this batch: the last in the batch (and request) wins
+            table = table.take(pa.array(sorted(last.values()), pa.int64()))
+        return table
 
 
 def _str_or_none(v: Any) -> str | None:
@@ -277,7 +283,7 @@ def flatten_lines(
     hour: int,
 ) -> Flattened:
     """Flatten OTLP/JSON lines; lines and points that break the contract come back in ``rejected``."""
-    b = _Builder()
+    b = _Builder(source)
     rejected: list[Rejected] = []
     n = 0
     for n, line in enumerate(lines, start=1):

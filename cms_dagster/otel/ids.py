@@ -18,19 +18,33 @@ def canonical(obj: Mapping[str, Any]) -> bytes:
     return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
 
 
-def identity_resource(resource_attrs: Mapping[str, Any]) -> dict[str, Any]:
-    """Resource attributes less the delivery-specific ones, which must not change a point's id."""
-    return {
+SDK_SOURCE = "sdk"
+TEAM_KEY = "cms.ingest.team"
+
+
+def identity_resource(resource_attrs: Mapping[str, Any], source: str | None = None) -> dict[str, Any]:
+    """Resource attributes less the delivery-specific ones, which must not change a point's id.
+
+    A point of the SDK path (``source="sdk"``) keeps the team that sent it (``cms.ingest.team``, empty
+    when absent): points of two teams, and an SDK point and a CloudWatch or Metric Streams point,
+    never share an id, so one can never replace the other in the warehouse."""
+    out = {
         k: v
         for k, v in resource_attrs.items()
         if k not in IGNORED_RESOURCE_KEYS and not k.startswith(IGNORED_RESOURCE_PREFIXES)
     }
+    if source == SDK_SOURCE:
+        team = resource_attrs.get(TEAM_KEY)
+        out[TEAM_KEY] = team if isinstance(team, str) else ""
+    return out
 
 
-def series_hasher(resource_attrs: Mapping[str, Any], metric_name: str, point_attrs: Mapping[str, Any]) -> Any:
+def series_hasher(
+    resource_attrs: Mapping[str, Any], metric_name: str, point_attrs: Mapping[str, Any], source: str | None = None
+) -> Any:
     """A SHA-256 state fed with everything but the time; ``.copy()`` it per point."""
     h = hashlib.sha256()
-    h.update(canonical(identity_resource(resource_attrs)))
+    h.update(canonical(identity_resource(resource_attrs, source)))
     h.update(SEP)
     h.update(metric_name.encode())
     h.update(SEP)
@@ -40,9 +54,13 @@ def series_hasher(resource_attrs: Mapping[str, Any], metric_name: str, point_att
 
 
 def point_id(
-    resource_attrs: Mapping[str, Any], metric_name: str, point_attrs: Mapping[str, Any], time_unix_nano: int
+    resource_attrs: Mapping[str, Any],
+    metric_name: str,
+    point_attrs: Mapping[str, Any],
+    time_unix_nano: int,
+    source: str | None = None,
 ) -> str:
-    """The deterministic id of one data point (32 hex digits)."""
-    h = series_hasher(resource_attrs, metric_name, point_attrs)
+    """The deterministic id of one data point (32 hex digits); ``source`` is the raw key's source."""
+    h = series_hasher(resource_attrs, metric_name, point_attrs, source)
     h.update(str(int(time_unix_nano)).encode())
     return h.hexdigest()[:32]

@@ -55,12 +55,12 @@ def test_json_request_is_acknowledged_once_durable_and_flattens_to_the_same_poin
     assert meta["source"] == "sdk" and "-ingest-" in meta["batch"]
     rows = flatten_zone(zone)
     sent = [
-        point_id({"service.name": "pricing-batch", "cms.environment": "dev"}, "cms.batch.run.finished",
+        point_id({"service.name": "pricing-batch", "cms.environment": "dev", "cms.ingest.team": TEAM}, "cms.batch.run.finished",
                  {"cms.asset_class": "derivatives", "cms.job": "eod_valuation", "cms.run_id": f"json-{i}", "cms.status": "success"},
-                 int(dp["timeUnixNano"]))
+                 int(dp["timeUnixNano"]), source="sdk")
         for i, dp in enumerate(req["resourceMetrics"][0]["scopeMetrics"][0]["metrics"][0]["sum"]["dataPoints"])
     ]
-    assert sorted(r["point_id"] for r in rows) == sorted(sent)  # the team stamp does not change point ids
+    assert sorted(r["point_id"] for r in rows) == sorted(sent)  # an SDK point's id includes the sending team
     assert json.loads(rows[0]["resource_attributes"])["cms.ingest.team"] == TEAM
 
 

@@ -10,11 +10,11 @@ UTC = dt.timezone.utc
 T0 = 1_763_300_000_000_000_000
 
 
-def _flat(reqs: list[dict], **kw):
+def _flat(reqs: list[dict], source: str = "sdk", **kw):
     lines = [orjson.dumps(r) for r in reqs]
     return flatten_lines(
         lines,
-        source="sdk",
+        source=source,
         raw_key="k",
         ingested_at=dt.datetime(2026, 11, 16, tzinfo=UTC),
         day=dt.date(2026, 11, 16),
@@ -50,8 +50,8 @@ def test_every_point_becomes_one_row_with_a_unique_id() -> None:
     req = otlp.request(
         res, [otlp.gauge("cms.feed.latency", "ms", pts), otlp.sum_("cms.feed.messages", "{message}", counts)]
     )
-    flat = _flat([req, req])  # the same request twice: rows for both, one id per point
-    assert flat.points == 1200 and not flat.rejected
+    flat = _flat([req, req])  # the same request twice in one batch: one row per point id
+    assert flat.points == 600 and not flat.rejected
     ids = flat.table.column("point_id").to_pylist()
     assert len(set(ids)) == 600
     row = flat.table.slice(1, 1).to_pylist()[0]
@@ -62,6 +62,17 @@ def test_every_point_becomes_one_row_with_a_unique_id() -> None:
         and row["environment"] == "demo"
     )
     assert row["ts"] == dt.datetime.fromtimestamp((T0 + 60 * 10**9) / 1e9, UTC)
+
+
+def test_duplicates_in_one_request_keep_the_last_copy_every_time() -> None:
+    res = {"service.name": "batch-fx"}
+    copies = [otlp.number_point({"cms.feed": "feed-0"}, T0, float(v)) for v in (1, 2, 3, 4, 5)]
+    req = otlp.request(res, [otlp.gauge("cms.feed.latency", "ms", copies)])
+    for _ in range(6):
+        flat = _flat([req])
+        assert flat.table.column("value").to_pylist() == [5.0]  # the last in the request wins
+    later = otlp.request(res, [otlp.gauge("cms.feed.latency", "ms", [otlp.number_point({"cms.feed": "feed-0"}, T0, 9.0)])])
+    assert _flat([req, later]).table.column("value").to_pylist() == [9.0]  # and the last line of the batch
 
 
 def test_point_id_ignores_delivery_details_but_not_identity() -> None:
@@ -82,7 +93,7 @@ def test_point_id_ignores_delivery_details_but_not_identity() -> None:
         T0,
         {"DBInstanceIdentifier": "risk-db"},
     )
-    a, b, c = (_flat([r]).table.to_pylist()[0] for r in (polled, streamed, other_db))
+    a, b, c = (_flat([r], source="cloudwatch").table.to_pylist()[0] for r in (polled, streamed, other_db))
     assert a["point_id"] == b["point_id"] != c["point_id"]
     assert (a["value"], a["min"], a["max"], a["count"], a["sum"]) == (42.0, 40.0, 44.0, 1.0, 42.0)
     assert a["entity_id"] == "rds:orders-db" and c["entity_id"] == "rds:risk-db"
