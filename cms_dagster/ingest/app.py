@@ -14,17 +14,18 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from cms_dagster.ingest.auth import ApiKeys, Ownership
+from cms_dagster.ingest.budget import MemoryBudget
 from cms_dagster.ingest.decode import JSON, PROTOBUF, BodyError, decode_body
 from cms_dagster.ingest.stats import Stats
 from cms_dagster.ingest.validate import Checked, check_request
@@ -47,10 +48,17 @@ class IngestConfig:
     api_keys: dict[str, str] = field(repr=False)  # {key: team}
     services: dict[str, tuple[str, ...]] = field(default_factory=dict)  # {team: service.name globs it owns}
     max_body_bytes: int = 16 << 20
+    max_points: int = 50_000  # data points in one request (413 past it)
+    max_inflight_bytes: int = 64 << 20  # request bodies in flight: read, inflated, waiting to decode (429 past it)
     flush_ms: int = 50
     flush_bytes: int = 8 << 20
-    max_pending_bytes: int = 256 << 20
+    max_pending_bytes: int = 64 << 20
     max_pending_requests: int = 4096
+    max_header_bytes: int = 16 << 10  # request line + headers (400 and close past it)
+    header_timeout_s: float = 10.0  # from a request's first byte (or the connection opening) to its last header
+    idle_timeout_s: float = 30.0  # silence while a request body is being received
+    keep_alive_s: float = 5.0  # an idle kept-alive connection is closed after this
+    max_connections: int = 1000  # open connections per receiver process
     retry_after_s: int = 1
     instance_id: str = ""
     probe_on_start: bool = True
@@ -107,6 +115,10 @@ class Receiver:
         self.config = config
         self.keys = ApiKeys(config.api_keys)
         self.ownership = Ownership({t: tuple(g) for t, g in config.services.items()})
+        self.budget = MemoryBudget(config.max_inflight_bytes)
+        # big bodies are decoded one at a time off the event loop: decoded objects take ~20x the body, so
+        # the receiver's memory is bounded by one request, and one thread reuses one malloc arena
+        self.decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cms-ingest-decode")
         self.stats = Stats(config.instance_id or new_instance_id())
         self.committer = Committer(
             zone or Zone(config.raw_url),
@@ -124,28 +136,35 @@ class Receiver:
             headers = {"WWW-Authenticate": 'Bearer realm="cms-ingest"'}
         return Response(body, status_code=code, media_type=media, headers=headers)
 
-    async def _read_body(self, request: Request) -> bytes:
+    async def _read_body(self, request: Request, grow: Any) -> bytes:
         limit = self.config.max_body_bytes
         cl = request.headers.get("content-length")
         if cl is not None:
             try:
                 declared = int(cl)
             except ValueError:
-                raise BodyError(400, f"Content-Length {cl!r} is not a number") from None
+                raise BodyError(400, f"Content-Length {cl[:40]!r} is not a number") from None
             if declared > limit:
                 raise BodyError(413, f"body of {declared} bytes exceeds the limit of {limit} bytes: send smaller batches")
-        chunks = []
-        size = 0
+        body = bytearray()  # one growing buffer: a list of chunks joined at the end holds the body twice
         async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
+            if len(body) + len(chunk) > limit:
                 raise BodyError(413, f"body exceeds the limit of {limit} bytes: send smaller batches")
-            chunks.append(chunk)
-        return b"".join(chunks)
+            grow(len(chunk))
+            body += chunk
+        return bytes(body) if len(body) <= INLINE_DECODE_BYTES else body  # type: ignore[return-value]
 
-    def _decode_and_check(self, body: bytes, ctype: str, cenc: str, team: str) -> tuple[str, Checked]:
-        req, media = decode_body(body, ctype, cenc, self.config.max_body_bytes)
-        return media, check_request(req, team, self.ownership)
+    def _decode_and_check(self, body: bytes, ctype: str, cenc: str, team: str, grow: Any) -> tuple[str, Checked, bytes | None]:
+        """Decode, check and re-encode one request (in a worker thread for big bodies): the decoded
+        objects do not outlive this call, only the encoded line does."""
+        req, media = decode_body(body, ctype, cenc, self.config.max_body_bytes, self.config.max_points, grow)
+        checked = check_request(req, team, self.ownership)
+        try:
+            line = orjson.dumps(checked.request) if checked.request is not None else None
+        except (TypeError, orjson.JSONEncodeError) as e:  # defensive: depth was checked at decode
+            raise BodyError(400, f"request cannot be stored as OTLP/JSON ({e})") from None
+        checked.request = None
+        return media, checked, line
 
     async def export(self, request: Request) -> Response:
         self.stats.requests += 1
@@ -166,26 +185,28 @@ class Receiver:
         ctype = request.headers.get("content-type") or ""
         cenc = request.headers.get("content-encoding") or ""
         body = b""
+        reservation = self.budget.reserve()
         try:
-            body = await self._read_body(request)
+            body = await self._read_body(request, reservation.grow)
             self.stats.received_bytes += len(body)
             big = len(body) > INLINE_DECODE_BYTES or ("gzip" in cenc.lower() and len(body) > INLINE_DECODE_BYTES // 8)
             if big:  # keep the event loop responsive while a big body is decoded
-                media, checked = await run_in_threadpool(self._decode_and_check, body, ctype, cenc, team)
+                media, checked, line = await asyncio.get_running_loop().run_in_executor(
+                    self.decoder, self._decode_and_check, body, ctype, cenc, team, reservation.grow
+                )
             else:
-                media, checked = self._decode_and_check(body, ctype, cenc, team)
+                media, checked, line = self._decode_and_check(body, ctype, cenc, team, reservation.grow)
         except ClientDisconnect:
             self.stats.responses[499] += 1
             return Response(status_code=400)
         except BodyError as e:
             if e.status == 400:
                 c.submit_malformed(received, e.message, body, team, ctype, cenc)
-            return self._fail(request, e.status, e.message)
-        try:
-            line = orjson.dumps(checked.request) if checked.request is not None else None
-        except (TypeError, orjson.JSONEncodeError) as e:  # defensive: the decoded request cannot be re-encoded
-            c.submit_malformed(received, f"request cannot be stored as OTLP/JSON: {e}", body, team, ctype, cenc)
-            return self._fail(request, 400, f"request cannot be stored as OTLP/JSON ({e})")
+            retry = self.config.retry_after_s if e.status == 429 else None
+            return self._fail(request, e.status, e.message, retry)
+        finally:
+            reservation.release()
+            body = b""
         if line is None and not checked.rejections:  # an empty request: nothing to store
             self.stats.responses[200] += 1
             return _export_response(checked, media)
@@ -222,8 +243,10 @@ class Receiver:
 
     async def stats_endpoint(self, request: Request) -> Response:
         c = self.committer
+        body = self.stats.as_dict(c.pending_requests, c.pending_bytes)
+        body["decoding"] = {"bytes": self.budget.used, "budget": self.budget.limit, "refused": self.budget.refused}
         return Response(
-            orjson.dumps(self.stats.as_dict(c.pending_requests, c.pending_bytes), option=orjson.OPT_INDENT_2),
+            orjson.dumps(body, option=orjson.OPT_INDENT_2),
             media_type=JSON,
         )
 
@@ -280,6 +303,7 @@ def create_app(config: IngestConfig, zone: Zone | None = None) -> Starlette:
         finally:
             reporter.cancel()
             await receiver.committer.close()
+            receiver.decoder.shutdown(wait=False)
 
     app = Starlette(
         routes=[

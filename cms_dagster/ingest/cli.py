@@ -50,7 +50,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--port", type=int, default=4318, help="port (default 4318, the OTLP/HTTP port)")
     s.add_argument("--max-body-mb", type=float, default=16.0, help="largest request body, compressed or not (default 16)")
     s.add_argument("--flush-ms", type=int, default=50, help="group-commit window: how long a request may wait for others (default 50)")
-    s.add_argument("--max-pending-mb", type=float, default=256.0, help="accepted bytes not yet durable before answering 429 (default 256)")
+    s.add_argument("--max-pending-mb", type=float, default=64.0, help="accepted bytes not yet durable before answering 429 (default 64)")
+    s.add_argument("--max-points", type=int, default=50_000, help="data points in one request before answering 413 (default 50000)")
+    s.add_argument(
+        "--max-inflight-mb", type=float, default=64.0,
+        help="request bodies held at once (being read, inflated or waiting to be decoded) before answering 429 (default 64)",
+    )
+    s.add_argument("--max-header-kb", type=float, default=16.0, help="request line and headers, in KiB, before answering 400 (default 16)")
+    s.add_argument("--header-timeout", type=float, default=10.0, help="seconds for a request's headers to arrive in full (default 10)")
+    s.add_argument("--idle-timeout", type=float, default=30.0, help="seconds of silence while a body is being sent before closing (default 30)")
+    s.add_argument("--max-connections", type=int, default=1000, help="open connections per receiver process (default 1000)")
     s.add_argument("--workers", type=int, default=1, help="receiver processes sharing the port (default 1; e.g. one per core)")
     s.add_argument("--raw-url", default="", help="raw zone to write to (default: CMS_RAW_URL from the settings)")
     s.add_argument("--access-log", action="store_true", help="log every request")
@@ -93,6 +102,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_body_bytes=int(args.max_body_mb * (1 << 20)),
         flush_ms=args.flush_ms,
         max_pending_bytes=int(args.max_pending_mb * (1 << 20)),
+        max_points=args.max_points,
+        max_inflight_bytes=int(args.max_inflight_mb * (1 << 20)),
+        max_header_bytes=int(args.max_header_kb * 1024),
+        header_timeout_s=args.header_timeout,
+        idle_timeout_s=args.idle_timeout,
+        max_connections=args.max_connections,
     )
     try:
         serve(config, args.host, args.port, workers=args.workers, access_log=args.access_log, log_level=args.log_level)

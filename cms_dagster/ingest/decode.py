@@ -7,6 +7,7 @@ Bodies are bounded before and after decompression, so a gzip bomb stops at the l
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,18 +50,32 @@ def content_encoding(header: str | None) -> str:
     return "gzip" if enc == "gzip" else ""
 
 
-def gunzip_limited(data: bytes, max_bytes: int) -> bytes:
-    """Decompress gzip (one or more members) without ever producing more than ``max_bytes``."""
+Grow = Callable[[int], None]
+_STEP = 1 << 20  # inflate in steps of this many bytes, so the memory budget sees the body grow
+
+
+def _no_grow(n: int) -> None:
+    return None
+
+
+def gunzip_limited(data: bytes, max_bytes: int, grow: Grow = _no_grow) -> bytes:
+    """Decompress gzip (one or more members) without ever producing more than ``max_bytes``; ``grow``
+    is told of every step of output (the memory budget may refuse it with a 429 :class:`BodyError`)."""
     out = bytearray()
     rest = data
     try:
         while rest:
             d = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-            room = max_bytes - len(out)
-            chunk = d.decompress(rest, room + 1)
-            out += chunk
-            if len(out) > max_bytes or d.unconsumed_tail:
-                raise BodyError(413, f"decompressed body exceeds the limit of {max_bytes} bytes: send smaller batches")
+            buf = rest
+            while True:
+                chunk = d.decompress(buf, min(max_bytes - len(out) + 1, _STEP))
+                if len(out) + len(chunk) > max_bytes:
+                    raise BodyError(413, f"decompressed body exceeds the limit of {max_bytes} bytes: send smaller batches")
+                grow(len(chunk))
+                out += chunk
+                buf = d.unconsumed_tail
+                if d.eof or (not buf and len(chunk) < _STEP):
+                    break
             if not d.eof:
                 raise BodyError(400, "truncated gzip body: the compressed stream ends early")
             rest = d.unused_data
@@ -71,18 +86,47 @@ def gunzip_limited(data: bytes, max_bytes: int) -> bytes:
     return bytes(out)
 
 
-def decode_json(data: bytes) -> dict[str, Any]:
+def json_points(obj: dict[str, Any]) -> int:
+    """Data points in a decoded OTLP/JSON request (anything malformed counts as none: validation says why)."""
+    n = 0
+    rms = obj.get("resourceMetrics")
+    for rm in rms if isinstance(rms, list) else ():
+        sms = rm.get("scopeMetrics") if isinstance(rm, dict) else None
+        for sm in sms if isinstance(sms, list) else ():
+            ms = sm.get("metrics") if isinstance(sm, dict) else None
+            for m in ms if isinstance(ms, list) else ():
+                if isinstance(m, dict):
+                    for v in m.values():
+                        if isinstance(v, dict):
+                            dps = v.get("dataPoints")
+                            if isinstance(dps, list):
+                                n += len(dps)
+    return n
+
+
+def _too_many(n: int, max_points: int) -> BodyError:
+    return BodyError(413, f"request has {n} data points, more than the limit of {max_points}: send smaller batches")
+
+
+def decode_json(data: bytes, max_points: int = 0) -> dict[str, Any]:
     try:
         obj = orjson.loads(data)
     except orjson.JSONDecodeError as e:
         raise BodyError(400, f"body is not valid JSON ({e}): send an OTLP/JSON ExportMetricsServiceRequest") from None
     if not isinstance(obj, dict):
         raise BodyError(400, f"body is JSON {type(obj).__name__}, not an object: send an ExportMetricsServiceRequest")
+    if max_points:
+        n = json_points(obj)
+        if n > max_points:
+            raise _too_many(n, max_points)
     return obj
 
 
-def decode_protobuf(data: bytes) -> dict[str, Any]:
-    """Parse a protobuf ExportMetricsServiceRequest into its OTLP/JSON dict (int64 as strings, enums as ints)."""
+def decode_protobuf(data: bytes, max_points: int = 0) -> dict[str, Any]:
+    """Parse a protobuf ExportMetricsServiceRequest into its OTLP/JSON dict (int64 as strings, enums as ints).
+
+    Protobuf is dense (a point can take 20 bytes on the wire and 3-4 KiB as a dict), so the points are
+    counted, and refused past ``max_points``, before the request is converted."""
     from google.protobuf.message import DecodeError
     from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
@@ -93,6 +137,15 @@ def decode_protobuf(data: bytes) -> dict[str, Any]:
         msg.ParseFromString(data)
     except (DecodeError, ValueError, RuntimeError) as e:
         raise BodyError(400, f"body is not a protobuf ExportMetricsServiceRequest ({e})") from None
+    n = 0
+    for rm in msg.resource_metrics:
+        for sm in rm.scope_metrics:
+            for m in sm.metrics:
+                kind = m.WhichOneof("data")
+                if kind:
+                    n += len(getattr(m, kind).data_points)
+    if max_points and n > max_points:
+        raise _too_many(n, max_points)
     try:
         return request_to_dict(msg)
     except Exception as e:  # defensive: any conversion failure is the body's fault
@@ -116,15 +169,23 @@ def check_depth(obj: dict[str, Any]) -> None:
 
 
 def decode_body(
-    body: bytes, content_type: str | None, encoding: str | None, max_bytes: int
+    body: bytes,
+    content_type: str | None,
+    encoding: str | None,
+    max_bytes: int,
+    max_points: int = 0,
+    grow: Grow = _no_grow,
 ) -> tuple[dict[str, Any], str]:
-    """The request as an OTLP/JSON dict, and its media type (the answer uses the same one)."""
+    """The request as an OTLP/JSON dict, and its media type (the answer uses the same one).
+
+    ``max_points`` (0 = no limit) bounds the data points of one request (413 past it); ``grow`` is told
+    of every step of gzip inflation (see :class:`cms_dagster.ingest.budget.MemoryBudget`)."""
     mt = media_type(content_type)
     enc = content_encoding(encoding)
     if len(body) > max_bytes:
         raise BodyError(413, f"body of {len(body)} bytes exceeds the limit of {max_bytes} bytes: send smaller batches")
     if enc == "gzip":
-        body = gunzip_limited(body, max_bytes)
-    req = decode_json(body) if mt == JSON else decode_protobuf(body)
+        body = gunzip_limited(body, max_bytes, grow)
+    req = decode_json(body, max_points) if mt == JSON else decode_protobuf(body, max_points)
     check_depth(req)
     return req, mt

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import logging
@@ -12,8 +13,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import h11
 import uvicorn
 from starlette.applications import Starlette
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from cms_dagster.ingest.app import IngestConfig, create_app
 
@@ -22,17 +25,116 @@ log = logging.getLogger("cms.ingest")
 _WORKER_CONFIG_ENV = "_CMS_INGEST_WORKER_CONFIG"
 
 
-def uvicorn_config(config: IngestConfig, host: str, port: int, *, access_log: bool = False, log_level: str = "info") -> uvicorn.Config:
-    return uvicorn.Config(
-        create_app(config),
-        host=host,
-        port=port,
-        access_log=access_log,
-        log_level=log_level,
-        lifespan="on",
-        timeout_graceful_shutdown=30,
-        server_header=False,
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with the connection limits of :class:`IngestConfig` (docs/security.md):
+
+    - headers must be complete within ``header_timeout_s`` of a request's first byte (or of the
+      connection opening): a half-sent or never-sent request does not hold a connection;
+    - a body must keep arriving: ``idle_timeout_s`` without a byte while the body is read closes it;
+    - at most ``max_connections`` connections: past it, the connection that has waited longest for its
+      request headers is closed to make room (or, if every connection is busy, the new one is refused).
+
+    The header size limit is h11's ``max_incomplete_event_size`` (uvicorn's
+    ``h11_max_incomplete_event_size``), answered 400 and closed as soon as it is exceeded.
+    """
+
+    header_timeout_s: float = 10.0
+    idle_timeout_s: float = 30.0
+    max_connections: int = 1000
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self._header_timer: asyncio.TimerHandle | None = None
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._waiting_since = time.monotonic()
+        super().connection_made(transport)
+        if len(self.connections) > self.max_connections and not self._make_room():
+            log.warning("connection limit of %d reached: refusing a new connection", self.max_connections)
+            transport.close()
+            return
+        self._arm_header_timer()
+
+    def _make_room(self) -> bool:
+        waiting = [
+            c for c in self.connections
+            if c is not self and isinstance(c, GuardedH11Protocol) and c.conn.their_state is h11.IDLE
+            and (c.cycle is None or c.cycle.response_complete)
+        ]
+        if not waiting:
+            return False
+        oldest = min(waiting, key=lambda c: c._waiting_since)
+        oldest._close("connection limit reached: closed the connection that waited longest for a request")
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_timers()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.transport.is_closing():
+            self._cancel_timers()
+            return
+        state = self.conn.their_state
+        if state is h11.IDLE:
+            if self._header_timer is None:
+                self._waiting_since = time.monotonic()
+                self._arm_header_timer()
+        elif self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        if state is h11.SEND_BODY:
+            self._idle_timer = self.loop.call_later(self.idle_timeout_s, self._close, "request body stalled")
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._waiting_since = time.monotonic()
+
+    def _arm_header_timer(self) -> None:
+        self._header_timer = self.loop.call_later(self.header_timeout_s, self._close, "request headers not received in time")
+
+    def _cancel_timers(self) -> None:
+        for t in (self._header_timer, self._idle_timer):
+            if t is not None:
+                t.cancel()
+        self._header_timer = self._idle_timer = None
+
+    def _close(self, why: str) -> None:
+        self._cancel_timers()
+        if not self.transport.is_closing():
+            log.debug("closing a connection: %s", why)
+            self.transport.close()
+
+
+def guarded_protocol(config: IngestConfig) -> type[GuardedH11Protocol]:
+    """The protocol class with ``config``'s connection limits."""
+    return type(
+        "CmsIngestH11Protocol",
+        (GuardedH11Protocol,),
+        {
+            "header_timeout_s": config.header_timeout_s,
+            "idle_timeout_s": config.idle_timeout_s,
+            "max_connections": config.max_connections,
+        },
     )
+
+
+def _limits(config: IngestConfig) -> dict[str, Any]:
+    """uvicorn settings shared by one and many workers."""
+    return {
+        "http": guarded_protocol(config),
+        "h11_max_incomplete_event_size": config.max_header_bytes,
+        "timeout_keep_alive": int(max(1, config.keep_alive_s)),
+        "lifespan": "on",
+        "timeout_graceful_shutdown": 30,
+        "server_header": False,
+    }
+
+
+def uvicorn_config(config: IngestConfig, host: str, port: int, *, access_log: bool = False, log_level: str = "info") -> uvicorn.Config:
+    return uvicorn.Config(create_app(config), host=host, port=port, access_log=access_log, log_level=log_level, **_limits(config))
 
 
 def serve(config: IngestConfig, host: str = "127.0.0.1", port: int = 4318, workers: int = 1, **kw: Any) -> None:
@@ -50,9 +152,7 @@ def serve(config: IngestConfig, host: str = "127.0.0.1", port: int = 4318, worke
         workers=workers,
         access_log=kw.get("access_log", False),
         log_level=kw.get("log_level", "info"),
-        lifespan="on",
-        timeout_graceful_shutdown=30,
-        server_header=False,
+        **_limits(config),
     )
 
 

@@ -39,32 +39,85 @@ def attributes(attrs: Mapping[str, AttrValue]) -> list[dict[str, Any]]:
     return [{"key": k, "value": any_value(v)} for k, v in attrs.items()]
 
 
-def from_any_value(v: Mapping[str, Any]) -> AttrValue:
-    """Decode an OTLP ``AnyValue`` (JSON encoding) to a plain Python value."""
+MAX_ANY_VALUE_DEPTH = 32  # kvlist/array nesting of one attribute value
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def from_any_value(v: Mapping[str, Any], _depth: int = 0) -> AttrValue:
+    """Decode an OTLP ``AnyValue`` (JSON encoding) to a plain Python value.
+
+    Strict, so that the receiver and the processing step (both decode with this) agree on every value:
+    ``boolValue`` must be a JSON boolean, ``intValue`` a 64-bit integer (number or decimal string),
+    ``doubleValue`` a number (or the proto3 JSON strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"``),
+    ``stringValue`` and ``bytesValue`` strings, nesting at most :data:`MAX_ANY_VALUE_DEPTH` levels.
+    Anything else raises ``ValueError`` with the reason."""
+    if v.__class__ is not dict and not isinstance(v, Mapping):
+        raise ValueError("attribute value must be an AnyValue object")
     if "stringValue" in v:
-        return v["stringValue"]
+        sv = v["stringValue"]
+        if not isinstance(sv, str):
+            raise ValueError("stringValue must be a string")
+        return sv
     if "intValue" in v:
-        return int(v["intValue"])
+        iv = v["intValue"]
+        if isinstance(iv, bool) or not isinstance(iv, (int, str)):
+            raise ValueError("intValue must be an integer or a decimal string")
+        n = int(iv)
+        if not _INT64[0] <= n <= _INT64[1]:
+            raise ValueError(f"intValue {n} is out of the 64-bit range")
+        return n
     if "doubleValue" in v:
-        return float(v["doubleValue"])
+        dv = v["doubleValue"]
+        if isinstance(dv, bool) or not isinstance(dv, (int, float, str)):
+            raise ValueError("doubleValue must be a number")
+        if isinstance(dv, str) and dv not in ("NaN", "Infinity", "-Infinity"):
+            raise ValueError("doubleValue must be a number (or NaN, Infinity, -Infinity)")
+        return float(dv)
     if "boolValue" in v:
-        return bool(v["boolValue"])
-    if "kvlistValue" in v:
-        return from_attributes(v["kvlistValue"].get("values") or [])
-    if "arrayValue" in v:
-        return [from_any_value(x) for x in v["arrayValue"].get("values") or []]
+        bv = v["boolValue"]
+        if not isinstance(bv, bool):
+            raise ValueError(f"boolValue must be true or false, got {type(bv).__name__}")
+        return bv
+    if "kvlistValue" in v or "arrayValue" in v:
+        if _depth >= MAX_ANY_VALUE_DEPTH:
+            raise ValueError(f"attribute value nested deeper than {MAX_ANY_VALUE_DEPTH} levels")
+        if "kvlistValue" in v:
+            kv = v["kvlistValue"]
+            if not isinstance(kv, Mapping):
+                raise ValueError("kvlistValue must be an object")
+            return from_attributes(_list_of(kv.get("values"), "kvlistValue.values"), _depth + 1)
+        av = v["arrayValue"]
+        if not isinstance(av, Mapping):
+            raise ValueError("arrayValue must be an object")
+        return [from_any_value(x, _depth + 1) for x in _list_of(av.get("values"), "arrayValue.values")]
     if "bytesValue" in v:
-        return v["bytesValue"]
+        bv = v["bytesValue"]
+        if not isinstance(bv, str):
+            raise ValueError("bytesValue must be a base64 string")
+        return bv
     if not v:
         return None
     raise ValueError(f"unknown AnyValue encoding: {sorted(v)}")
 
 
-def from_attributes(kvs: Iterable[Mapping[str, Any]]) -> dict[str, AttrValue]:
-    """Decode an OTLP ``KeyValue`` list to a dict."""
+def _list_of(x: Any, what: str) -> list[Any]:
+    if x is None:
+        return []
+    if not isinstance(x, list):
+        raise ValueError(f"{what} must be a list")
+    return x
+
+
+def from_attributes(kvs: Iterable[Mapping[str, Any]], _depth: int = 0) -> dict[str, AttrValue]:
+    """Decode an OTLP ``KeyValue`` list to a dict (strictly, see :func:`from_any_value`)."""
     out: dict[str, AttrValue] = {}
     for kv in kvs:
-        out[kv["key"]] = from_any_value(kv.get("value") or {})
+        if not isinstance(kv, Mapping):
+            raise ValueError("attributes must be a list of {key, value} objects")
+        key = kv["key"]
+        if not isinstance(key, str):
+            raise ValueError("attribute key must be a string")
+        out[key] = from_any_value(kv.get("value") or {}, _depth)
     return out
 
 

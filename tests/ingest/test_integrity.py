@@ -172,3 +172,32 @@ def test_a_request_whose_rejected_point_cannot_be_encoded_does_not_fail_the_othe
     assert b"good-0" in gzip.decompress(zone.get(key))
     (qkey,) = [k for k in zone.list("quarantine/") if k.endswith(".rejected.jsonl")]
     assert b"cannot be encoded" in zone.get(qkey)
+
+
+# -- what gets 200 reaches the warehouse as sent -----------------------------------------------------
+
+
+def test_attribute_values_processing_would_refuse_are_refused_at_the_door(client: Any, zone: Zone) -> None:
+    from ingest_helpers import flatten_zone
+
+    req = batch_request(3, run="typed")
+    points = req["resourceMetrics"][0]["scopeMetrics"][0]["metrics"][0]["sum"]["dataPoints"]
+    points[0]["attributes"].append({"key": "ids", "value": {"arrayValue": {"values": [{"intValue": "99999999999999999999"}]}}})
+    points[1]["attributes"].append({"key": "flag", "value": {"boolValue": "false"}})
+    r = post(client, req)
+    assert r.status_code == 200
+    ps = r.json()["partialSuccess"]
+    assert ps["rejectedDataPoints"] == "2"
+    assert "64-bit range" in ps["errorMessage"] and "boolValue must be true or false" in ps["errorMessage"]
+    rows = flatten_zone(zone)  # raises if processing refuses anything the receiver accepted
+    assert [row["run_id"] for row in rows] == ["typed-2"]
+
+
+def test_a_boolean_sent_as_a_string_is_never_stored_as_true() -> None:
+    import pytest
+
+    from cms_dagster.otel.otlp import from_attributes
+
+    with pytest.raises(ValueError, match="boolValue"):
+        from_attributes([{"key": "flag", "value": {"boolValue": "false"}}])
+    assert from_attributes([{"key": "flag", "value": {"boolValue": False}}]) == {"flag": False}
