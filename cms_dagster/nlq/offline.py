@@ -76,9 +76,9 @@ _CONDITIONS = [
 ]
 
 _METRICS = [
-    ("failure_rate", re.compile(r"\b((failure|fail|error) rates?|rate of failures?|percent(age)? (of )?(\w+ )?(that )?(failed|failing|fail)|% (of )?(\w+ )?(failed|failing)|how often .{0,30}fail|failure ratio|failure percentage|success rates?|how often .{0,30}succeed)\b")),
+    ("failure_rate", re.compile(r"\b((failure|fail|error) rates?|rate of failures?|(percent(age)?|share|proportion|fraction|%) (of )?(\w+ ){0,3}(that )?(failed|failing|fail|errored)|% (of )?(\w+ )?(failed|failing)|how often .{0,30}fail|failure ratio|failure percentage|success rates?|how often .{0,30}succeed)\b")),
     ("sla_compliance", re.compile(r"\b(sla compliance|compliance|on ?time (rate|%|percent(age)?|performance|ratio)|percent(age)? (of runs )?on ?time|(percent(age)?|share|proportion|fraction) of (\w+ ){0,3}(were |was |are |is |that (were|are) )?on ?time|% on ?time|within (the )?sla|sla (performance|adherence|attainment|rate|%|percent(age)?)|meeting (the |their )?sla|met (the |their )?sla)\b")),
-    ("availability", re.compile(r"\b(availability|uptime|up time|how available|% up|percent(age)? up|available)\b")),
+    ("availability", re.compile(r"(\b(availability|uptime|up time|how available|percent(age)? up|available)\b|%.{0,40}\bup\b|\bpercent(age)?\b.{0,40}\bup\b)")),
     ("stale_minutes", re.compile(r"\b((minutes|how long)\b.{0,30}\b(stale|delayed)|stale (for )?(how many )?minutes|time stale)\b")),
     ("staleness", re.compile(r"\b(staleness|how stale|stalest|oldest data|freshness|how fresh|data age|age of (the )?data)\b")),
     ("latency", re.compile(r"\b(latenc(y|ies)|lag|response times?|round trip|how fast .{0,20}(feed|data))\b")),
@@ -93,7 +93,7 @@ _METRICS = [
     ("duration", re.compile(r"\b(duration|how long|run ?times?|took|take|taking|elapsed|slow(er|est)?|longest|long running|fast(er|est)?|quick(er|est)?|shortest|time (to|it) (run|complete|finish)|wall ?clock|minutes|hours)\b")),
 ]
 _COUNT = re.compile(r"\b(how many|number of|count( of)?|total( number)?|tally)\b")
-_VALUE = re.compile(r"\b(what (is|was|were|are)|what s|what (percentage|percent|share|proportion|fraction|ratio)|percentage|percent|proportion|ratio|average|mean|avg|overall|rate|median|typical|give me the|show me the|tell me the|how (high|low|much|good|bad|well|stale|late|slow|fast|busy|available|reliable|long|old|fresh))\b")
+_VALUE = re.compile(r"(what %|\b(what (is|was|were|are)|what s|what (percentage|percent|share|proportion|fraction|ratio)|percentage|percent|proportion|ratio|average|mean|avg|overall|rate|median|typical|give me the|show me the|tell me the|how (high|low|much|good|bad|well|stale|late|slow|fast|busy|available|reliable|long|old|fresh))\b)")
 _LIST = re.compile(r"\b(which|what|show|list|display|give|any|are there|were there|is there|was there|did any|has any|have any|find|get|name|tell me|who|where|see)\b")
 _RANK = re.compile(r"\b(?P<word>top|worst|best|highest|lowest|most|least|slowest|fastest|longest|shortest|biggest|largest|smallest|busiest|stalest|maximum|max|minimum|min|peak)\b(?: (?P<n>\d+|one|two|three|five|ten)\b)?")
 _GROUP = re.compile(r"(?<!used )(?<!needed )(?<!required )(?<!consumed )(?<!read )(?<!run )(?<!owned )\b(?:by|per|for each|for every|each|broken down by|split by|across|grouped by)\s+(asset classes?|asset class|jobs?|stages?|sub ?stages?|feeds?|providers?|vendors?|resources?|days?|hours?|status|hourly|daily)\b")
@@ -119,6 +119,8 @@ _OUT_OF_SCOPE = (
     "out of scope: cms ask answers questions about batch runs, sub-stages, market-data feeds, outages and "
     "AWS resources in the warehouse (what happened, not predictions or advice)"
 )
+_BREAKDOWN = re.compile(r"\b(break(ing|s)? (it |them |this |that )?down|broken down|breakdown)\b")
+_STILL = re.compile(r"\b(still|currently|right now|now|at the moment|in progress|in flight|not finished|unfinished)\b")
 _GREETING = re.compile(r"^\s*(hi|hello|hey|thanks|thank you|ok|okay|help)\W*$")
 _VAGUE = re.compile(r"\b(everything|anything|all good|ok|okay|problems?|issues?|wrong|health(y)?|status|how (are|is) (things|we|it) (going|doing)|going on|happening|incidents?)\b")
 
@@ -180,7 +182,8 @@ class OfflineEngine:
         raw = question.strip()
         low = raw.lower()
         understood: list[str] = []
-        text = f" {vocabulary.normalise(raw)} "
+        # "break down by" asks for a grouping, not for something that is down
+        text = f" {_BREAKDOWN.sub(' split ', vocabulary.normalise(raw))} "
         # comparisons with a week first: "than last week" is not the time asked
         comparison: Comparison | None = None
         wk = _WEEK.search(text)
@@ -238,6 +241,9 @@ class OfflineEngine:
             comparison = Comparison("threshold", op, value)
             understood.append(f"{op} {value:g}{unit} → threshold")
 
+        # "running unusually long": running is how it ran, not that it still runs
+        if comparison is not None and comparison.kind != "threshold" and "running" in conditions and not _STILL.search(rest):
+            conditions.remove("running")
         # what kind of thing is asked about
         entity: str | None
         if is_resource and not (is_run or is_stage) or metric in ("cpu", "memory", "connections", "queue_depth"):
