@@ -29,7 +29,6 @@ from cms_dagster.detect.episodes import ALARMS_SQL, DEFAULT_GAP, Episode, episod
 from cms_dagster.domain.model import Ontology
 from cms_dagster.incidents.narrative import write_narrative
 from cms_dagster.llm import Llm
-from cms_dagster.rca.findings import iso_time
 from cms_dagster.rca.incident import IncidentAnalysis, analyse_incident
 from cms_dagster.rca.validate import RcaInputError
 
@@ -48,6 +47,13 @@ __all__ = [
 Query = Callable[[str, list], pd.DataFrame]
 TOP_CAUSES = 5
 EVIDENCE_PER_CAUSE = 4
+
+
+def iso_time(ts: pd.Timestamp | None) -> str | None:
+    """``2026-11-25T20:00:00Z``; None for a missing time."""
+    if ts is None or pd.isna(ts):
+        return None
+    return _utc(ts).isoformat().replace("+00:00", "Z")
 
 
 def _utc(t: Any) -> pd.Timestamp:
