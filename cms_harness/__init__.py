@@ -4,5 +4,7 @@
   limits (paging, query and datapoint caps, throttling), for collector tests and ``benchmarks/collect.py``;
 - :mod:`cms_harness.nab_scoring`: scoring by the Numenta Anomaly Benchmark's rules (``benchmarks/nab.py``);
 - :mod:`cms_harness.rca_evaluation`: incident sampling, starts from the detector, baselines and AC@k for
-  ``benchmarks/rca_eval.py``.
+  ``benchmarks/rca_eval.py``;
+- :mod:`cms_harness.openai_standin`: a local server that speaks the OpenAI Chat Completions API (structured
+  output, errors, delays, malformed answers) for the LLM, incident and question tests.
 """

@@ -31,8 +31,8 @@ from cms_dagster.incidents.run import episode_versions, update_reports
 from cms_dagster.incidents.store import get_report, list_reports
 from cms_dagster.lake import Lake
 from cms_dagster.llm import OfflineLlm, OpenAiLlm
-from cms_dagster.llm.standin import OpenAiStandIn, Step
 from cms_dagster.warehouse.client import Warehouse
+from cms_harness.openai_standin import OpenAiStandIn, Step
 
 from .incident_fixtures import OUTAGE, write_alarms, write_marts
 

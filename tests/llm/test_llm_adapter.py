@@ -17,8 +17,8 @@ from cms_dagster.llm import (
     ResultCache,
     from_settings,
 )
-from cms_dagster.llm.standin import OpenAiStandIn, Step
 from cms_dagster.resources.llm import LlmResource
+from cms_harness.openai_standin import OpenAiStandIn, Step
 
 SCHEMA = {
     "type": "object",

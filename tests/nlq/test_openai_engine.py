@@ -12,10 +12,10 @@ from nlq_marts import AS_OF
 
 from cms_dagster import settings as settings_mod
 from cms_dagster.domain import Ontology
-from cms_dagster.llm.standin import OpenAiStandIn, Step
 from cms_dagster.nlq import ask, default_engine
 from cms_dagster.nlq.openai_engine import SCHEMA_NAME, LlmEngine, answer_schema
 from cms_dagster.warehouse.client import Warehouse
+from cms_harness.openai_standin import OpenAiStandIn, Step
 
 FILTERS = {f: [] for f in ("asset_class", "job", "stage", "stage_type", "feed", "provider", "resource", "resource_kind", "status")}
 
