@@ -26,7 +26,7 @@ RANGES: dict[str, pd.Timedelta] = {
 }
 DEFAULT_RANGE = "24h"
 # the query parameters the dashboard understands (all pages share them; a page ignores what it does not use)
-PARAMS = ("range", "end", "asset_class", "job", "feed", "day", "run", "stage", "at", "q")
+PARAMS = ("range", "end", "asset_class", "job", "feed", "day", "run", "stage", "at", "incident", "q")
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,7 @@ class Filters:
     run: str | None = None
     stage: str | None = None
     at: pd.Timestamp | None = None
+    incident: str | None = None  # an incident report's id
     q: str | None = None  # the Ask page's question
 
     def window(self, latest: pd.Timestamp) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -68,7 +69,7 @@ class Filters:
         out: dict[str, str] = {}
         if self.range != DEFAULT_RANGE:
             out["range"] = self.range
-        for name in ("asset_class", "job", "feed", "run", "stage", "q"):
+        for name in ("asset_class", "job", "feed", "run", "stage", "incident", "q"):
             if getattr(self, name):
                 out[name] = getattr(self, name)
         if self.end is not None:
@@ -147,6 +148,8 @@ def from_params(params: Mapping[str, str], ontology: Ontology) -> tuple[Filters,
         f = replace(f, run=run[:200])  # matched against the runs of the day, never put into SQL text
     if stage := get("stage"):
         f = replace(f, stage=stage[:100])
+    if incident := get("incident"):
+        f = replace(f, incident=incident[:100])
     if q := get("q"):
         f = replace(f, q=q[:500])  # a question for the Ask page: parsed by the question engine, never SQL
     return f, problems

@@ -201,5 +201,13 @@ def run_guarded(body: Callable[[], None]) -> None:
         )
 
 
+def escape(text: object) -> str:
+    """Data as inert Markdown: no emphasis, code, links or HTML of its own."""
+    s = " ".join(str(text).split())
+    for ch in "\\`*_[]<>#|$":
+        s = s.replace(ch, "\\" + ch)
+    return s
+
+
 def latest_day(latest: pd.Timestamp | None) -> dt.date | None:
     return None if latest is None else pd.Timestamp(latest).date()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from dashboard_data import add_alarms, build_scenario_warehouse, empty_marts
+from dashboard_data import add_alarms, add_incident_reports, build_scenario_warehouse, empty_marts
 from streamlit.testing.v1 import AppTest
 
 APP = Path(__file__).resolve().parents[2] / "cms_dagster" / "dashboard" / "app.py"
@@ -18,8 +18,20 @@ PAGES = ["overview", "feeds", "batches", "stages", "incidents", "ask"]
 
 @pytest.fixture(scope="session")
 def scenario_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    db = build_scenario_warehouse(tmp_path_factory.mktemp("dashboard_scenario"))
+    work = tmp_path_factory.mktemp("dashboard_scenario")
+    db = build_scenario_warehouse(work)
     add_alarms(db)
+    add_incident_reports(db, work / "home")
+    return db
+
+
+def _copy_without(tmp_path_factory: pytest.TempPathFactory, src: Path, name: str, tables: list[str]) -> Path:
+    db = tmp_path_factory.mktemp(name) / "warehouse.duckdb"
+    shutil.copyfile(src, db)
+    con = duckdb.connect(str(db))
+    for t in tables:
+        con.execute(f"drop table {t}")
+    con.close()
     return db
 
 
@@ -30,13 +42,15 @@ def empty_db(tmp_path_factory: pytest.TempPathFactory, scenario_db: Path) -> Pat
 
 @pytest.fixture(scope="session")
 def no_alarms_db(tmp_path_factory: pytest.TempPathFactory, scenario_db: Path) -> Path:
-    """The scenario without intelligence.anomalies: detection never ran."""
-    db = tmp_path_factory.mktemp("dashboard_no_alarms") / "warehouse.duckdb"
-    shutil.copyfile(scenario_db, db)
-    con = duckdb.connect(str(db))
-    con.execute("drop table intelligence.anomalies")
-    con.close()
-    return db
+    """The scenario without intelligence.anomalies and incidents: detection never ran."""
+    return _copy_without(tmp_path_factory, scenario_db, "dashboard_no_alarms",
+                         ["intelligence.anomalies", "intelligence.incidents"])
+
+
+@pytest.fixture(scope="session")
+def no_reports_db(tmp_path_factory: pytest.TempPathFactory, scenario_db: Path) -> Path:
+    """The scenario with alarms but no incident report written yet."""
+    return _copy_without(tmp_path_factory, scenario_db, "dashboard_no_reports", ["intelligence.incidents"])
 
 
 @pytest.fixture

@@ -66,6 +66,20 @@ def add_alarms(db: Path) -> None:
         con.close()
 
 
+def add_incident_reports(db: Path, home: Path) -> list[dict]:
+    """Incident reports of the confirmed episodes, written as the incident_report asset does (offline narrative)."""
+    from cms_dagster import settings as settings_mod
+    from cms_dagster.incidents.run import update_reports
+    from cms_dagster.lake import Lake
+    from cms_dagster.llm import from_settings as llm_from_settings
+    from cms_dagster.warehouse.client import Warehouse
+
+    s = settings_mod.load({"CMS_HOME": str(home), "CMS_DUCKDB_PATH": str(db)})
+    until = (OUTAGE + pd.Timedelta(hours=2)).tz_localize("UTC")
+    return update_reports(Warehouse(s), Lake.from_settings(s).archive, load_ontology(), llm_from_settings(s),
+                          (OUTAGE - pd.Timedelta(hours=1)).tz_localize("UTC").to_pydatetime(), until)
+
+
 def empty_marts(src: Path, dst: Path) -> Path:
     """A copy of ``src`` whose marts and intelligence tables exist with no rows."""
     dst.parent.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ from dashboard_data import FAILED_RUN, RUNNING_RUN
 from streamlit.testing.v1 import AppTest
 
 # how many charts each page draws on the scenario (every one of them with a table view)
-CHARTS = {"overview": 0, "feeds": 3, "batches": 6, "stages": 3, "incidents": 3, "ask": 0}
+CHARTS = {"overview": 0, "feeds": 3, "batches": 6, "stages": 3, "incidents": 2, "ask": 0}
 
 
 def _blocks(node) -> list:
@@ -124,13 +124,27 @@ def test_stage_page_names_the_stage_still_running_and_its_resources(open_page, s
     assert "publication** is still running" in texts(at.warning)
 
 
-def test_incident_page_ranks_the_feed_outage_first(open_page, scenario_db: Path) -> None:
+def test_incident_page_shows_the_stored_report_of_the_feed_outage(open_page, scenario_db: Path) -> None:
     at = open_page(scenario_db, "incidents", range="7d")
     assert_clean(at)
+    reports = table(at, "reports")
+    assert list(reports["root cause"]) == ["feed:cme-mdp"]
+    causes = table(at, "causes")
+    assert (causes.iloc[0]["entity"], causes.iloc[0]["kind"]) == ("feed:cme-mdp", "feed_outage")
+    assert "Probable feed outage on feed:cme-mdp" in texts(at.markdown).replace("\\", "")
+    assert {"feed:cme-mdp"} <= set(table(at, "evidence")["entity"])  # the evidence series are drawn
+    assert len(table(at, "report_timeline"))
+    assert at.query_params["incident"] in (reports.iloc[0]["id"], [reports.iloc[0]["id"]])  # deep link
+
+
+def test_incident_page_without_reports_ranks_the_alarm_episode(open_page, no_reports_db: Path) -> None:
+    at = open_page(no_reports_db, "incidents", range="7d")
+    assert_clean(at)
+    assert "No incident report written" in texts(at.caption)
     causes = table(at, "causes")
     assert (causes.iloc[0]["entity"], causes.iloc[0]["kind"]) == ("feed:cme-mdp", "feed_outage")
     assert "Most likely **feed outage** on **feed:cme-mdp**" in texts(at.markdown)
-    assert "at" in at.query_params  # the incident chosen is in the URL
+    assert "at" in at.query_params  # the episode chosen is in the URL
 
 
 def test_incident_page_without_detection_says_what_to_run(open_page, no_alarms_db: Path) -> None:

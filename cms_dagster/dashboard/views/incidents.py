@@ -1,5 +1,6 @@
-"""Incidents: recent problems (confirmed alarm episodes of the detector) with their ranked causes, the
-evidence behind them and a short narrative. The ranking is `cms rca incident`'s (analyse_incident)."""
+"""Incidents: open and recent incident reports (`cms incidents`, intelligence.incidents) with their ranked
+causes, evidence charts, blast radius, timeline and narrative. Where no report has been written yet (the
+incident_report asset has not run), the confirmed alarm episodes with `cms rca incident`'s ranking."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import streamlit as st
 
 from cms_dagster.dashboard import charts, ui
 from cms_dagster.detect.episodes import NoAlarmsTable, episodes_between
+from cms_dagster.incidents.store import NoIncidentsTable, list_reports
 from cms_dagster.rca.incident import IncidentAnalysis, analyse_incident
 from cms_dagster.rca.validate import RcaInputError
 
@@ -40,6 +42,108 @@ def narrative(a: IncidentAnalysis) -> str:
     return text
 
 
+def evidence_chart(at: pd.Timestamp, series: set[tuple[str, str]]) -> None:
+    """The evidence series around the incident's start, as the ranking saw them."""
+    try:
+        a = _analyse(src.key, pd.Timestamp(at))
+    except RcaInputError as e:
+        st.info(f"No evidence series to draw: {e}")
+        return
+    ev = a.evidence
+    if not series:
+        series = {(e.node, e.metric) for h in a.hypotheses[:3] for e in h.evidence[:2]}
+    ev = ev[[(n, m) in series for n, m in zip(ev["entity"], ev["metric"], strict=True)]]
+    times = pd.to_datetime(ev["time"])
+    ev = ev.assign(time=times.dt.tz_convert(None) if times.dt.tz is not None else times)
+    t0 = pd.Timestamp(at)
+    ev = ev[(ev["time"] >= t0 - EVIDENCE_BEFORE) & (ev["time"] <= t0 + EVIDENCE_AFTER)]
+    if ev.empty:
+        ui.empty("evidence series")
+    else:
+        ui.chart(charts.evidence_series(ev, t0), ev, "evidence",
+                 caption="Values as the ranking saw them (seasonally adjusted where the metric is); dashed: the start.")
+
+
+def show_report(r: dict) -> None:
+    """One stored incident report: narrative, ranked causes, evidence, blast radius, timeline, remediation."""
+    n = r.get("narrative") or {}
+    meta = r.get("narrative_meta") or {}
+    root = r.get("root_cause") or {}
+    st.subheader(f"{r['id']} · {r['status']}")
+    c = st.columns(4)
+    c[0].metric("root cause", str(root.get("entity", "-")))
+    c[1].metric("kind", str(root.get("kind", "-")).replace("_", " "))
+    c[2].metric("confidence", f"{float(n.get('confidence') or 0):.0%}")
+    c[3].metric("alarms", int((r.get("episode") or {}).get("alarms", 0)))
+    st.markdown(f"**Summary.** {ui.escape(n.get('summary', ''))}")
+    st.markdown(f"**Impact.** {ui.escape(n.get('impact', ''))}")
+    st.caption(f"Narrative: {meta.get('engine', '-')} ({meta.get('model') or '-'}); start {r['start']}, "
+               f"end {r.get('end') or 'open'}, as of {r.get('as_of') or '-'}")
+    causes = pd.DataFrame(r.get("causes") or [])
+    if len(causes):
+        causes["evidence_ids"] = causes["evidence_ids"].map(", ".join)
+        ui.chart(charts.ranked_causes(causes), causes, "causes")
+    evidence = r.get("evidence") or []
+    if evidence:
+        st.subheader("Evidence")
+        with st.container(key="table_report_evidence"):
+            st.dataframe(pd.json_normalize(evidence), hide_index=True)
+        evidence_chart(pd.Timestamp(r["start"]).tz_convert(None), {(e["entity"], e["metric"]) for e in evidence})
+    radius = r.get("blast_radius") or {}
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Blast radius")
+        st.markdown(f"Feeds: {ui.escape(', '.join(radius.get('feeds') or []) or 'none')}  \n"
+                    f"Jobs: {ui.escape(', '.join(radius.get('jobs') or []) or 'none')}  \n"
+                    f"Stages: {len(radius.get('stages') or [])}")
+        runs = pd.DataFrame(radius.get("runs") or [])
+        if len(runs):
+            with st.container(key="table_report_runs"):
+                st.dataframe(runs, hide_index=True)
+    with right:
+        st.subheader("Timeline")
+        with st.container(key="table_report_timeline"):
+            st.dataframe(pd.DataFrame(r.get("timeline") or [], columns=["at", "event"]), hide_index=True)
+    st.subheader("Remediation")
+    st.markdown("\n".join(f"{i}. {ui.escape(x)}" for i, x in enumerate(n.get("remediation") or r.get("remediation") or [], 1))
+                or "No runbook entry for this kind.")
+    if n.get("next_checks"):
+        st.markdown("**Next checks**\n" + "\n".join(f"- {ui.escape(x)}" for x in n["next_checks"]))
+    for w in (r.get("warnings") or [])[:3]:
+        st.caption(w)
+
+
+def reports_view(start: pd.Timestamp, end: pd.Timestamp) -> bool:
+    """The stored incident reports touching [start, end), open ones first; False when there are none."""
+    try:
+        reports = list_reports(src.query)
+    except NoIncidentsTable:
+        return False
+    shown = [r for r in reports if r["status"] == "open" or start <= pd.Timestamp(r["start"]).tz_convert(None) < end]
+    if not shown:
+        return False
+    shown.sort(key=lambda r: (r["status"] != "open", -pd.Timestamp(r["start"]).value))
+    table = pd.DataFrame(
+        [{"id": r["id"], "status": r["status"], "start": pd.Timestamp(r["start"]).tz_convert(None),
+          "root cause": r["root_cause"]["entity"], "kind": r["root_cause"]["kind"],
+          "alarms": (r.get("episode") or {}).get("alarms"), "summary": (r.get("narrative") or {}).get("summary", "")}
+         for r in shown]
+    )
+    n_open = int((table["status"] == "open").sum())
+    st.caption(f"{len(shown)} incident report(s), {n_open} open, {start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} UTC "
+               "(`cms incidents list` shows the same).")
+    ids = list(table["id"])
+    wanted = filters.incident if filters.incident in ids else ids[0]
+    chosen = st.selectbox("Incident", ids, index=ids.index(wanted), key="incident_id",
+                          format_func=lambda i: f"{i} · {table.loc[ids.index(i), 'status']} · {table.loc[ids.index(i), 'root cause']}")
+    ui.page_filters(filters, incident=chosen)
+    with st.container(key="table_reports"):
+        st.dataframe(table, hide_index=True)
+    show_report(shown[ids.index(chosen)])
+    st.markdown(ui.dagster_asset_links(src, ["intelligence/incident_report", "intelligence/anomalies"]))
+    return True
+
+
 def body() -> None:
     if not ui.require_tables(src, "incidents"):
         return
@@ -48,6 +152,10 @@ def body() -> None:
         st.info("The warehouse holds no data yet: once the first hours are loaded, this page fills.")
         return
     start, end = filters.window(ext["latest"])
+    if reports_view(start, end):
+        return
+    st.caption("No incident report written for this range yet (the incident_report asset writes them as alarms "
+               "arrive); showing the alarm episodes with `cms rca incident`'s ranking.")
     try:
         episodes = episodes_between(src.query, start.tz_localize("UTC"), end.tz_localize("UTC"),
                                     src.ontology.dependency_edges())
@@ -90,20 +198,8 @@ def body() -> None:
     if hyp.empty:
         return
     ui.chart(charts.ranked_causes(hyp), hyp.drop(columns=["evidence"]), "causes")
-    wanted_series = {(e.node, e.metric) for h in a.hypotheses[:3] for e in h.evidence[:2]}
-    ev = a.evidence
-    t0 = pd.Timestamp(at)
-    ev = ev[[(n, m) in wanted_series for n, m in zip(ev["entity"], ev["metric"], strict=True)]]
-    times = pd.to_datetime(ev["time"])
-    times = times.dt.tz_convert(None) if times.dt.tz is not None else times
-    ev = ev.assign(time=times)
-    ev = ev[(ev["time"] >= t0 - EVIDENCE_BEFORE) & (ev["time"] <= t0 + EVIDENCE_AFTER)]
     st.subheader("Evidence")
-    if ev.empty:
-        ui.empty("evidence series")
-    else:
-        ui.chart(charts.evidence_series(ev, t0), ev, "evidence",
-                 caption="Values as the ranking saw them (seasonally adjusted where the metric is); dashed: the start.")
+    evidence_chart(pd.Timestamp(at), set())
     st.markdown(ui.dagster_asset_links(src, ["intelligence/anomalies"]))
 
 
