@@ -20,6 +20,7 @@ AREAS = [
     "cms_dagster.rca.cli",
     "cms_dagster.nlq.cli",
     "cms_dagster.incidents.cli",
+    "cms_dagster.alerts.cli",
     "cms_dagster.infra.cli",
     "cms_dagster.dashboard.cli",
 ]
