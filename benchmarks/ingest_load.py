@@ -182,7 +182,7 @@ def cpu_seconds(pid: int) -> float:
 def receiver_stats(port: int) -> dict:
     try:
         c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-        c.request("GET", "/stats")
+        c.request("GET", "/stats", headers={"Authorization": f"Bearer {KEY}"})
         return orjson.loads(c.getresponse().read())
     except (OSError, http.client.HTTPException, orjson.JSONDecodeError):
         return {}

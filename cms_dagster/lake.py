@@ -90,6 +90,10 @@ def _s3_client() -> Any:
     return _S3_CLIENTS[key]
 
 
+class LakeSymlinkError(ValueError):
+    """A local zone holds a symbolic link where a key's file or directory should be."""
+
+
 @dataclass(frozen=True)
 class Zone:
     """One zone of the lake at ``url`` (a local path or ``s3://bucket/prefix``)."""
@@ -113,9 +117,21 @@ class Zone:
         return _s3_client()
 
     def path(self, key: str) -> Path:
+        """The local path of ``key``; refuses keys that leave the zone (``..``, absolute) and any symlink
+        between the zone's root and the key (a link could copy or overwrite a file outside the lake)."""
         if self.is_s3:
             raise ValueError(f"{self.url} is on S3: no local path for {key}")
-        return Path(self.url) / key
+        parts = [p for p in key.split("/") if p not in ("", ".")]
+        if ".." in parts or key.startswith("/"):
+            raise ValueError(f"lake key {key!r} leaves the zone: keys are relative, without '..'")
+        p = Path(self.url)
+        for part in parts:
+            p = p / part
+            if p.is_symlink():
+                raise LakeSymlinkError(
+                    f"{p} is a symbolic link: lake zones hold no links; replace it with the file or directory itself"
+                )
+        return p
 
     def uri(self, key: str) -> str:
         return f"{self.url.rstrip('/')}/{key}"
@@ -227,11 +243,16 @@ class Zone:
         start = base if base.is_dir() else base.parent
         if not start.exists():
             return
+        p = root
+        for part in start.relative_to(root).parts:
+            p = p / part
+            if p.is_symlink():  # a linked directory is not part of the lake
+                return
         out = []
-        for dirpath, _, files in os.walk(start):
+        for dirpath, _, files in os.walk(start):  # does not descend into linked directories
             for fn in files:
-                if fn.startswith(".tmp-"):
-                    continue
+                if fn.startswith(".tmp-") or os.path.islink(os.path.join(dirpath, fn)):
+                    continue  # links are not part of the lake (see path)
                 rel = Path(dirpath, fn).relative_to(root).as_posix()
                 if rel.startswith(prefix):
                     out.append(rel)

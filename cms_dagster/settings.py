@@ -274,7 +274,27 @@ def mask(name: str, value: str) -> str:
         return value
     if name == "CMS_INGEST_API_KEYS":
         return ",".join(f"{p.split(':', 1)[0]}:****" for p in value.split(",") if p)
+    if "://" in value:
+        return mask_url(value)
     return "****" + (value[-4:] if len(value) > 12 else "")
+
+
+def mask_url(value: str) -> str:
+    """A secret URL as ``scheme://host[:port]/****``: where it points, without user, password, path
+    (a webhook's path is its secret) or query."""
+    from urllib.parse import urlsplit
+
+    try:
+        u = urlsplit(value.strip())
+        host = u.hostname or ""
+        port = f":{u.port}" if u.port else ""
+    except ValueError:
+        return "****"
+    if not u.scheme or not host:
+        return "****"
+    user = "****@" if (u.username or u.password) else ""
+    rest = "/****" if (u.path.strip("/") or u.query or u.fragment) else ""
+    return f"{u.scheme}://{user}{host}{port}{rest}"
 
 
 def describe(environ: Mapping[str, str] | None = None) -> list[tuple[str, str, str, str]]:

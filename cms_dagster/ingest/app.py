@@ -223,7 +223,11 @@ class Receiver:
         self.stats.responses[200] += 1
         return _export_response(checked, media)
 
+    def _authenticated(self, request: Request) -> bool:
+        return self.keys.team_for(request.headers.get("authorization")) is not None
+
     async def health(self, request: Request) -> Response:
+        """Liveness for anyone (a load balancer has no key); details only with a team's key."""
         c = self.committer
         ok = c.healthy
         if ok and not c.zone.is_s3:
@@ -231,24 +235,27 @@ class Receiver:
             while root and not os.path.exists(root):
                 root = os.path.dirname(root)
             ok = bool(root) and os.access(root, os.W_OK)
-        body = {
-            "status": "ok" if ok else "unhealthy",
-            "instance_id": self.stats.instance_id,
-            "raw_zone": c.zone.url,
-            "lake_writable": ok,
-            "last_flush_error": self.stats.last_flush_error,
-            "queue": {"requests": c.pending_requests, "bytes": c.pending_bytes},
-        }
+        body: dict[str, Any] = {"status": "ok" if ok else "unhealthy"}
+        if self._authenticated(request):
+            body.update(
+                {
+                    "instance_id": self.stats.instance_id,
+                    "raw_zone": c.zone.url,
+                    "lake_writable": ok,
+                    "last_flush_error": self.stats.last_flush_error,
+                    "queue": {"requests": c.pending_requests, "bytes": c.pending_bytes},
+                }
+            )
         return JSONResponse(body, status_code=200 if ok else 503)
 
     async def stats_endpoint(self, request: Request) -> Response:
+        """The receiver's figures, for a team's key only (they name the lake and its last error)."""
+        if not self._authenticated(request):
+            return self._fail(request, 401, "missing or unknown API key: /stats needs 'Authorization: Bearer <key>'")
         c = self.committer
         body = self.stats.as_dict(c.pending_requests, c.pending_bytes)
         body["decoding"] = {"bytes": self.budget.used, "budget": self.budget.limit, "refused": self.budget.refused}
-        return Response(
-            orjson.dumps(body, option=orjson.OPT_INDENT_2),
-            media_type=JSON,
-        )
+        return Response(orjson.dumps(body, option=orjson.OPT_INDENT_2), media_type=JSON)
 
 
 async def _report(receiver: Receiver, every_s: float) -> None:
@@ -308,10 +315,30 @@ def create_app(config: IngestConfig, zone: Zone | None = None) -> Starlette:
     app = Starlette(
         routes=[
             Route(METRICS_PATH, receiver.export, methods=["POST"]),
+            Route(METRICS_PATH + "/", receiver.export, methods=["POST"]),  # exporters that add a slash: no 307
             Route("/health", receiver.health, methods=["GET"]),
             Route("/stats", receiver.stats_endpoint, methods=["GET"]),
         ],
         lifespan=lifespan,
     )
+    app.router.redirect_slashes = False  # a redirect would make an exporter resend (or drop) the body
     app.state.receiver = receiver
+    install_access_log_filter()
     return app
+
+
+class _NoQueryString(logging.Filter):
+    """Drops query strings from uvicorn's access log lines (a client may put a key in ``?api_key=``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str) and "?" in args[2]:
+            record.args = (*args[:2], args[2].split("?", 1)[0], *args[3:])
+        return True
+
+
+def install_access_log_filter() -> None:
+    """Install :class:`_NoQueryString` on uvicorn's access logger (once per process)."""
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, _NoQueryString) for f in access.filters):
+        access.addFilter(_NoQueryString())

@@ -7,7 +7,9 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import socket
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -21,7 +23,8 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from cms_dagster.ingest.app import IngestConfig, create_app
 
 log = logging.getLogger("cms.ingest")
-# how `serve(workers=N)` hands the configuration to uvicorn's worker processes (internal, not a setting)
+# names the private file through which `serve(workers=N)` hands its configuration to uvicorn's worker
+# processes (internal, not a setting): the keys are in the file, never in the environment
 _WORKER_CONFIG_ENV = "_CMS_INGEST_WORKER_CONFIG"
 
 
@@ -109,22 +112,24 @@ class GuardedH11Protocol(H11Protocol):
 
 
 def guarded_protocol(config: IngestConfig) -> type[GuardedH11Protocol]:
-    """The protocol class with ``config``'s connection limits."""
-    return type(
-        "CmsIngestH11Protocol",
-        (GuardedH11Protocol,),
-        {
-            "header_timeout_s": config.header_timeout_s,
-            "idle_timeout_s": config.idle_timeout_s,
-            "max_connections": config.max_connections,
-        },
-    )
+    """A protocol class with ``config``'s connection limits (one per server in this process)."""
+    cls = type("CmsIngestH11Protocol", (GuardedH11Protocol,), {})
+    _set_limits(cls, config)
+    return cls
 
 
-def _limits(config: IngestConfig) -> dict[str, Any]:
-    """uvicorn settings shared by one and many workers."""
+def _set_limits(cls: type[GuardedH11Protocol], config: IngestConfig) -> None:
+    cls.header_timeout_s = config.header_timeout_s
+    cls.idle_timeout_s = config.idle_timeout_s
+    cls.max_connections = config.max_connections
+
+
+def _limits(config: IngestConfig, *, for_workers: bool = False) -> dict[str, Any]:
+    """uvicorn settings shared by one and many workers. Worker processes get the importable
+    :class:`GuardedH11Protocol` (a class made here could not be sent to them) and set its limits
+    themselves in :func:`worker_app`."""
     return {
-        "http": guarded_protocol(config),
+        "http": GuardedH11Protocol if for_workers else guarded_protocol(config),
         "h11_max_incomplete_event_size": config.max_header_bytes,
         "timeout_keep_alive": int(max(1, config.keep_alive_s)),
         "lifespan": "on",
@@ -143,25 +148,41 @@ def serve(config: IngestConfig, host: str = "127.0.0.1", port: int = 4318, worke
     if workers <= 1:
         uvicorn.Server(uvicorn_config(config, host, port, **kw)).run()
         return
-    os.environ[_WORKER_CONFIG_ENV] = json.dumps(dataclasses.asdict(config))
-    uvicorn.run(
-        "cms_dagster.ingest.server:worker_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        access_log=kw.get("access_log", False),
-        log_level=kw.get("log_level", "info"),
-        **_limits(config),
-    )
+    # The workers read the configuration from a file only this user can read, named in their
+    # environment; the keys themselves never enter any process's environment (/proc/<pid>/environ).
+    private = tempfile.mkdtemp(prefix="cms-ingest-")  # mode 0700
+    path = os.path.join(private, "config.json")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(dataclasses.asdict(config), f)
+    os.environ[_WORKER_CONFIG_ENV] = path
+    try:
+        uvicorn.run(
+            "cms_dagster.ingest.server:worker_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            access_log=kw.get("access_log", False),
+            log_level=kw.get("log_level", "info"),
+            **_limits(config, for_workers=True),
+        )
+    finally:
+        os.environ.pop(_WORKER_CONFIG_ENV, None)
+        shutil.rmtree(private, ignore_errors=True)
 
 
 def worker_app() -> Starlette:
     """The app of one uvicorn worker process started by :func:`serve` with ``workers`` > 1."""
-    raw = os.environ.get(_WORKER_CONFIG_ENV)
-    if not raw:
+    path = os.environ.get(_WORKER_CONFIG_ENV)
+    if not path or not os.path.isfile(path):
         raise RuntimeError("worker_app is started by `cms ingest serve --workers N`, not directly")
-    return create_app(IngestConfig(**json.loads(raw)))
+    with open(path) as f:
+        raw = json.load(f)
+    raw["services"] = {t: tuple(g) for t, g in (raw.get("services") or {}).items()}
+    config = IngestConfig(**raw)
+    _set_limits(GuardedH11Protocol, config)  # this process's connections (see _limits)
+    return create_app(config)
 
 
 @dataclass

@@ -115,7 +115,7 @@ def test_fuzzed_bodies_never_crash_the_receiver_and_acknowledged_points_all_land
         if kind == "valid" and r.status_code == 200:
             acked_valid.append(f"fz{i}")
     zone = Zone(raw_dir)
-    stats = client.get("/stats").json()
+    stats = client.get("/stats", headers=AUTH).json()
     assert client.get("/health").json()["status"] == "ok"
     # everything accepted is exactly what is in the raw zone, and the processing step accepts all of it
     rows = flatten_zone(zone)

@@ -99,7 +99,7 @@ def test_a_deeply_nested_request_gets_400_and_other_teams_are_not_affected(clien
     assert set(answers.values()) == {200}
     r = post(client, deep)
     assert r.status_code == 400 and "nested deeper than" in r.json()["message"]
-    stats = client.get("/stats").json()
+    stats = client.get("/stats", headers=AUTH).json()
     assert stats["flush_errors"] == 0 and client.get("/health").status_code == 200
 
 
@@ -133,7 +133,7 @@ def test_a_failing_quarantine_write_never_fails_the_flush(make_client: Any, raw_
     r = post(client, batch_request(2, run="qf", bad=1))
     assert r.status_code == 200 and r.json()["partialSuccess"]["rejectedDataPoints"] == "1"
     assert len(raw_keys(Zone(raw_dir))) == 1
-    stats = client.get("/stats").json()
+    stats = client.get("/stats", headers=AUTH).json()
     assert stats["quarantine_write_errors"] == 1 and stats["flush_errors"] == 0
 
 
@@ -201,3 +201,69 @@ def test_a_boolean_sent_as_a_string_is_never_stored_as_true() -> None:
     with pytest.raises(ValueError, match="boolValue"):
         from_attributes([{"key": "flag", "value": {"boolValue": "false"}}])
     assert from_attributes([{"key": "flag", "value": {"boolValue": False}}]) == {"flag": False}
+
+
+# -- what the receiver shows, and to whom ------------------------------------------------------------
+
+
+def test_health_shows_no_lake_path_or_error_and_stats_need_a_key(client: Any, raw_dir: str) -> None:
+    anonymous = client.get("/health")
+    assert anonymous.status_code == 200 and anonymous.json() == {"status": "ok"}
+    assert raw_dir not in anonymous.text
+    assert client.get("/stats").status_code == 401
+    assert client.get("/stats", headers={"authorization": "Bearer not-a-key-0000"}).status_code == 401
+    authed = client.get("/health", headers=AUTH).json()
+    assert authed["raw_zone"] == raw_dir and "last_flush_error" in authed
+    assert "accepted_points" in client.get("/stats", headers=AUTH).json()
+
+
+def test_a_trailing_slash_is_accepted_without_a_redirect(client: Any, zone: Zone) -> None:
+    r = client.post(URL + "/", content=orjson.dumps(batch_request(1)), headers={"content-type": "application/json", **AUTH},
+                    follow_redirects=False)
+    assert r.status_code == 200 and len(raw_keys(zone)) == 1
+
+
+def test_the_access_log_never_shows_a_query_string(client: Any, caplog: Any) -> None:
+    import logging
+
+    from cms_dagster.ingest.app import install_access_log_filter
+
+    install_access_log_filter()
+    with caplog.at_level(logging.INFO, logger="uvicorn.access"):
+        logging.getLogger("uvicorn.access").info(
+            '%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "POST", "/v1/metrics?api_key=k-secret-0123456789", "1.1", 401
+        )
+    assert "k-secret" not in caplog.text and '"POST /v1/metrics HTTP/1.1" 401' in caplog.text
+
+
+# -- the lake holds no links --------------------------------------------------------------------------
+
+
+def test_a_symlink_in_a_local_lake_is_never_followed(tmp_path: Any) -> None:
+    import os
+
+    import pytest
+
+    from cms_dagster.lake import LakeSymlinkError
+
+    outside = tmp_path / "outside.jsonl.gz"
+    outside.write_bytes(gzip_bytes(b"not lake data: a file the link points at\n"))
+    lake = Lake(Zone(str(tmp_path / "raw")), Zone(str(tmp_path / "processed")), Zone(str(tmp_path / "archive")))
+    when = dt.datetime(2026, 11, 20, 22, tzinfo=dt.timezone.utc)
+    real = raw_key("sdk", when, "20261120T220000Z-ingest-a-1")
+    lake.raw.put(real, gzip_bytes(orjson.dumps(batch_request(1, run="real"))))
+    linked = raw_key("sdk", when, "20261120T220100Z-ingest-a-2")
+    os.symlink(outside, lake.raw.path(real).parent / linked.rsplit("/", 1)[1])
+    assert lake.raw_keys_for_hour(when.date(), 22) == [real]  # the link is not listed
+    with pytest.raises(LakeSymlinkError, match="symbolic link"):
+        lake.raw.get(linked)
+    with pytest.raises(LakeSymlinkError):
+        lake.raw.put(linked, b"x")  # nor written through
+    assert outside.read_bytes().startswith(b"\x1f\x8b")
+    rep = process_hour(lake, when.date(), 22)
+    assert rep.raw_files == 1 and rep.points == 1 and list(lake.raw.list("quarantine/")) == []
+    linked_dir = tmp_path / "raw" / "otel" / "metrics" / "source=cloudwatch"
+    os.symlink(tmp_path / "raw" / "otel" / "metrics" / "source=sdk", linked_dir)  # a linked directory
+    assert [k for k in lake.raw.list("otel/") if "cloudwatch" in k] == []
+    with pytest.raises(ValueError, match="leaves the zone"):
+        lake.raw.get("../outside.jsonl.gz")

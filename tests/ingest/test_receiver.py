@@ -149,15 +149,15 @@ def test_a_failing_lake_answers_503_with_retry_after_and_recovers(make_client: A
     receiver.committer._unhealthy_until = 0  # the back-off period is over
     assert post_json(client, batch_request(1, run="kept")).status_code == 200
     assert [row["run_id"] for row in flatten_zone(Zone(raw_dir))] == ["kept-0"]
-    assert client.get("/stats").json()["flush_errors"] == 1
+    assert client.get("/stats", headers=AUTH).json()["flush_errors"] == 1
 
 
 def test_health_and_stats_report_the_receiver(client: Any) -> None:
-    h = client.get("/health")
+    h = client.get("/health", headers=AUTH)
     assert h.status_code == 200 and h.json()["status"] == "ok" and h.json()["lake_writable"] is True
     post_json(client, batch_request(3, bad=1))
     post_json(client, b"garbage")
-    s = client.get("/stats").json()
+    s = client.get("/stats", headers=AUTH).json()
     assert s["accepted_points"] == 3 and s["rejected_points"] == 1
     assert s["responses"] == {"200": 1, "400": 1} and s["requests"] == 2
     assert s["queue"]["requests"] == 0 and s["flushes"] >= 1

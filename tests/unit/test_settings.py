@@ -54,6 +54,18 @@ def test_cms_config_masks_secrets(
     assert str(cms_home) in out
 
 
+def test_cms_config_masks_secrets_inside_urls(
+    cms_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setenv("CMS_WEBHOOK_URL", "https://hooks.example.com/services/T000/B000/XyZsecretPathPart")
+    monkeypatch.setenv("OPENAI_BASE_URL", "https://svc-user:pa55word@llm.internal:8443/v1?token=abc123")
+    assert main(["config"]) == 0
+    out = capsys.readouterr().out
+    for secret in ("XyZsecretPathPart", "Part", "T000", "svc-user", "pa55word", "abc123"):
+        assert secret not in out
+    assert "https://hooks.example.com/****" in out and "https://****@llm.internal:8443/****" in out
+
+
 def test_every_setting_is_documented() -> None:
     doc = Path(__file__).resolve().parents[2].joinpath("docs", "configuration.md").read_text()
     missing = [s.env for s in settings.SETTINGS if f"`{s.env}`" not in doc]
