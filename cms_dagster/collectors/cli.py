@@ -54,7 +54,9 @@ def parse_time(value: str, what: str) -> dt.datetime:
 
 def run(args: argparse.Namespace) -> int:
     from cms_dagster import lake, settings
-    from cms_dagster.collectors.collector import CollectorConfig, collect, previous_hour
+    from cms_dagster.collectors.collector import CollectorConfig, collect
+    from cms_dagster.collectors.targets import NOT_CONFIGURED
+    from cms_dagster.collectors.windows import previous_hour
 
     s = settings.load()
     if args.start:
@@ -69,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"cms collect: --end {end.isoformat()} must be after --start {start.isoformat()}", file=sys.stderr)
         return 2
     if not s.aws_configured:
-        reason = skip_reason()
+        reason = NOT_CONFIGURED
         if args.json:
             print(json.dumps({"skipped": reason}))
         else:
@@ -88,11 +90,3 @@ def run(args: argparse.Namespace) -> int:
         for k in summary.raw_keys:
             print(f"  wrote {lake.Zone(s.raw_url).uri(k)}")
     return 0 if summary.ok else 1
-
-
-def skip_reason() -> str:
-    return (
-        "no AWS account or endpoint is configured (CMS_AWS_REGIONS, CMS_AWS_ROLE_ARNS and AWS_ENDPOINT_URL are "
-        "unset), so CloudWatch is not polled: in the embedded mode the simulator stands in for it. Set "
-        "CMS_AWS_REGIONS (and credentials or CMS_AWS_ROLE_ARNS) to collect from AWS"
-    )

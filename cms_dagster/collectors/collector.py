@@ -29,6 +29,7 @@ from cms_dagster import jsonio, lake
 from cms_dagster.collectors import facts as facts_mod
 from cms_dagster.collectors import pricing
 from cms_dagster.collectors.cloudwatch import ApiCounter, fast_timestamps, fetch, list_metrics
+from cms_dagster.collectors.hourly_series import span_series
 from cms_dagster.collectors.metrics import (
     DEFAULT_NAMESPACES,
     KNOWN_STATISTICS,
@@ -46,11 +47,9 @@ from cms_dagster.collectors.shape import (
     Series,
     build_requests,
     encode_lines,
-    encoded_point_attributes,
-    gauge_point,
-    summary_point,
 )
-from cms_dagster.otel.conventions import CONFIG_METRICS, CONFIG_NAMESPACE
+from cms_dagster.collectors.targets import Clients, Target, account_of, resolve_targets
+from cms_dagster.collectors.windows import Window, hour_windows, spans
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +58,6 @@ SOURCE = "cloudwatch"
 CHECKPOINT_PREFIX = "checkpoints/collector/cloudwatch"
 DISCOVERY_PREFIX = "checkpoints/collector/discovery"
 _UTC = dt.timezone.utc
-_HOUR = dt.timedelta(hours=1)
-_CONFIG_UNITS = {m.metric: m.unit for m in CONFIG_METRICS}
 
 
 @dataclass(frozen=True)
@@ -105,9 +102,7 @@ class CollectorConfig:
         parse_statistics(self.statistics)
         ResourceFilter.parse(self.resource_filter)
         for arn in self.role_arns:
-            parts = arn.split(":")
-            if len(parts) < 6 or parts[2] != "iam" or not parts[4]:
-                raise ValueError(f"CMS_AWS_ROLE_ARNS entry {arn!r} is not a role ARN: write arn:aws:iam::<account>:role/<name>")
+            account_of(arn)
 
     def replace(self, **kw: Any) -> CollectorConfig:
         return CollectorConfig(**{**asdict(self), **kw})
@@ -115,47 +110,6 @@ class CollectorConfig:
     @property
     def target_regions(self) -> tuple[str, ...]:
         return self.regions or (self.default_region,)
-
-
-@dataclass(frozen=True)
-class Window:
-    """One data hour: [start, start + 1 h)."""
-
-    start: dt.datetime
-
-    @property
-    def end(self) -> dt.datetime:
-        return self.start + _HOUR
-
-    @property
-    def label(self) -> str:
-        return f"{self.start:%Y-%m-%dT%H:00Z}"
-
-
-def hour_windows(start: dt.datetime, end: dt.datetime) -> list[Window]:
-    """The hour windows covering [start, end): start rounded down, end rounded up to the hour."""
-    start, end = _utc(start), _utc(end)
-    if end <= start:
-        raise ValueError(f"end {end.isoformat()} must be after start {start.isoformat()}")
-    t = start.replace(minute=0, second=0, microsecond=0)
-    out = []
-    while t < end:
-        out.append(Window(t))
-        t += _HOUR
-    return out
-
-
-def previous_hour(now: dt.datetime | None = None) -> tuple[dt.datetime, dt.datetime]:
-    """The last complete hour before ``now``."""
-    now = _utc(now or dt.datetime.now(_UTC))
-    end = now.replace(minute=0, second=0, microsecond=0)
-    return end - _HOUR, end
-
-
-def _utc(t: dt.datetime) -> dt.datetime:
-    if t.tzinfo is None:
-        return t.replace(tzinfo=_UTC)
-    return t.astimezone(_UTC)
 
 
 @dataclass
@@ -212,40 +166,6 @@ class RunSummary:
         return "\n".join(lines)
 
 
-@dataclass
-class Target:
-    account_id: str
-    region: str
-    session: Any
-    role_arn: str = ""
-
-    @property
-    def label(self) -> str:
-        return f"{self.account_id}/{self.region}"
-
-
-class _Clients:
-    def __init__(self, target: Target, config: CollectorConfig, counter: ApiCounter) -> None:
-        self.target, self.config, self.counter = target, config, counter
-        self._clients: dict[str, Any] = {}
-
-    def __call__(self, service: str) -> Any:
-        c = self._clients.get(service)
-        if c is None:
-            from cms_dagster import aws
-
-            c = aws.client(
-                service,
-                region=self.target.region,
-                mode=self.config.retry_mode,
-                session=self.target.session,
-                endpoint_url=self.config.endpoint_url or None,
-            )
-            self.counter.attach(c)
-            self._clients[service] = c
-        return c
-
-
 class DiscoveryCache:
     """ListMetrics results per account, region and namespace, kept ``ttl_s`` in the raw zone and in memory."""
 
@@ -292,36 +212,6 @@ def window_done(raw: lake.Zone, account: str, region: str, window: Window) -> bo
 
 def _slug(namespace: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", namespace.lower()).strip("-")
-
-
-def resolve_targets(config: CollectorConfig, session: Any, counter: ApiCounter) -> list[Target]:
-    """(account, region) pairs to collect: each role of ``role_arns`` (assumed via STS), else the caller's."""
-    from cms_dagster import aws
-
-    sts = counter.attach(
-        aws.client("sts", region=config.default_region, session=session, endpoint_url=config.endpoint_url or None)
-    )
-    targets: list[Target] = []
-    if config.role_arns:
-        import boto3
-
-        for arn in config.role_arns:
-            parts = arn.split(":")
-            if len(parts) < 6 or parts[2] != "iam" or not parts[4]:
-                raise ValueError(f"CMS_AWS_ROLE_ARNS entry {arn!r} is not a role ARN (arn:aws:iam::<account>:role/<name>)")
-            creds = sts.assume_role(RoleArn=arn, RoleSessionName="cms-collector")["Credentials"]
-            sess = boto3.session.Session(
-                aws_access_key_id=creds["AccessKeyId"],
-                aws_secret_access_key=creds["SecretAccessKey"],
-                aws_session_token=creds["SessionToken"],
-                region_name=config.default_region,
-            )
-            fast_timestamps(sess)
-            targets += [Target(parts[4], r, sess, arn) for r in config.target_regions]
-    else:
-        account = sts.get_caller_identity()["Account"]
-        targets += [Target(account, r, session) for r in config.target_regions]
-    return targets
 
 
 def collect(
@@ -383,17 +273,7 @@ def _describe(e: Exception) -> str:
     return f"{type(e).__name__}: {e}"
 
 
-def _spans(windows: Sequence[Window], max_hours: int) -> list[list[Window]]:
-    spans: list[list[Window]] = []
-    for w in windows:
-        if spans and spans[-1][-1].end == w.start and len(spans[-1]) < max(1, max_hours):
-            spans[-1].append(w)
-        else:
-            spans.append([w])
-    return spans
-
-
-def _tagged_entities(clients: _Clients, rfilter: ResourceFilter) -> frozenset[str]:
+def _tagged_entities(clients: Clients, rfilter: ResourceFilter) -> frozenset[str]:
     tagging = clients("resourcegroupstaggingapi")
     out: set[str] = set()
     for key, value in rfilter.tags:
@@ -431,7 +311,7 @@ def _collect_target(
     summary.windows_skipped += len(windows) - len(todo)
     if not todo:
         return
-    clients = _Clients(target, config, counter)
+    clients = Clients(target, config, counter)
     cw = clients("cloudwatch")
 
     # 1. discovery (cached), table and resource filter
@@ -462,7 +342,7 @@ def _collect_target(
 
     # 3. fetch span by span, write hour by hour
     queries = build_queries([*selected, *insights], lambda m: statistics_for(m, stats))
-    for span in _spans(todo, config.max_span_hours):
+    for span in spans(todo, config.max_span_hours):
         s0, s1 = span[0].start, span[-1].end
         plans = plan_calls(queries, s0, s1, config.period)
         summary.planned_get_metric_data_calls += len(plans)
@@ -482,7 +362,7 @@ def _collect_target(
                 )
                 log_minutes[fn] = mins
                 summary.warnings += warns
-        for w, series in _span_series(span, selected, insights, values, stats, config.period, facts, log_minutes):
+        for w, series in span_series(span, selected, insights, values, stats, config.period, facts, log_minutes):
             _write_window(target, w, series, config, raw, summary, complete=w.end <= clock())
 
 
@@ -496,7 +376,7 @@ def _resource_names(metrics: Iterable[MetricRef]) -> dict[str, set[str]]:
     return out
 
 
-def _configuration_facts(clients: _Clients, names: dict[str, set[str]]) -> facts_mod.Facts:
+def _configuration_facts(clients: Clients, names: dict[str, set[str]]) -> facts_mod.Facts:
     f = facts_mod.Facts()
     if names["DBInstanceIdentifier"]:
         conns, w = facts_mod.rds_max_connections(clients("rds"), names["DBInstanceIdentifier"])
@@ -509,116 +389,6 @@ def _configuration_facts(clients: _Clients, names: dict[str, set[str]]) -> facts
         f.lambdas, w = facts_mod.lambda_configurations(clients("lambda"), names["FunctionName"])
         f.warnings += w
     return f
-
-
-def _span_series(
-    span: Sequence[Window],
-    selected: Sequence[MetricRef],
-    insights: Sequence[MetricRef],
-    values: dict[Query, dict[int, float]],
-    stats: tuple[str, ...],
-    period: int,
-    facts: facts_mod.Facts,
-    log_minutes: dict[str, dict[int, facts_mod.LogMinute] | None],
-) -> list[tuple[Window, list[Series]]]:
-    """The series of each hour window of a span (metric points bucketed by hour in one pass)."""
-    buckets: dict[int, list[Series]] = {int(w.start.timestamp()): [] for w in span}
-    duration_max: dict[str, dict[int, float]] = {}
-    for m in selected:
-        spec = spec_for(m)
-        assert spec is not None
-        counts = values.get(Query(m, "SampleCount"), {})
-        sums = values.get(Query(m, "Sum"), {})
-        mins = values.get(Query(m, "Minimum"), {})
-        maxs = values.get(Query(m, "Maximum"), {})
-        p99s = values.get(Query(m, "p99"), {}) if "p99" in statistics_for(m, stats) else {}
-        dims = dict(m.dimensions)
-        sorted_dims = tuple(sorted(m.dimensions))
-        encoded = encoded_point_attributes(m.namespace, m.name, dims)
-        per_hour: dict[int, Series] = {}
-        for t in sorted(counts):
-            hour = t - t % 3600
-            if hour not in buckets:
-                continue
-            count = counts[t]
-            total = sums.get(t)
-            if total is None or count <= 0:
-                continue
-            s = per_hour.get(hour)
-            if s is None:
-                s = per_hour[hour] = Series(m.namespace, m.name, spec.unit, sorted_dims)
-            avg = total / count
-            q = {0.99: p99s[t]} if t in p99s else None
-            s.points.append(
-                summary_point(
-                    m.namespace, m.name, dims, t, t + period, count, total, mins.get(t, avg), maxs.get(t, avg), q,
-                    encoded_attributes=encoded,
-                )
-            )
-        for hour, s in per_hour.items():
-            buckets[hour].append(s)
-        if m.namespace == "AWS/Lambda" and m.name == "Duration":
-            duration_max[dims["FunctionName"]] = maxs
-    out = []
-    for w in span:
-        w0, w1 = int(w.start.timestamp()), int(w.end.timestamp())
-        out.append((w, buckets[w0] + _fact_series(w0, w1, period, facts, insights, values, log_minutes, duration_max)))
-    return out
-
-
-def _fact_series(
-    w0: int,
-    w1: int,
-    period: int,
-    facts: facts_mod.Facts,
-    insights: Sequence[MetricRef],
-    values: dict[Query, dict[int, float]],
-    log_minutes: dict[str, dict[int, facts_mod.LogMinute] | None],
-    duration_max: dict[str, dict[int, float]],
-) -> list[Series]:
-    series: dict[tuple[str, tuple], Series] = {}
-
-    def add(name: str, dim: str, value_of: str, start: int, end: int, value: float) -> None:
-        key = (name, ((dim, value_of),))
-        s = series.get(key)
-        if s is None:
-            s = series[key] = Series(CONFIG_NAMESPACE, name, _CONFIG_UNITS[name], ((dim, value_of),))
-        s.points.append(gauge_point(CONFIG_NAMESPACE, name, {dim: value_of}, start, end, value))
-
-    for db, f in facts.rds.items():
-        for name, v in f.items():
-            add(name, "DBInstanceIdentifier", db, w0, w1, v)
-    for q, f in facts.sqs.items():
-        for name, v in f.items():
-            add(name, "QueueName", q, w0, w1, v)
-    for fn, f in facts.lambdas.items():
-        for name, v in f.items():
-            add(name, "FunctionName", fn, w0, w1, v)
-    for m in insights:
-        fn = m.dims["function_name"]
-        for t, v in sorted(values.get(Query(m, "Maximum"), {}).items()):
-            if w0 <= t < w1:
-                add("MaxMemoryUsed", "FunctionName", fn, t, t + period, v)
-    for fn, mins in log_minutes.items():
-        if mins is None:
-            continue
-        for t, lm in sorted(mins.items()):
-            if not (w0 <= t < w1):
-                continue
-            if lm.max_memory_mb is not None:
-                add("MaxMemoryUsed", "FunctionName", fn, t, t + 60, lm.max_memory_mb)
-            add("Timeouts", "FunctionName", fn, t, t + 60, float(lm.timeouts))
-    for fn, maxima in duration_max.items():
-        if log_minutes.get(fn) is not None:
-            continue  # counted from the log lines
-        timeout_s = facts.lambdas.get(fn, {}).get("Timeout")
-        if not timeout_s:
-            continue
-        for t, v in sorted(maxima.items()):
-            if not (w0 <= t < w1):
-                continue
-            add("Timeouts", "FunctionName", fn, t, t + period, 1.0 if v >= timeout_s * 1000 - 5 else 0.0)
-    return list(series.values())
 
 
 def _write_window(

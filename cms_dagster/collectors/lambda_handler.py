@@ -17,7 +17,8 @@ import logging
 from typing import Any
 
 from cms_dagster import lake, settings
-from cms_dagster.collectors.collector import CollectorConfig, collect, previous_hour
+from cms_dagster.collectors.collector import CollectorConfig, collect
+from cms_dagster.collectors.windows import previous_hour
 
 log = logging.getLogger(__name__)
 DEFAULT_CATCH_UP_HOURS = 3

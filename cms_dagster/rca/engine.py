@@ -23,6 +23,7 @@ from cms_dagster.rca.findings import Candidate, as_timedelta, as_timestamp, evid
 from cms_dagster.rca.residual import residual_strength
 from cms_dagster.rca.series import DEFAULT_ONSET_Z, DEFAULT_PERSISTENCE, DEFAULT_THRESHOLD, series_stats
 from cms_dagster.rca.validate import (
+    PreparedMetrics,
     RcaInputError,
     RcaWarning,
     check_window,
@@ -258,6 +259,60 @@ def warn_unknown_nodes(edges: list[tuple[str, str]], known: set[str]) -> None:
         )
 
 
+@dataclass(frozen=True)
+class IncidentStats:
+    """One incident's validated input and the statistics of its series (:func:`series_stats`)."""
+
+    prepared: PreparedMetrics
+    edges: list[tuple[str, str]]
+    start: pd.Timestamp
+    start_ns: int
+    end_ns: int | None
+    baseline_ns: int | None
+    stats: pd.DataFrame
+
+
+def incident_stats(
+    metrics: pd.DataFrame,
+    graph_edges: pd.DataFrame | Iterable[tuple[str, str]] | None,
+    start: Any,
+    *,
+    end: Any,
+    baseline: pd.Timedelta | str | None,
+    threshold: float,
+    onset_z: float,
+    persistence: int,
+    node_column: str = "node",
+    where: str = "row",
+) -> IncidentStats:
+    """Check the metrics, graph and window of an incident (RcaInputError on unusable input) and score every
+    series against its history; warns (RcaWarning, at the ranking's caller) about series without history."""
+    prepared = prepare_metrics(metrics, node_column=node_column, where=where)
+    edges = prepare_edges(graph_edges)
+    start_ts = parse_time(start, name="start")
+    end_ts = parse_time(end, name="end") if end is not None else None
+    start_ns, end_ns = check_window(prepared.time, start_ts, end_ts)
+    baseline_ns = parse_duration(baseline, name="baseline")
+    stats = series_stats(
+        prepared,
+        start_ns,
+        end_ns=end_ns,
+        baseline_ns=baseline_ns,
+        threshold=threshold,
+        onset_z=onset_z,
+        persistence=persistence,
+    )
+    no_history = stats.loc[stats["n_history"] == 0]
+    if len(no_history):
+        warnings.warn(
+            f"{len(no_history)} series have no history before start and were ignored "
+            f"(e.g. {no_history['node'].iloc[0]}/{no_history['metric'].iloc[0]})",
+            RcaWarning,
+            stacklevel=3,
+        )
+    return IncidentStats(prepared, edges, start_ts, start_ns, end_ns, baseline_ns, stats)
+
+
 def rank(
     metrics: pd.DataFrame,
     graph_edges: pd.DataFrame | Iterable[tuple[str, str]] | None,
@@ -288,32 +343,21 @@ def rank(
 
     Returns candidates best first; raises RcaInputError (a ValueError) on unusable input.
     """
-    prepared = prepare_metrics(metrics, where=where)
-    edges = prepare_edges(graph_edges)
-    start_ts = parse_time(start, name="start")
-    end_ts = parse_time(end, name="end") if end is not None else None
-    start_ns, end_ns = check_window(prepared.time, start_ts, end_ts)
-    baseline_ns = parse_duration(baseline, name="baseline")
-    stats = series_stats(
-        prepared,
-        start_ns,
-        end_ns=end_ns,
-        baseline_ns=baseline_ns,
+    inc = incident_stats(
+        metrics,
+        graph_edges,
+        start,
+        end=end,
+        baseline=baseline,
         threshold=threshold,
         onset_z=onset_z,
         persistence=persistence,
+        where=where,
     )
-    no_history = stats.loc[stats["n_history"] == 0]
-    if len(no_history):
-        warnings.warn(
-            f"{len(no_history)} series have no history before start and were ignored "
-            f"(e.g. {no_history['node'].iloc[0]}/{no_history['metric'].iloc[0]})",
-            RcaWarning,
-            stacklevel=2,
-        )
+    prepared, edges, stats = inc.prepared, inc.edges, inc.stats
     warn_unknown_nodes(edges, set(stats["node"]))
     stats["residual"], stats["explained_share"] = residual_strength(
-        prepared, stats, edges, start_ns, end_ns=end_ns, baseline_ns=baseline_ns, persistence=persistence
+        prepared, stats, edges, inc.start_ns, end_ns=inc.end_ns, baseline_ns=inc.baseline_ns, persistence=persistence
     )
     step = sampling_step(prepared.time, prepared.series)
     return rank_series(
@@ -324,5 +368,5 @@ def rank(
         threshold=threshold,
         tolerance=resolve_tolerance(onset_tolerance, step),
         step=step,
-        start=start_ts,
+        start=inc.start,
     )

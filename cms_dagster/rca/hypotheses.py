@@ -26,20 +26,16 @@ from cms_dagster.rca.engine import (
     QUIET_FACTOR,
     anomaly_weight,
     confidence,
+    incident_stats,
     lateness_factor,
     propagate,
 )
 from cms_dagster.rca.findings import Evidence, as_timedelta, as_timestamp, evidence_from_row, iso_time
-from cms_dagster.rca.series import DEFAULT_ONSET_Z, DEFAULT_PERSISTENCE, DEFAULT_THRESHOLD, series_stats
+from cms_dagster.rca.series import DEFAULT_ONSET_Z, DEFAULT_PERSISTENCE, DEFAULT_THRESHOLD
 from cms_dagster.rca.signatures import ROOT_TYPES, SIGNATURES, Match, Signals, canonical_metric, entity_type
 from cms_dagster.rca.validate import (
     RcaInputError,
     RcaWarning,
-    check_window,
-    parse_duration,
-    parse_time,
-    prepare_edges,
-    prepare_metrics,
     resolve_tolerance,
     sampling_step,
 )
@@ -153,28 +149,19 @@ def rank_incident(
     """
     if isinstance(metrics, pd.DataFrame) and "entity" not in metrics.columns and "node" in metrics.columns:
         metrics = metrics.rename(columns={"node": "entity"})
-    prepared = prepare_metrics(metrics, node_column="entity", where=where)
-    edges = prepare_edges(graph_edges)
-    start_ts = parse_time(start, name="start")
-    end_ts = parse_time(end, name="end") if end is not None else None
-    start_ns, end_ns = check_window(prepared.time, start_ts, end_ts)
-    stats = series_stats(
-        prepared,
-        start_ns,
-        end_ns=end_ns,
-        baseline_ns=parse_duration(baseline, name="baseline"),
+    inc = incident_stats(
+        metrics,
+        graph_edges,
+        start,
+        end=end,
+        baseline=baseline,
         threshold=threshold,
         onset_z=onset_z,
         persistence=persistence,
+        node_column="entity",
+        where=where,
     )
-    no_history = stats[stats["n_history"] == 0]
-    if len(no_history):
-        warnings.warn(
-            f"{len(no_history)} series have no history before start and were ignored "
-            f"(e.g. {no_history['node'].iloc[0]}/{no_history['metric'].iloc[0]})",
-            RcaWarning,
-            stacklevel=2,
-        )
+    prepared, edges, stats = inc.prepared, inc.edges, inc.stats
     stats = stats[stats["n_history"] > 0].copy()
     stats["canonical"] = [canonical_metric(m) for m in stats["metric"]]
     stats = stats.sort_values(["node", "strength"], ascending=[True, False], kind="stable")

@@ -16,7 +16,7 @@ import dagster as dg
 from cms_dagster import lake
 from cms_dagster import settings as settings_mod
 from cms_dagster.collectors import collector, streams
-from cms_dagster.collectors.cli import skip_reason
+from cms_dagster.collectors.targets import NOT_CONFIGURED, roles_of_account, target_keys
 from cms_dagster.defs.partitions import hourly_partitions
 from cms_dagster.resources import CmsResource
 
@@ -44,16 +44,9 @@ def _metadata(summary: collector.RunSummary) -> dict[str, object]:
     }
 
 
-def target_keys(settings) -> list[str]:
-    """Partition keys of the configured collection targets: ``<account or 'default'>-<region>``."""
-    regions = list(settings.aws_regions) or [settings.aws_default_region]
-    accounts = [arn.split(":")[4] for arn in settings.aws_role_arns] or ["default"]
-    return [f"{a}-{r}" for a in accounts for r in regions]
-
-
 def collection_partitions(settings) -> dg.PartitionsDefinition:
     """Hourly, and by account/region when more than one target is configured (hour x target)."""
-    keys = target_keys(settings)
+    keys = target_keys(settings.aws_role_arns, settings.aws_regions or [settings.aws_default_region])
     if len(keys) <= 1:
         return hourly_partitions
     return dg.MultiPartitionsDefinition(
@@ -67,8 +60,8 @@ def _config_for(context: dg.AssetExecutionContext, s) -> collector.CollectorConf
     if not isinstance(key, dg.MultiPartitionKey):
         return collector.CollectorConfig.from_settings(s)
     account, region = key.keys_by_dimension["target"].split("-", 1)
-    arns = tuple(a for a in s.aws_role_arns if a.split(":")[4] == account)
-    return collector.CollectorConfig.from_settings(s, regions=(region,), role_arns=arns)
+    roles = roles_of_account(s.aws_role_arns, account)
+    return collector.CollectorConfig.from_settings(s, regions=(region,), role_arns=roles)
 
 
 def build_cloudwatch_raw(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
@@ -90,7 +83,7 @@ def build_cloudwatch_raw(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDe
     def cloudwatch_raw(context: dg.AssetExecutionContext, cms: CmsResource) -> dg.MaterializeResult:
         s = cms.settings()
         if not s.aws_configured:
-            reason = skip_reason()
+            reason = NOT_CONFIGURED
             context.log.info(f"CloudWatch collection skipped: {reason}")
             return dg.MaterializeResult(metadata={"skipped": reason})
         window = context.partition_time_window
