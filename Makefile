@@ -32,11 +32,16 @@ $(JUNIT):  # JUnit 5 from Debian (no Maven Central here)
 	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq junit5 >/dev/null; \
 	else echo "JUnit 5 is missing: sudo apt-get install junit5" >&2; exit 1; fi
 
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):  # headless Chromium from Debian for the dashboard's browser tests (no browser downloads here)
+	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	else echo "Chromium is missing: sudo apt-get install chromium" >&2; exit 1; fi
+
 test-sdks: $(JUNIT)  ## the Java and Node.js SDK suites
 	sdks/java/build.sh test
 	cd sdks/node && node --test
 
-test: prepare test-sdks  ## set up and run the whole test suite
+test: prepare test-sdks $(CHROMIUM)  ## set up and run the whole test suite (dashboard screenshots: .cms/artifacts/screenshots/)
 	$(PY) -m pytest -q -p no:cacheprovider
 
 lint: setup  ## ruff

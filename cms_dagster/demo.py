@@ -194,6 +194,7 @@ def print_where_to_look(s: settings_mod.Settings, args: argparse.Namespace) -> N
         f"""
 Where to look
   Dagster UI        http://{args.host}:{args.port}   (lineage: Assets > View global asset lineage)
+  dashboard         http://{args.host}:{args.dashboard_port}   (feeds, batches, sub-stages, incidents, ask; cms dashboard)
   raw zone          {s.raw_url}/otel/metrics/
   quarantine        {s.raw_url}/quarantine/
   processed zone    {s.processed_url}/points/
@@ -207,14 +208,30 @@ Where to look
     )
 
 
+def start_dashboard(args: argparse.Namespace) -> subprocess.Popen:
+    """The operations dashboard (`cms dashboard`) beside the Dagster UI, on --dashboard-port."""
+    from cms_dagster.dashboard.cli import streamlit_command
+
+    cmd = streamlit_command(args.host, args.dashboard_port)
+    _say(f"serving the dashboard on http://{args.host}:{args.dashboard_port}")
+    return subprocess.Popen(cmd, env={**os.environ}, stdout=subprocess.DEVNULL)
+
+
 def serve(args: argparse.Namespace, project_dir: Path) -> int:
     exe = Path(sys.executable).parent / "dagster"
     cmd = [str(exe), "dev", "-w", str(project_dir / "workspace.yaml"), "-h", args.host, "-p", str(args.port)]
+    dashboard = start_dashboard(args)
     _say(f"serving the Dagster UI and daemon: {' '.join(cmd)}  (Ctrl-C to stop)")
     try:
         return subprocess.call(cmd, env={**os.environ, "DO_NOT_TRACK": "1"})
     except KeyboardInterrupt:
         return 0
+    finally:
+        dashboard.terminate()
+        try:
+            dashboard.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            dashboard.kill()
 
 
 def register(subparsers: Any) -> None:
@@ -222,7 +239,7 @@ def register(subparsers: Any) -> None:
         "demo",
         help="run the whole product on the embedded default and serve the Dagster UI",
         description="Set up the embedded default (local lake, DuckDB, offline engines), simulate days of data with "
-        "incidents, materialize every asset (hourly assets in one back-fill run), then serve the Dagster UI "
+        "incidents, materialize every asset (hourly assets in one back-fill run), then serve the Dagster UI and the dashboard "
         "(webserver + daemon, so schedules and sensors run). A second run skips what is already built.",
         epilog="examples:\n  cms demo                 build if needed, then serve on 127.0.0.1:3000\n"
         "  cms demo --no-serve      build only (for scripts and CI)\n  cms demo --force --days 3",
@@ -240,5 +257,6 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=3000)
+    p.add_argument("--dashboard-port", type=int, default=8501, help="port of the dashboard (default 8501)")
     p.add_argument("--force", action="store_true", help="rebuild even if the same demo was built before")
     p.set_defaults(func=run_demo)

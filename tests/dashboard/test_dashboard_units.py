@@ -102,3 +102,14 @@ def test_cms_dashboard_help_teaches_and_a_bad_port_is_one_line(capsys: pytest.Ca
     assert capsys.readouterr().err.strip() == "cms dashboard: --port 70000 is not a TCP port (1-65535)"
     cmd = streamlit_command("127.0.0.1", 8600)
     assert cmd[cmd.index("--server.port") + 1] == "8600" and cmd[cmd.index("--server.headless") + 1] == "true"
+
+
+def test_demo_names_the_dashboard_under_where_to_look(capsys: pytest.CaptureFixture, cms_home) -> None:
+    import argparse
+
+    from cms_dagster import settings
+    from cms_dagster.demo import print_where_to_look
+
+    print_where_to_look(settings.load(), argparse.Namespace(host="127.0.0.1", port=3000, dashboard_port=8600, seed=42))
+    out = capsys.readouterr().out
+    assert "dashboard         http://127.0.0.1:8600" in out.split("Where to look", 1)[1]
