@@ -74,3 +74,24 @@ def replay_events(
         raise RuntimeError(f"the SDK dropped {stats['dropped']} point(s); raise max_queue_size")
     progress(f"sent {n:,} SDK events for {len(clients)} asset class(es) through the receiver")
     return stats
+
+
+DEMO_API_KEY = "demo-key-not-secret"
+
+
+def replay_through_receiver(
+    events: Iterable[dict[str, Any]],
+    raw_url: str,
+    environment: str = "demo",
+    progress: Callable[[str], None] = lambda _m: None,
+) -> dict[str, Any]:
+    """Start an OTLP/HTTP receiver writing to ``raw_url``, replay ``events`` through the SDK to it (see
+    :func:`replay_events`) and stop it, flushing what it holds: the production path, SDK -> receiver -> raw
+    zone (receipt hour), in one call."""
+    from cms_dagster.ingest.demo import serve_in_background
+
+    server = serve_in_background(raw_url, api_keys={DEMO_API_KEY: "demo"})
+    try:
+        return replay_events(events, server.url, DEMO_API_KEY, environment, progress)
+    finally:
+        server.stop()

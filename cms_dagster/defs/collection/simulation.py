@@ -5,6 +5,7 @@ import dagster as dg
 from cms_dagster.domain import load_ontology
 from cms_dagster.resources import CmsResource
 from cms_dagster.simulate.incidents import parse_time
+from cms_dagster.simulate.replay import replay_through_receiver
 from cms_dagster.simulate.run import DEFAULT_START, simulate
 
 
@@ -43,16 +44,7 @@ def simulation(
     summary = res.summary()
     if res.sdk_events:
         # these runs go the production way: Python SDK -> OTLP/HTTP receiver -> raw zone (receipt hour)
-        from cms_dagster.ingest.demo import serve_in_background
-        from cms_dagster.simulate.replay import replay_events
-
-        server = serve_in_background(s.raw_url, api_keys={"demo-key-not-secret": "demo"})
-        try:
-            sent = replay_events(
-                res.sdk_events, server.url, "demo-key-not-secret", s.environment, context.log.info
-            )
-        finally:
-            server.stop()
+        sent = replay_through_receiver(res.sdk_events, s.raw_url, s.environment, context.log.info)
         summary["sdk_points_exported"] = sent["exported"]
     return dg.MaterializeResult(
         metadata={
