@@ -180,7 +180,9 @@ def dispatch(
         st["muted"] = None
         repeat = min(r.repeat_interval for r in routes)
         if resolved:
-            due = st["sent_status"] == "firing"
+            # one resolve message: after the firing one, or alone for a symptom that came and went between
+            # two evaluations (a back-fill, a late batch of data): it is still told, never dropped
+            due = st["sent_status"] != "resolved"
             status = "resolved"
         else:
             last = _ts(st["last_sent"])

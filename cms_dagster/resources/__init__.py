@@ -60,8 +60,10 @@ def build_resources(environ: Mapping[str, str] | None = None) -> dict[str, objec
     """Resources for the code location. Variables that are set are bound with ``dg.EnvVar`` so that
     they are read at run time and never shown in the UI; unset ones keep the embedded defaults."""
     env = os.environ if environ is None else environ
+    from cms_dagster.resources.alerts import ALERT_FIELDS, AlertsResource
     from cms_dagster.resources.llm import LLM_FIELDS, LlmResource
 
     kwargs = {f: dg.EnvVar(var) for f, var in _FIELDS.items() if env.get(var)}
     llm = {f: dg.EnvVar(var) for f, var in LLM_FIELDS.items() if env.get(var)}
-    return {"cms": CmsResource(**kwargs), "llm": LlmResource(**llm)}
+    alerts = {f: dg.EnvVar(var) for f, var in ALERT_FIELDS.items() if env.get(var)}
+    return {"cms": CmsResource(**kwargs), "llm": LlmResource(**llm), "alerts": AlertsResource(**alerts)}

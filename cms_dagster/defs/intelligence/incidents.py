@@ -14,6 +14,7 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
+from cms_dagster.defs.alerting.alerts import alert_on_report_failure, alert_with_incident_report
 from cms_dagster.defs.partitions import hourly_partitions
 from cms_dagster.domain import load_ontology
 from cms_dagster.incidents.report import build_report, find_episode, scored_until, to_markdown
@@ -77,7 +78,10 @@ def incident_report(context: dg.AssetExecutionContext, cms: CmsResource, llm: Ll
 
 
 incident_report_job = dg.define_asset_job(
-    "incident_report_job", selection=[INCIDENT_REPORT], partitions_def=incident_partitions
+    "incident_report_job",
+    selection=[INCIDENT_REPORT],
+    partitions_def=incident_partitions,
+    hooks={alert_with_incident_report, alert_on_report_failure},
 )
 
 
