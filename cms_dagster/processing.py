@@ -15,6 +15,7 @@ import hashlib
 import io
 import zlib
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import orjson
@@ -135,3 +136,51 @@ def process_hour(lake: lake_mod.Lake, day: dt.date, hour: int) -> HourReport:
     for key in lake.raw_keys_for_hour(day, hour):
         process_batch(lake, key, report)
     return report
+
+
+@dataclass
+class ProcessingTotals:
+    """What processing several hours did, summed (the quarantine keys of all of them)."""
+
+    raw_files: int = 0
+    points: int = 0
+    rejected_lines: int = 0
+    rejected_points: int = 0
+    quarantined_files: int = 0
+    quarantine_keys: list[str] = field(default_factory=list)
+
+    def add(self, report: HourReport) -> None:
+        self.raw_files += report.raw_files
+        self.points += report.points
+        self.rejected_lines += report.rejected_lines
+        self.rejected_points += report.rejected_points
+        self.quarantined_files += report.quarantined_files
+        self.quarantine_keys += report.quarantine_keys
+
+
+def process_hours(lake: lake_mod.Lake, hours: Iterable[tuple[dt.date, int]]) -> ProcessingTotals:
+    """Flatten every raw batch of each of ``hours`` ((day, hour) pairs) into the processed zone."""
+    totals = ProcessingTotals()
+    for day, hour in hours:
+        totals.add(process_hour(lake, day, hour))
+    return totals
+
+
+@dataclass(frozen=True)
+class QuarantineSummary:
+    """What waits in the raw zone's quarantine: its reason files and how often each reason was given."""
+
+    reason_keys: list[str]
+    reasons: dict[str, int]
+
+
+def quarantine_summary(raw: lake_mod.Zone, limit: int = 200) -> QuarantineSummary:
+    """The ``.reason.json`` files under ``quarantine/`` and their reasons counted (from the first ``limit``
+    files: a reason given without a count counts once)."""
+    keys = [k for k in raw.list("quarantine/") if k.endswith(".reason.json")]
+    reasons: dict[str, int] = {}
+    for k in keys[:limit]:
+        for reason, n in orjson.loads(raw.get(k)).get("reasons", {}).items():
+            reasons[reason] = reasons.get(reason, 0) + (n or 1)
+    return QuarantineSummary(keys, reasons)
+

@@ -10,27 +10,17 @@ from __future__ import annotations
 import datetime as dt
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
 from cms_dagster import lake as lake_mod
 from cms_dagster.otel.schema import sql_columns
+from cms_dagster.warehouse.loading import LoadReport, processed_keys_for_hour
 
 TABLE = "raw.metric_points"
-
-
-@dataclass
-class LoadReport:
-    files: int = 0
-    staged: int = 0
-    inserted: int = 0
-    replaced: int = 0
-    unchanged: int = 0
-    total_rows: int = 0
 
 
 def ddl() -> str:
@@ -73,10 +63,6 @@ def _local_files(zone: lake_mod.Zone, keys: list[str]) -> Iterator[list[str]]:
         yield paths
 
 
-def processed_keys_for_hour(zone: lake_mod.Zone, day: dt.date, hour: int) -> list[str]:
-    return [k for k in zone.list(f"points/{lake_mod.hour_prefix(day, hour)}/") if k.endswith(".parquet")]
-
-
 def load_keys(con: duckdb.DuckDBPyConnection, zone: lake_mod.Zone, keys: list[str]) -> LoadReport:
     rep = LoadReport(files=len(keys))
     ensure_table(con)
@@ -117,3 +103,16 @@ def load_keys(con: duckdb.DuckDBPyConnection, zone: lake_mod.Zone, keys: list[st
 
 def load_hour(con: duckdb.DuckDBPyConnection, zone: lake_mod.Zone, day: dt.date, hour: int) -> LoadReport:
     return load_keys(con, zone, processed_keys_for_hour(zone, day, hour))
+
+
+def load_hours(path: Path, zone: lake_mod.Zone, hours: Iterable[tuple[dt.date, int]]) -> LoadReport:
+    """Load the processed points of each of ``hours`` into the DuckDB file at ``path``; the summed report."""
+    total = LoadReport()
+    con = connect(path)
+    try:
+        for day, hour in hours:
+            total.add(load_hour(con, zone, day, hour))
+    finally:
+        con.close()
+    return total
+

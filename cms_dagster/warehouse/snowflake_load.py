@@ -22,12 +22,12 @@ import datetime as dt
 import os
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cms_dagster import lake as lake_mod
 from cms_dagster.otel.schema import POINTS_SCHEMA
+from cms_dagster.warehouse.loading import LoadReport, processed_keys_for_hour
 
 TABLE = "RAW.METRIC_POINTS"
 INTERNAL_STAGE = "RAW.POINTS_INTERNAL_STAGE"
@@ -84,23 +84,6 @@ def merge_sql(source: str, table: str = TABLE) -> str:
     )
 
 
-@dataclass
-class SnowflakeLoadReport:
-    """What one load did (the same fields as the DuckDB loader's report)."""
-
-    files: int = 0
-    staged: int = 0
-    inserted: int = 0
-    replaced: int = 0
-    unchanged: int = 0
-    total_rows: int = 0
-
-    def add(self, other: SnowflakeLoadReport) -> None:
-        for f in ("files", "staged", "inserted", "replaced", "unchanged"):
-            setattr(self, f, getattr(self, f) + getattr(other, f))
-        self.total_rows = other.total_rows
-
-
 def _one(cur: Any, sql: str) -> int:
     cur.execute(sql)
     row = cur.fetchone()
@@ -115,7 +98,7 @@ def load_partition_snowflake(
     table: str = TABLE,
     internal_stage: str = INTERNAL_STAGE,
     load_id: str | None = None,
-) -> SnowflakeLoadReport:
+) -> LoadReport:
     """Load one partition's Parquet points into ``table``; returns the counts.
 
     Give either ``parquet_paths`` (local files: PUT to ``internal_stage``, then COPY and purge) or
@@ -128,7 +111,7 @@ def load_partition_snowflake(
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise FileNotFoundError(f"Parquet file(s) to load do not exist: {missing[:5]}")
-    rep = SnowflakeLoadReport(files=len(paths))
+    rep = LoadReport(files=len(paths))
     cur = conn.cursor()
     load_id = load_id or uuid.uuid4().hex[:12]
     staging = f"{table}_LOAD_{load_id.upper()}"
@@ -205,10 +188,6 @@ def connect(environ: Mapping[str, str] | None = None) -> Any:
     return snowflake.connector.connect(**params)
 
 
-def processed_keys_for_hour(zone: lake_mod.Zone, day: dt.date, hour: int) -> list[str]:
-    return [k for k in zone.list(f"points/{lake_mod.hour_prefix(day, hour)}/") if k.endswith(".parquet")]
-
-
 def load_hours_snowflake(
     zone: lake_mod.Zone,
     hours: Iterable[tuple[dt.date, int]],
@@ -216,14 +195,14 @@ def load_hours_snowflake(
     conn: Any = None,
     log: Callable[[str], None] | None = None,
     environ: Mapping[str, str] | None = None,
-) -> SnowflakeLoadReport:
+) -> LoadReport:
     """Load the processed zone's hours into RAW.METRIC_POINTS: COPY from the external stage when the zone
     is on S3, else PUT the local files to the internal stage. Opens a connection from the environment
     unless ``conn`` is given."""
     say = log or (lambda _m: None)
     own = conn is None
     conn = conn or connect(environ)
-    total = SnowflakeLoadReport()
+    total = LoadReport()
     try:
         for day, hour in hours:
             prefix = f"points/{lake_mod.hour_prefix(day, hour)}/"

@@ -19,6 +19,7 @@ import warehouse_scenario as scenario
 from cms_dagster import lake as lake_mod
 from cms_dagster.warehouse import dbt as warehouse_dbt
 from cms_dagster.warehouse import duckdb_load
+from cms_dagster.warehouse.loading import LoadReport
 
 MART_TABLES = [
     "fct_batch_runs",
@@ -83,7 +84,7 @@ def run_dbt(args: list[str], env: dict[str, str], expect_success: bool = True) -
     return results
 
 
-def load_duckdb(db: Path, lake: ScenarioLake, keys: list[str]) -> duckdb_load.LoadReport:
+def load_duckdb(db: Path, lake: ScenarioLake, keys: list[str]) -> LoadReport:
     con = duckdb_load.connect(db)
     try:
         return duckdb_load.load_keys(con, lake.zone, keys)
