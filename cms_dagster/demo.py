@@ -183,10 +183,65 @@ def run_demo(args: argparse.Namespace) -> int:
             print("cms demo: a materialization failed; see the log above", file=sys.stderr)
             return 1
         _say(f"built in {time.time() - t0:.0f} s")
+    show_incidents_and_alerts(s)
     print_where_to_look(s, args)
     if args.no_serve:
         return 0
     return serve(args, project_dir)
+
+
+# --- incidents and alerts: the end of the story (the sensors do the same as data arrives) -----------------
+
+
+def show_incidents_and_alerts(s: settings_mod.Settings, say: Callable[[str], None] = _say) -> dict[str, int]:
+    """Write the week's incident reports and route its alerts (as `cms incidents build` and `cms alerts
+    evaluate` do), then list the incidents and the alerts in the outbox."""
+    import pandas as pd
+
+    from cms_dagster.alerts.channels import OutboxChannel, channels_from_settings
+    from cms_dagster.alerts.router import AlertStore
+    from cms_dagster.alerts.rules import load_rules
+    from cms_dagster.alerts.run import data_until, evaluate_alerts
+    from cms_dagster.domain import load_ontology
+    from cms_dagster.incidents.report import scored_until
+    from cms_dagster.incidents.run import update_reports
+    from cms_dagster.lake import Lake
+    from cms_dagster.llm import from_settings as llm_from_settings
+    from cms_dagster.warehouse.client import from_settings
+
+    wh = from_settings(s)
+    archive = Lake.from_settings(s).archive
+    ont = load_ontology()
+    until = scored_until(wh.query)
+    if until is None:
+        say("no alarms scored: no incident reports")
+        return {"incidents": 0, "messages": 0}
+    t = time.time()
+    say("writing the incident reports of every confirmed alarm episode")
+    reports = update_reports(
+        wh, archive, ont, llm_from_settings(s), (until - pd.Timedelta(days=8)).to_pydatetime(), until,
+        progress=lambda m: None,
+    )
+    say(f"  {len(reports)} report(s) in {time.time() - t:.0f} s")
+    data_end = data_until(wh.query, wh.marts) or until
+    rep = evaluate_alerts(
+        wh.query, ont, load_rules(s.alert_rules_file or None), AlertStore(archive), channels_from_settings(s, archive),
+        (data_end - pd.Timedelta(days=8)).to_pydatetime(), data_end, marts_schema=wh.marts, dagster_url=s.dagster_url,
+    )
+    messages = OutboxChannel(archive).read()
+    print(f"\nThe week's incidents ({len(reports)}; cms incidents show ID for a report)", flush=True)
+    for r in sorted(reports, key=lambda r: r["start"]):
+        top = r["root_cause"]
+        print(f"  {r['id']}  {r['status']:6}  {top['entity']} ({top['kind']})", flush=True)
+    pages = [m for m in messages if m["page"] and m["status"] == "firing"]
+    print(
+        f"\nAlerts in the outbox: {len(messages)} message(s), {len(pages)} page(s), "
+        f"{len(rep.inhibited)} muted by inhibition ({archive.uri('alerts/outbox/')}; cms alerts list)",
+        flush=True,
+    )
+    for m in messages[-10:]:
+        print(f"  {m['at']}  {m['title'][:100]}", flush=True)
+    return {"incidents": len(reports), "messages": len(messages)}
 
 
 def print_where_to_look(s: settings_mod.Settings, args: argparse.Namespace) -> None:
@@ -202,6 +257,8 @@ Where to look
   ground truth      {s.archive_url}/simulations/seed-{args.seed}/labels.json
   what is wrong     cms detect alarms --since 7d   (the detector's alarms, grouped into episodes)
   and why           cms rca incident --latest      (ranked causes with their evidence)
+  incidents         cms incidents list             (one report per confirmed episode; Dagster: intelligence/incident_report)
+  alerts            cms alerts list                (pages on symptoms; the outbox is {s.archive_url}/alerts/outbox/)
   settings          cms config
 """,
         flush=True,

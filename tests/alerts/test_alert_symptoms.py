@@ -90,3 +90,13 @@ def test_cms_alerts_evaluate_list_and_test(estate):
     assert code == 0 and "sent a test message through outbox" in out
     code, out, err = _cli(["alerts", "test", "--channel", "sns"])
     assert code == 2 and "CMS_ALERT_CHANNELS" in err
+
+
+def test_the_demo_ends_with_the_weeks_incidents_and_the_alerts_in_the_outbox(estate, capsys):
+    from cms_dagster.demo import show_incidents_and_alerts
+
+    done = show_incidents_and_alerts(estate, say=lambda m: None)
+    out = capsys.readouterr().out
+    assert done["incidents"] == 1 and done["messages"] >= 2
+    assert "The week's incidents (1;" in out and "feed:cme-mdp (feed_outage)" in out
+    assert "Alerts in the outbox:" in out and "feed cme-mdp interrupted" in out
