@@ -150,9 +150,11 @@ def run_demo(args: argparse.Namespace) -> int:
     }
     state = orjson.loads(state_path.read_bytes()) if state_path.exists() else {}
     t0 = time.time()
+    built_now = False
     if state.get("inputs") == wanted and state.get("complete") and not args.force:
         _say(f"already built for {wanted} ({state_path}); use --force to rebuild")
     else:
+        built_now = True
         _prepare_dbt(_say)
         from cms_dagster.simulate.incidents import parse_time
 
@@ -183,7 +185,7 @@ def run_demo(args: argparse.Namespace) -> int:
             print("cms demo: a materialization failed; see the log above", file=sys.stderr)
             return 1
         _say(f"built in {time.time() - t0:.0f} s")
-    show_incidents_and_alerts(s)
+    show_incidents_and_alerts(s, build=built_now)
     print_where_to_look(s, args)
     if args.no_serve:
         return 0
@@ -193,9 +195,12 @@ def run_demo(args: argparse.Namespace) -> int:
 # --- incidents and alerts: the end of the story (the sensors do the same as data arrives) -----------------
 
 
-def show_incidents_and_alerts(s: settings_mod.Settings, say: Callable[[str], None] = _say) -> dict[str, int]:
+def show_incidents_and_alerts(
+    s: settings_mod.Settings, say: Callable[[str], None] = _say, *, build: bool = True
+) -> dict[str, int]:
     """Write the week's incident reports and route its alerts (as `cms incidents build` and `cms alerts
-    evaluate` do), then list the incidents and the alerts in the outbox."""
+    evaluate` do; ``build=False``: only read what an earlier run wrote), then list the incidents and the
+    alerts in the outbox."""
     import pandas as pd
 
     from cms_dagster.alerts.channels import OutboxChannel, channels_from_settings
@@ -205,6 +210,7 @@ def show_incidents_and_alerts(s: settings_mod.Settings, say: Callable[[str], Non
     from cms_dagster.domain import load_ontology
     from cms_dagster.incidents.report import scored_until
     from cms_dagster.incidents.run import update_reports
+    from cms_dagster.incidents.store import NoIncidentsTable, list_reports
     from cms_dagster.lake import Lake
     from cms_dagster.llm import from_settings as llm_from_settings
     from cms_dagster.warehouse.client import from_settings
@@ -216,18 +222,27 @@ def show_incidents_and_alerts(s: settings_mod.Settings, say: Callable[[str], Non
     if until is None:
         say("no alarms scored: no incident reports")
         return {"incidents": 0, "messages": 0}
-    t = time.time()
-    say("writing the incident reports of every confirmed alarm episode")
-    reports = update_reports(
-        wh, archive, ont, llm_from_settings(s), (until - pd.Timedelta(days=8)).to_pydatetime(), until,
-        progress=lambda m: None,
-    )
-    say(f"  {len(reports)} report(s) in {time.time() - t:.0f} s")
-    data_end = data_until(wh.query, wh.marts) or until
-    rep = evaluate_alerts(
-        wh.query, ont, load_rules(s.alert_rules_file or None), AlertStore(archive), channels_from_settings(s, archive),
-        (data_end - pd.Timedelta(days=8)).to_pydatetime(), data_end, marts_schema=wh.marts, dagster_url=s.dagster_url,
-    )
+    inhibited = sum(1 for st in AlertStore(archive).all() if (st.get("muted") or "").startswith("inhibited"))
+    if build:
+        t = time.time()
+        say("writing the incident reports of every confirmed alarm episode")
+        reports = update_reports(
+            wh, archive, ont, llm_from_settings(s), (until - pd.Timedelta(days=8)).to_pydatetime(), until,
+            progress=lambda m: None,
+        )
+        say(f"  {len(reports)} report(s) in {time.time() - t:.0f} s")
+        data_end = data_until(wh.query, wh.marts) or until
+        rep = evaluate_alerts(
+            wh.query, ont, load_rules(s.alert_rules_file or None), AlertStore(archive),
+            channels_from_settings(s, archive), (data_end - pd.Timedelta(days=8)).to_pydatetime(), data_end,
+            marts_schema=wh.marts, dagster_url=s.dagster_url,
+        )
+        inhibited = len(rep.inhibited)
+    else:
+        try:
+            reports = list_reports(wh.query)
+        except NoIncidentsTable:
+            reports = []
     messages = OutboxChannel(archive).read()
     print(f"\nThe week's incidents ({len(reports)}; cms incidents show ID for a report)", flush=True)
     for r in sorted(reports, key=lambda r: r["start"]):
@@ -236,7 +251,7 @@ def show_incidents_and_alerts(s: settings_mod.Settings, say: Callable[[str], Non
     pages = [m for m in messages if m["page"] and m["status"] == "firing"]
     print(
         f"\nAlerts in the outbox: {len(messages)} message(s), {len(pages)} page(s), "
-        f"{len(rep.inhibited)} muted by inhibition ({archive.uri('alerts/outbox/')}; cms alerts list)",
+        f"{inhibited} muted by inhibition ({archive.uri('alerts/outbox/')}; cms alerts list)",
         flush=True,
     )
     for m in messages[-10:]:

@@ -100,3 +100,13 @@ def test_the_demo_ends_with_the_weeks_incidents_and_the_alerts_in_the_outbox(est
     assert done["incidents"] == 1 and done["messages"] >= 2
     assert "The week's incidents (1;" in out and "feed:cme-mdp (feed_outage)" in out
     assert "Alerts in the outbox:" in out and "feed cme-mdp interrupted" in out
+
+
+def test_the_demo_run_again_lists_what_it_wrote_without_building_it_again(estate, capsys):
+    from cms_dagster.demo import show_incidents_and_alerts
+
+    show_incidents_and_alerts(estate, say=lambda m: None)
+    capsys.readouterr()
+    again = show_incidents_and_alerts(estate, say=lambda m: None, build=False)
+    out = capsys.readouterr().out
+    assert again["incidents"] == 1 and "feed:cme-mdp (feed_outage)" in out
