@@ -13,7 +13,6 @@ from dashboard_data import add_alarms, add_incident_reports, build_scenario_ware
 from streamlit.testing.v1 import AppTest
 
 APP = Path(__file__).resolve().parents[2] / "cms_dagster" / "dashboard" / "app.py"
-PAGES = ["overview", "feeds", "batches", "stages", "incidents", "ask"]
 
 
 @pytest.fixture(scope="session")

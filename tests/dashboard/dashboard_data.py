@@ -23,6 +23,7 @@ from warehouse_helpers import ScenarioLake, dbt_env, load_duckdb, run_dbt  # noq
 
 from cms_dagster.domain import load_ontology  # noqa: E402
 
+PAGES = ["overview", "feeds", "batches", "stages", "incidents", "ask"]
 NO_TESTS = ["build", "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test"]
 START = scenario.START.replace(tzinfo=None)
 OUTAGE = pd.Timestamp(scenario.default_scenario().outages[0][1]).tz_localize(None)  # cme-mdp, day 1 05:45

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import PAGES
-from dashboard_data import FAILED_RUN, RUNNING_RUN
+from dashboard_data import FAILED_RUN, PAGES, RUNNING_RUN
 from streamlit.testing.v1 import AppTest
 
 # how many charts each page draws on the scenario (every one of them with a table view)
