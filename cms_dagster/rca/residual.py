@@ -101,13 +101,20 @@ def residual_strength(
     for i, n in enumerate(nodes):
         by_node.setdefault(n, []).append(i)
 
-    keep = np.ones(len(prepared.time), dtype=bool)
+    # only the series to fit and their dependencies' series enter the matrix
+    needed = np.zeros(len(nodes), dtype=bool)
+    needed[todo] = True
+    for n in {str(nodes[i]) for i in todo}:
+        for p in parents.get(n, ()):
+            needed[by_node.get(p, [])] = True
+    keep = needed[prepared.series]
     if end_ns is not None:
         keep &= prepared.time <= end_ns
     if baseline_ns is not None:
         keep &= prepared.time >= start_ns - baseline_ns
     t, s, v = prepared.time[keep], prepared.series[keep], prepared.value[keep]
-    times, col = np.unique(t, return_inverse=True)
+    col, times = pd.factorize(t, sort=True)
+    times = np.asarray(times)
     base = stats["baseline"].to_numpy(dtype=float)
     scale = stats["scale"].to_numpy(dtype=float)
     z = np.clip((v - base[s]) / scale[s], -Z_CLIP, Z_CLIP)
@@ -120,28 +127,40 @@ def residual_strength(
     incident = ~history
     width = max(int(persistence), 1)
 
+    # series of one node share their predictors, and mostly their history rows: one solve per such group
+    groups: dict[str, list[int]] = {}
     for i in todo:
-        predictors = [j for p in parents.get(nodes[i], ()) for j in by_node.get(p, ())]
-        fit_rows = history & present[:, i]
-        if not predictors or fit_rows.sum() < MIN_FIT_POINTS:
+        groups.setdefault(str(nodes[i]), []).append(int(i))
+    for node, members in groups.items():
+        predictors = [j for p in parents.get(node, ()) for j in by_node.get(p, ())]
+        if not predictors:
             continue
         x = wide[:, predictors]
-        a = np.column_stack([np.ones(int(fit_rows.sum())), x[fit_rows]])
-        penalty = RIDGE * np.eye(a.shape[1])
-        penalty[0, 0] = 0.0
-        y = wide[fit_rows, i]
-        beta = np.linalg.solve(a.T @ a + penalty, a.T @ y)
-        resid = y - a @ beta
-        centre = float(np.median(resid))
-        spread = 1.4826 * float(np.median(np.abs(resid - centre)))
-        if not spread > 0:
-            spread = float(np.std(resid))
-        if not spread > 0:
-            continue  # the dependencies predict the history exactly: no noise to judge the incident by
-        rows = incident & present[:, i]
-        predicted = beta[0] + x[rows] @ beta[1:]
-        r = (wide[rows, i] - predicted - centre) / spread
-        out[i] = min(strength[i], _sustained(r, width))
-        total = float(np.var(y))
-        r2[i] = 1.0 - float(np.var(resid)) / total if total > 0 else 0.0
+        by_rows: dict[bytes, list[int]] = {}
+        for i in members:
+            fit_rows = history & present[:, i]
+            if fit_rows.sum() >= MIN_FIT_POINTS:
+                by_rows.setdefault(np.packbits(fit_rows).tobytes(), []).append(i)
+        for same in by_rows.values():
+            fit_rows = history & present[:, same[0]]
+            a = np.column_stack([np.ones(int(fit_rows.sum())), x[fit_rows]])
+            penalty = RIDGE * np.eye(a.shape[1])
+            penalty[0, 0] = 0.0
+            ys = wide[np.ix_(fit_rows, same)]
+            betas = np.linalg.solve(a.T @ a + penalty, a.T @ ys)
+            for k, i in enumerate(same):
+                beta, y = betas[:, k], ys[:, k]
+                resid = y - a @ beta
+                centre = float(np.median(resid))
+                spread = 1.4826 * float(np.median(np.abs(resid - centre)))
+                if not spread > 0:
+                    spread = float(np.std(resid))
+                if not spread > 0:
+                    continue  # the dependencies predict the history exactly: no noise to judge the incident by
+                rows = incident & present[:, i]
+                predicted = beta[0] + x[rows] @ beta[1:]
+                r = (wide[rows, i] - predicted - centre) / spread
+                out[i] = min(strength[i], _sustained(r, width))
+                total = float(np.var(y))
+                r2[i] = 1.0 - float(np.var(resid)) / total if total > 0 else 0.0
     return out, r2

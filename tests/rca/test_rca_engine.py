@@ -206,3 +206,45 @@ def test_end_and_baseline_window_are_respected() -> None:
     # the fault starts 40 minutes in: a window ending at 20 minutes sees nothing
     ranked = rank(metrics(spec), None, START, end=START + pd.Timedelta(minutes=20), baseline="2h")
     assert not any(c.anomalous for c in ranked)
+
+
+def _coarse_incident(seed: int = 3) -> tuple[pd.DataFrame, list[tuple[str, str]], pd.Timestamp]:
+    """5-minute points, 600 of history and 3 of incident (every move lands on the first incident point).
+
+    In the history the service's latency follows its database's (a shared load drives both), and the front
+    end's follows the service's. In the incident the service breaks on its own; the database, which it
+    calls, sees its request count halve at the same point (an effect of the broken caller, not a cause)."""
+    rng = np.random.default_rng(seed)
+    n_hist, n_inc = 600, 3
+    n = n_hist + n_inc
+    times = pd.date_range("2026-11-27T00:00:00Z", periods=n, freq="5min")
+    load = rng.normal(0, 1, n)
+    db_latency = 10 + 2 * load + rng.normal(0, 0.3, n)
+    db_requests = 1000 + 50 * load + rng.normal(0, 10, n)
+    svc_latency = 50 + 3 * (db_latency - 10) + rng.normal(0, 1, n)
+    svc_latency[n_hist:] += 150  # the service's own fault, a larger move than the database's
+    db_requests[n_hist:] *= 0.5  # fewer calls reach the database
+    front_latency = 80 + (svc_latency - 50) + rng.normal(0, 1, n)
+    frames = [
+        pd.DataFrame({"time": times, "node": node, "metric": metric, "value": values})
+        for node, metric, values in [
+            ("db", "latency", db_latency),
+            ("db", "requests", db_requests),
+            ("svc", "latency", svc_latency),
+            ("front", "latency", front_latency),
+        ]
+    ]
+    edges = [("front", "svc"), ("svc", "db")]
+    return pd.concat(frames, ignore_index=True), edges, times[n_hist]
+
+
+def test_a_dependency_that_moved_at_the_same_point_does_not_explain_a_break_its_history_cannot_predict() -> None:
+    frame, edges, start = _coarse_incident()
+    ranked = rank(frame, edges, start, target="front")
+    by_node = {c.node: c for c in ranked}
+    assert by_node["db"].anomalous and by_node["db"].onset == by_node["svc"].onset  # a tie in time
+    assert ranked[0].node == "svc"
+    assert "db" not in ranked[0].explained_by
+    # the front end only passes the service's slowdown on: its history predicts it from the service
+    assert by_node["front"].strength > by_node["svc"].strength
+    assert by_node["front"].score < 0.1 * ranked[0].score
