@@ -291,8 +291,11 @@ def register(subparsers: Any) -> None:
             "Rank the nodes (or, with --ontology, the entity and incident kind) most likely to have caused an "
             "incident. Each series is compared with its own history before --start (robust z-score); a node "
             "ranks high when it moved, nothing it depends on moved before it, and it explains the anomalies "
-            "of the nodes that depend on it. Each candidate comes with its evidence: which series moved, "
-            "when, and by how much against the baseline."
+            "of the nodes that depend on it. With --graph, each moved series is also predicted from its "
+            "dependencies' series by a regression fitted on the history: a node scores what they leave "
+            "unexplained (a caller that only passes a slowdown on keeps little), and when everything moved "
+            "at the same point, that fit, not the graph alone, decides who explains whom. Each candidate "
+            "comes with its evidence: which series moved, when, and by how much against the baseline."
         ),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
