@@ -21,6 +21,7 @@ __all__ = [
     "WebhookChannel",
     "channels_from_settings",
     "outbox_key",
+    "pagerduty_event",
 ]
 
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
@@ -153,19 +154,7 @@ class PagerDutyChannel:
 
         if not message["page"]:
             return "not a page"
-        body = {
-            "routing_key": self.routing_key,
-            "event_action": "resolve" if message["status"] == "resolved" else "trigger",
-            "dedup_key": message["dedup_key"],
-            "payload": {
-                "summary": message["title"][:1024],
-                "source": "cms",
-                "severity": "critical",
-                "timestamp": message["at"],
-                "custom_details": {"text": message["text"], "alerts": [a["dedup_key"] for a in message["alerts"]]},
-            },
-            "links": [{"href": message["link"], "text": "Dagster"}],
-        }
+        body = pagerduty_event(message, self.routing_key)
         try:
             resp = httpx.post(self.url, json=body, timeout=self.timeout)
         except httpx.HTTPError as exc:
@@ -173,6 +162,23 @@ class PagerDutyChannel:
         if resp.status_code != 202:
             raise ChannelError(f"PagerDuty answered HTTP {resp.status_code}: {resp.text[:200]}")
         return str(resp.json().get("dedup_key", ""))
+
+
+def pagerduty_event(message: dict[str, Any], routing_key: str) -> dict[str, Any]:
+    """The Events API v2 body of a message: trigger while firing, resolve when it clears (same dedup_key)."""
+    return {
+        "routing_key": routing_key,
+        "event_action": "resolve" if message["status"] == "resolved" else "trigger",
+        "dedup_key": message["dedup_key"],
+        "payload": {
+            "summary": message["title"][:1024],
+            "source": "cms",
+            "severity": "critical",
+            "timestamp": message["at"],
+            "custom_details": {"text": message["text"], "alerts": [a["dedup_key"] for a in message["alerts"]]},
+        },
+        "links": [{"href": message["link"], "text": "Dagster"}],
+    }
 
 
 def channels_from_settings(settings: Any, archive: Any, *, slack_client: Any = None, sns_client: Any = None) -> dict[str, Channel]:

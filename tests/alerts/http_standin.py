@@ -64,7 +64,7 @@ class HttpStandIn:
                         return self._answer(200, {"ok": False, "error": "invalid_auth"})
                     return self._answer(200, {"ok": True, "channel": body.get("channel"), "ts": "1700000000.000100"})
                 if standin.kind == "pagerduty":
-                    if self.path != "/v2/enqueue" or "routing_key" not in body or "event_action" not in body:
+                    if self.path.rstrip("/") != "/v2/enqueue" or "routing_key" not in body or "event_action" not in body:
                         return self._answer(400, {"status": "invalid event", "message": "Event object is invalid"})
                     return self._answer(202, {"status": "success", "message": "Event processed", "dedup_key": body.get("dedup_key")})
                 return self._answer(200, {"ok": True})

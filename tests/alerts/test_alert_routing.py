@@ -180,3 +180,17 @@ def test_channels_come_from_settings_and_say_what_is_missing(cms_home):
     assert set(channels_from_settings(s, Lake.from_settings(s).archive)) == {"outbox", "pagerduty"}
     with pytest.raises(ValueError, match="CMS_ALERT_CHANNELS"):
         settings_mod.load({"CMS_ALERT_CHANNELS": "outbox,pigeon"})
+
+
+def test_the_dagster_resource_pages_through_dagster_pagerduty(cms_home):
+    from cms_dagster.resources.alerts import AlertsResource, PagerDutyServiceChannel
+
+    with PdServer() as pd_api:
+        res = AlertsResource(channels="outbox,pagerduty", pagerduty_routing_key="R0UTING", pagerduty_events_url=pd_api.url + "/v2/enqueue")
+        channels = res.build_channels(Lake.from_settings().archive)
+        assert isinstance(channels["pagerduty"], PagerDutyServiceChannel)
+        channels["pagerduty"].send(_message())
+        channels["pagerduty"].send({**_message(), "status": "resolved"})
+    bodies = [r["body"] for r in pd_api.received]
+    assert [(b["event_action"], b["routing_key"]) for b in bodies] == [("trigger", "R0UTING"), ("resolve", "R0UTING")]
+    assert bodies[0]["payload"]["summary"] == "[CRITICAL] feed cme-mdp interrupted"
