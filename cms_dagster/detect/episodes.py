@@ -37,6 +37,7 @@ __all__ = [
     "group_alarms",
     "label_alarms",
     "latest_alarm",
+    "recurs_daily",
     "related",
 ]
 
@@ -177,6 +178,33 @@ def _read(query: Callable[[str, list], pd.DataFrame], sql: str, params: list) ->
         if "anomalies" in str(exc).lower():
             raise NoAlarmsTable() from None
         raise
+
+
+RECUR_DAYS = 3  # earlier days looked at for the same episode at the same time of day
+RECUR_MIN_DAYS = 2  # of which at least this many must have had it
+RECUR_TOLERANCE = pd.Timedelta(minutes=20)  # how far from the same clock time it may have started
+
+
+def recurs_daily(
+    episode: Episode,
+    earlier: Iterable[Episode],
+    *,
+    days: int = RECUR_DAYS,
+    min_days: int = RECUR_MIN_DAYS,
+    tolerance: pd.Timedelta = RECUR_TOLERANCE,
+) -> bool:
+    """Whether ``episode`` is the schedule rather than news: an episode (confirmed or not) on one of its
+    entities began within ``tolerance`` of the same time of day on at least ``min_days`` of the ``days``
+    days before it. Batch windows and market opens alarm every day at the same time; an incident does not."""
+    mine = set(episode.entities)
+    hits = 0
+    for k in range(1, days + 1):
+        at = episode.start - pd.Timedelta(days=k)
+        if any(
+            abs(e.start - at) <= tolerance and mine & set(e.entities) for e in earlier if e is not episode
+        ):
+            hits += 1
+    return hits >= min_days
 
 
 def latest_alarm(query: Callable[[str, list], pd.DataFrame]) -> pd.Timestamp | None:

@@ -242,10 +242,11 @@ def run_incident(
 
 def _latest_episode_start(wh: Any, ontology: Ontology, stdout: TextIO) -> pd.Timestamp:
     """The start of the latest confirmed alarm episode in the 7 days up to the latest alarm (the warehouse's
-    time, not the wall clock: a replayed or back-filled estate works the same)."""
+    time, not the wall clock: a replayed or back-filled estate works the same) that is not the schedule: one
+    that recurs at the same time of day on earlier days (a batch window, a market open) is skipped."""
     import datetime as dt
 
-    from cms_dagster.detect.episodes import NoAlarmsTable, episodes_between, latest_alarm
+    from cms_dagster.detect.episodes import NoAlarmsTable, episodes_between, latest_alarm, recurs_daily
 
     try:
         last = latest_alarm(wh.query)
@@ -262,9 +263,22 @@ def _latest_episode_start(wh: Any, ontology: Ontology, stdout: TextIO) -> pd.Tim
             "no confirmed alarm episode in the 7 days up to the latest alarm: nothing to analyse "
             "(`cms detect alarms --since 7d --all` lists the lone alarms; give --at TIME to analyse one)"
         )
-    last_episode = confirmed[-1]
+    news = [e for e in confirmed if not recurs_daily(e, episodes)]
+    skipped = len(confirmed) - len(news)
+    if not news:
+        raise RcaInputError(
+            f"the {len(confirmed)} confirmed alarm episode(s) of the 7 days up to the latest alarm all recur at "
+            "the same time of day on earlier days (the schedule, not an incident): give --at TIME to analyse one"
+        )
+    last_episode = news[-1]
+    later = sum(1 for e in confirmed if e.start > last_episode.start)
     names = ", ".join(last_episode.entities[:3]) + (" ..." if len(last_episode.entities) > 3 else "")
     stdout.write(f"latest confirmed episode: {last_episode.alarms} alarm(s) on {names}\n")
+    if later:
+        stdout.write(
+            f"  ({later} later confirmed episode(s) skipped: they recur at the same time of day on earlier "
+            f"days; {skipped} in the 7 days)\n"
+        )
     return last_episode.start
 
 
@@ -345,7 +359,9 @@ def register(subparsers: Any) -> None:
     when.add_argument(
         "--latest",
         action="store_true",
-        help="the latest confirmed alarm episode (see `cms detect alarms`)",
+        help="the latest confirmed alarm episode (see `cms detect alarms`) that is not the schedule: one that "
+        "began within 20 min of the same time of day on 2 of the 3 days before (on one of its entities) is "
+        "skipped",
     )
     q.add_argument("--target", metavar="ENTITY", help="only causes this entity depends on (and itself)")
     q.add_argument("--top", type=_positive_int, default=5, metavar="N", help="show N hypotheses (default 5)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from cms_dagster.detect.episodes import group_alarms, label_alarms, related
+from cms_dagster.detect.episodes import group_alarms, label_alarms, recurs_daily, related
 
 # job -> stages -> (db, feed); another job on the same db
 EDGES = [
@@ -184,3 +184,33 @@ def test_cms_detect_alarms_explains_what_is_missing(warehouse: str) -> None:
     assert code == 2 and "materialize the intelligence/anomalies asset" in err
     code, _, err = _cli(["detect", "alarms", "--since", "last tuesday"])
     assert code == 2 and "neither a duration" in err
+
+
+def _daily(days: list[int], minute: int, entities: list[str]) -> list:
+    """One confirmed two-entity episode per given day (0 = T0's day) at T0 + ``minute``."""
+    rows = []
+    for d in days:
+        m = d * 24 * 60 + minute
+        rows += [(m, entities[0], "duration_s", 0.8), (m + 3, entities[1], "duration_s", 0.8)]
+    return group_alarms(_alarms(*rows), EDGES)
+
+
+def test_an_episode_at_the_same_time_of_day_on_earlier_days_is_the_schedule() -> None:
+    # the db and the stage using it alarm every evening about 20:40 (a batch window), give or take minutes
+    episodes = _daily([0, 1, 2, 3], 640, ["rds:db", "stage:a.calc"])
+    episodes += _daily([3], 655, ["stage:a.calc", "rds:db"])  # a quarter of an hour later, same entities
+    episodes.sort(key=lambda e: e.start)
+    assert all(e.confirmed for e in episodes)
+    last = episodes[-1]
+    assert recurs_daily(last, episodes)  # 15 min from the same clock time on days 2, 1 and 0
+
+
+def test_an_incident_at_a_new_time_or_on_other_entities_is_news() -> None:
+    schedule = _daily([0, 1, 2], 640, ["rds:db", "stage:a.calc"])
+    new_time = _daily([3], 900, ["rds:db", "stage:a.calc"])  # the same entities at 15:00: never before
+    other = _daily([3], 640, ["feed:y", "job:c"])  # at the usual time, but on entities that never alarmed then
+    once_before = _daily([2, 3], 300, ["feed:x", "stage:a.ingest"])  # only one earlier day: not yet a schedule
+    everything = sorted(schedule + new_time + other + once_before, key=lambda e: e.start)
+    assert not recurs_daily(new_time[0], everything)
+    assert not recurs_daily(other[0], everything)
+    assert not recurs_daily(once_before[-1], everything)

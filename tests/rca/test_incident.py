@@ -196,3 +196,25 @@ def test_cms_rca_incident_latest_says_when_nothing_alarmed(with_alarms: Path) ->
     con.close()
     code, _, err = _cli(["rca", "incident", "--latest"])
     assert code == 2 and "raised no alarm yet" in err
+
+
+def test_cms_rca_incident_latest_skips_an_episode_that_recurs_daily(with_alarms: Path) -> None:
+    # a stage and its database alarm together every day at the same time (a batch window): the latest of them
+    # is the schedule, so --latest still analyses the outage before it
+    edges = load_ontology().dependency_edges()
+    stage, db = next((s, t) for s, t in edges if s.startswith("stage:") and t.startswith("rds:"))
+    evening = pd.Timestamp(OUTAGE).tz_localize(None) + pd.Timedelta("7h")
+    rows = []
+    for k in range(4):
+        at = evening - pd.Timedelta(days=k)
+        rows += [(at, f"{db}|CPUUtilization", db, "CPUUtilization"), (at + pd.Timedelta("4min"), f"{stage}|duration_s", stage, "duration_s")]
+    batch = pd.DataFrame(rows, columns=["ts", "series", "entity_id", "metric"]).assign(score=0.8, is_alarm=True)
+    con = duckdb.connect(str(with_alarms))
+    con.register("b", batch)
+    con.execute("insert into intelligence.anomalies by name select * from b")
+    con.close()
+    code, out, err = _cli(["rca", "incident", "--latest", "--json", "--top", "1"])
+    assert code == 0, err
+    assert "latest confirmed episode: 2 alarm(s) on feed:cme-mdp" in err
+    assert "1 later confirmed episode(s) skipped: they recur at the same time of day" in err
+    assert json.loads(out)["start"] == "2026-11-25T20:00:00Z"
