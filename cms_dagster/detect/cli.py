@@ -151,7 +151,9 @@ examples:
 An episode is a group of alarms (rows of intelligence.anomalies with is_alarm) at most --gap apart on
 related entities: the same one, or one depending on the other through the ontology (a feed, the stages
 reading it, their job). It is confirmed when it spans two entities or more, or one alarm scores 0.99 or
-more. Each confirmed episode is a problem worth a look: `cms rca incident --at START` ranks its causes.
+more. Each confirmed episode is a problem worth a look: `cms rca incident --at START` ranks its causes;
+one marked 'schedule' began within 20 minutes of the same time of day on 2 of the 3 days before, on one
+of its entities (a batch window, a market open): the estate's rhythm, not news.
 """
 
 
@@ -184,7 +186,7 @@ def _run_alarms(
     from cms_dagster.domain import load_ontology
     from cms_dagster.warehouse.client import from_settings
 
-    from .episodes import NoAlarmsTable, episodes_between
+    from .episodes import RECUR_DAYS, RECUR_TOLERANCE, NoAlarmsTable, episodes_between, recurs_daily
 
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
@@ -194,16 +196,22 @@ def _run_alarms(
         until = _time(args.until, "--until") if args.until else now
         gap = pd.Timedelta(minutes=args.gap)
         wh = from_settings(settings_mod.load())
-        episodes = episodes_between(wh.query, since, until, load_ontology().dependency_edges(), gap=gap)
+        # the days before the window too, to tell the schedule (the same episode every day) from news
+        lookback = dt.timedelta(days=RECUR_DAYS) + RECUR_TOLERANCE.to_pytimedelta()
+        everything = episodes_between(
+            wh.query, since - lookback, until, load_ontology().dependency_edges(), gap=gap
+        )
     except (DetectInputError, NoAlarmsTable) as exc:
         print(f"error: {exc}", file=stderr)
         return 2
+    episodes = [e for e in everything if e.start >= pd.Timestamp(since)]
+    schedule = {id(e) for e in episodes if e.confirmed and recurs_daily(e, everything)}
     shown = [e for e in episodes if args.all or e.confirmed]
     if args.json:
         doc = {
             "since": since.isoformat().replace("+00:00", "Z"),
             "until": until.isoformat().replace("+00:00", "Z"),
-            "episodes": [e.to_dict() for e in shown],
+            "episodes": [{**e.to_dict(), "recurs_daily": id(e) in schedule} for e in shown],
         }
         stdout.write(json.dumps(doc, indent=2) + "\n")
         return 0
@@ -214,6 +222,11 @@ def _run_alarms(
         + ("" if args.all or not lone else " (--all shows the lone ones)")
         + "\n"
     )
+    if schedule:
+        stdout.write(
+            f"{len(schedule)} of the confirmed ones recur at the same time of day on earlier days "
+            "(marked 'schedule': batch windows, market opens)\n"
+        )
     if not shown:
         return 0
     stdout.write(
@@ -224,11 +237,11 @@ def _run_alarms(
         names = ", ".join(e.entities[:4]) + (
             f" and {len(e.entities) - 4} more" if len(e.entities) > 4 else ""
         )
-        state = "confirmed" if e.confirmed else "lone"
+        state = ("schedule" if id(e) in schedule else "confirmed") if e.confirmed else "lone"
         stdout.write(
             f"{e.start:%Y-%m-%dT%H:%MZ}    {minutes:7.0f} {e.alarms:6d} {e.peak_score:5.2f}  {state:9} {names}\n"
         )
-    first = next((e for e in reversed(shown) if e.confirmed), None)
+    first = next((e for e in reversed(shown) if e.confirmed and id(e) not in schedule), None)
     if first is not None:
         stdout.write(f"\nwhy: cms rca incident --at {first.start:%Y-%m-%dT%H:%M:%SZ}\n")
     return 0

@@ -214,3 +214,30 @@ def test_an_incident_at_a_new_time_or_on_other_entities_is_news() -> None:
     assert not recurs_daily(new_time[0], everything)
     assert not recurs_daily(other[0], everything)
     assert not recurs_daily(once_before[-1], everything)
+
+
+def test_cms_detect_alarms_marks_the_episodes_that_recur_daily(warehouse: str) -> None:
+    from cms_dagster.domain import load_ontology
+
+    ont = load_ontology()
+    job = next(j for j in ont.jobs.values() if j.feeds)
+    feed = f"feed:{job.feeds[0]}"
+    day = 24 * 60
+    rows = []
+    for d in range(4):  # the feed and its job alarm together every day at 10:00 ...
+        rows += [(d * day, feed, "messages", 0.6), (d * day + 5, job.entity_id, "duration_s", 0.7)]
+    rows += [(3 * day + 300, feed, "messages", 0.6), (3 * day + 306, job.entity_id, "duration_s", 0.7)]  # and 15:00
+    _store(warehouse, _alarms(*rows))
+    window = ["--since", "2026-11-23T00:00:00Z", "--until", "2026-11-24T00:00:00Z"]
+    code, out, err = _cli(["detect", "alarms", *window])
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("2 confirmed episode(s)")
+    assert lines[1].startswith("1 of the confirmed ones recur at the same time of day")
+    assert "schedule" in next(x for x in lines if x.startswith("2026-11-23T10:00Z"))
+    assert "confirmed" in next(x for x in lines if x.startswith("2026-11-23T15:00Z"))
+    assert lines[-1] == "why: cms rca incident --at 2026-11-23T15:00:00Z"
+    code, out, _ = _cli(["detect", "alarms", *window, "--json"])
+    import json
+
+    assert [e["recurs_daily"] for e in json.loads(out)["episodes"]] == [True, False]
