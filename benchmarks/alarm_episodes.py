@@ -8,7 +8,9 @@ Reads ``intelligence.anomalies`` of the kept build and the simulator's labels, g
 apart on related entities; confirmed when they span two entities or one scores 0.99), and prints, for the
 whole month and outside every incident's search window ([label start - 30 min, label end + 3 h)): alarms
 per hour, episodes, confirmed episodes per hour, and how many incidents have a confirmed episode in their
-window (and how many of those begin on the root or an entity the simulator records as affected).
+window (and how many of those begin on the root or an entity the simulator records as affected); then the
+same without the schedule: confirmed episodes that recur at the same time of day on 2 of the 3 days before
+(``recurs_daily``, what ``cms detect alarms`` marks 'schedule'), per day outside incidents.
 """
 
 from __future__ import annotations
@@ -21,7 +23,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from cms_dagster.detect.episodes import DEFAULT_GAP, DEFAULT_MIN_ENTITIES, DEFAULT_SURE_SCORE, label_alarms
+from cms_dagster.detect.episodes import (
+    DEFAULT_GAP,
+    DEFAULT_MIN_ENTITIES,
+    DEFAULT_SURE_SCORE,
+    group_alarms,
+    label_alarms,
+    recurs_daily,
+)
 from cms_dagster.domain import load_ontology
 from cms_dagster.simulate.incidents import parse_time
 
@@ -47,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     con.close()
     hours = (pd.Timestamp(span[1]) - pd.Timestamp(span[0])).total_seconds() / 3600
     labels = sorted(json.loads(labels_file.read_text())["incidents"], key=lambda x: x["start"])
-    lab = label_alarms(alarms, load_ontology().dependency_edges())
+    edges = load_ontology().dependency_edges()
+    lab = label_alarms(alarms, edges)
     windows = []
     for k, inc in enumerate(labels):
         lo = pd.Timestamp(parse_time(inc["start"]) - dt.timedelta(minutes=30))
@@ -88,6 +98,20 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"  incidents with a confirmed episode in their window: {found}/{len(labels)}; the first such episode "
         f"includes the root or an affected entity: {related}/{found}"
+    )
+    # the schedule: confirmed episodes that began at the same time of day on 2 of the 3 days before
+    episodes = group_alarms(alarms, edges)
+    news = [e for e in episodes if e.confirmed and not recurs_daily(e, episodes)]
+
+    def in_window(t: pd.Timestamp) -> bool:
+        return any(lo <= t < hi for lo, hi in windows)
+
+    bg_news = sum(not in_window(e.start) for e in news)
+    found_news = sum(any(lo <= e.start < hi for e in news) for lo, hi in windows)
+    print(
+        f"  without the schedule (confirmed episodes that recur at the same time of day on 2 of the 3 days "
+        f"before): {len(news):,} confirmed; outside the incidents' windows {bg_news:,} = "
+        f"{bg_news / quiet * 24:.1f}/day; incidents with one in their window: {found_news}/{len(labels)}"
     )
     return 0
 

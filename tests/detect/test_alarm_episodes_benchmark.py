@@ -29,15 +29,22 @@ def bench():
 
 
 def make_build(home: Path) -> None:
-    """48 hours of data; one incident on a stage at hour 10 with alarms on the stage and its job (related in
-    the ontology: a confirmed episode), and one lone weak alarm at hour 30 (not confirmed)."""
+    """96 hours of data; one incident on a stage at hour 10 with alarms on the stage and its job (related in
+    the ontology: a confirmed episode), one lone weak alarm at hour 30 (not confirmed), and a confirmed
+    episode every evening at 20:00 (the schedule from the third evening on)."""
     rows = [
         (T0 + pd.Timedelta(hours=10, minutes=2), "stage_duration", "stage:equities.eod_pricing.ingest", 0.7),
         (T0 + pd.Timedelta(hours=10, minutes=9), "job_duration", "job:equities.eod_pricing", 0.8),
         (T0 + pd.Timedelta(hours=30), "feed_latency", "feed:nyse-pillar", 0.6),
     ]
+    for day in range(4):  # a batch window: the db and a stage using it alarm together every day at 20:00
+        at = T0 + pd.Timedelta(days=day, hours=20)
+        rows += [
+            (at, "cpu", "rds:positions-db", 0.7),
+            (at + pd.Timedelta(minutes=4), "stage_duration", "stage:equities.eod_pricing.loading", 0.7),
+        ]
     alarms = pd.DataFrame(rows, columns=["ts", "series", "entity_id", "score"]).assign(is_alarm=True)
-    minutes = pd.DataFrame({"minute_ts": [T0, T0 + pd.Timedelta(hours=48)]})
+    minutes = pd.DataFrame({"minute_ts": [T0, T0 + pd.Timedelta(hours=96)]})
     con = duckdb.connect(str(home / "warehouse.duckdb"))
     con.execute("create schema intelligence; create schema marts")
     con.register("a", alarms)
@@ -67,12 +74,16 @@ def test_benchmark_counts_alarms_episodes_and_found_incidents(bench, tmp_path, c
     make_build(tmp_path)
     assert bench.main([str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "(1 incidents, 48 hours of data)" in out
-    assert "whole month: 3 alarms" in out and "2 episodes, 1 confirmed" in out
+    assert "(1 incidents, 96 hours of data)" in out
+    assert "whole month: 11 alarms" in out and "6 episodes, 5 confirmed" in out
     assert "incidents with a confirmed episode in their window: 1/1" in out
     assert "includes the root or an affected entity: 1/1" in out
-    # outside the incident's window only the lone alarm, which is not confirmed
-    assert "1 alarms" in out.split("outside the incidents' windows")[1] and " 0 confirmed episodes" in out
+    outside = out.split("outside the incidents' windows")[1]
+    assert outside.split("alarms")[0].strip().endswith("9")  # the lone alarm and the eight evening ones
+    assert "4 confirmed episodes" in outside
+    # without the schedule the third and fourth evenings drop out: 2 of 4 outside
+    assert "without the schedule" in out and "3 confirmed; outside the incidents' windows 2 = " in out
+    assert "incidents with one in their window: 1/1" in out
 
 
 def test_benchmark_explains_a_directory_that_is_not_a_kept_build(bench, tmp_path, capsys) -> None:
