@@ -91,6 +91,9 @@ def find(text: str, as_of: dt.datetime, timezone: str = "UTC") -> tuple[Window |
         return Window(a, b, phrase)
 
     patterns: list[tuple[str, object]] = [
+        # "last week" is the previous calendar week ("the past week" is the last 7 days)
+        (r"\b(?:last week|previous week|the week before)\b",
+         lambda m: (lambda w0: win(w0 - dt.timedelta(days=7), w0, "last week"))(today0 - dt.timedelta(days=as_of.astimezone(tz).weekday()))),
         (rf"\b(?:in |during |over |within )?(?:the )?(?:last|past|previous) {_NUM} (minute|min|mins|hour|hr|hrs|h|day|week)s?\b",
          lambda m: win(as_of - dt.timedelta(hours=_n(m[1]) * _UNITS[m[2]]), as_of, f"last {m[1]} {m[2]}s")),
         (r"\b(?:in |during |over |within )?(?:the )?(?:last|past) (hour|day|week|minute)\b",
@@ -112,8 +115,6 @@ def find(text: str, as_of: dt.datetime, timezone: str = "UTC") -> tuple[Window |
         (r"\b(?:today|so far today|this business day|this day|today's)\b", lambda m: win(today0, as_of, "today")),
         (r"\b(?:this week|so far this week|week to date)\b",
          lambda m: win(today0 - dt.timedelta(days=as_of.astimezone(tz).weekday()), as_of, "this week")),
-        (r"\b(?:last week|previous week|the week before)\b",
-         lambda m: (lambda w0: win(w0 - dt.timedelta(days=7), w0, "last week"))(today0 - dt.timedelta(days=as_of.astimezone(tz).weekday()))),
         (r"\b(?:on )?(\d{4}-\d{2}-\d{2})\b",
          lambda m: (lambda d0: win(d0, d0 + dt.timedelta(days=1), m[1]))(
              dt.datetime.fromisoformat(m[1]).replace(tzinfo=tz).astimezone(UTC))),
