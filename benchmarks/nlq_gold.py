@@ -189,7 +189,7 @@ class Truth:
         name, group = spec["metric"], spec.get("group")
         r = self.runs[self.runs.job_key.isin(self.jobs(spec))]
         keycol = {"asset_class": "asset_class", "job": "job_key", None: None}
-        if name in ("runs", "failures", "failure_rate", "sla_breaches", "sla_compliance", "duration"):
+        if name in ("runs", "failures", "failure_rate", "sla_breaches", "sla_compliance", "duration", "start_delay", "records_per_minute"):
             if name == "runs":
                 d = r[(r.start >= a) & (r.start < b)].assign(v=1.0)
                 agg = "count"
@@ -207,6 +207,17 @@ class Truth:
                 d = r[(r.sla_deadline >= a) & (r.sla_deadline < b)]
                 d = d.assign(v=(~d.breached) * 100.0)
                 agg = "mean"
+            elif name == "start_delay":
+                d = r[(r.start >= a) & (r.start < b)]
+                d = d.assign(v=(d.start - d.scheduled_start).dt.total_seconds())
+                agg = "mean"
+            elif name == "records_per_minute":
+                d = r[(r.status == "success") & (r.end >= a) & (r.end < b)]
+                k = keycol[group]
+                if k is None:
+                    return [[float(d.records.sum() / (d.duration_s.sum() / 60.0))]]
+                out = d.groupby(k).apply(lambda x: x.records.sum() / (x.duration_s.sum() / 60.0), include_groups=False)
+                return sorted([g, float(v)] for g, v in out.items())
             else:
                 d = r[(r.status == "success") & (r.end >= a) & (r.end < b)].assign(v=lambda x: x.duration_s)
                 agg = "mean"
@@ -222,6 +233,13 @@ class Truth:
                 out = o.groupby("feed").minutes.sum() if name == "downtime" else o.groupby("feed").size()
                 return sorted([g, float(x)] for g, x in out.items())
             return [[float(v)]]
+        if name == "stage_duration":
+            s = self.stages[self.stages.job_key.isin(self.jobs(spec)) & (self.stages.status == "success") & (self.stages.start >= a) & (self.stages.start < b)]
+            if "stage_type" in spec:
+                s = s[s.stage_type.isin(spec["stage_type"])]
+            if group == "stage":
+                return sorted([k, float(v)] for k, v in s.groupby("stage_key").elapsed_s.mean().items())
+            return [[float(s.elapsed_s.mean())]]
         if name == "stage_failures":
             s = self.stages[self.stages.job_key.isin(self.jobs(spec)) & (self.stages.status == "failed") & (self.stages.start >= a) & (self.stages.start < b)]
             return [[float(len(s))]]
@@ -263,7 +281,7 @@ def gold_rows(t: Truth, spec: dict[str, Any], as_of: pd.Timestamp) -> tuple[list
         return ["resource_id"], t.resource_rows(spec, a, b)
     if kind == "metric":
         group = spec.get("group")
-        keys = {None: [], "asset_class": ["asset_class_id"], "job": ["job_key"], "feed": ["feed_id"], "provider": ["provider"]}[group]
+        keys = {None: [], "asset_class": ["asset_class_id"], "job": ["job_key"], "feed": ["feed_id"], "provider": ["provider"], "stage": ["stage_key"]}[group]
         return [*keys, spec["metric"]], t.metric_rows(spec, a, b)
     raise ValueError(f"gold: unknown kind {kind}")
 

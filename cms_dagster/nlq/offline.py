@@ -82,12 +82,12 @@ _METRICS = [
     ("stale_minutes", re.compile(r"\b((minutes|how long)\b.{0,30}\b(stale|delayed)|stale (for )?(how many )?minutes|time stale)\b")),
     ("staleness", re.compile(r"\b(staleness|how stale|stalest|oldest data|freshness|how fresh|data age|age of (the )?data)\b")),
     ("latency", re.compile(r"\b(latenc(y|ies)|lag|response times?|round trip|how fast .{0,20}(feed|data))\b")),
+    ("queue_depth", re.compile(r"\b(queue (depth|length|size)|backlog|backed up|messages (waiting|visible|in (the )?queue|queued)|depth|piling up|queued)\b")),
     ("messages", re.compile(r"\b(messages|message (rate|volume|count)|ticks|updates (received|per)|how much data|traffic|volume)\b")),
     ("records_per_minute", re.compile(r"\b(records? (per|a|/) ?min(ute)?|throughput|processing rate|rows? per min(ute)?|records? per second|speed of processing|processing speed)\b")),
     ("start_delay", re.compile(r"\b(start(ing|ed)? (delays?|late|behind)|late starts?|delayed starts?|start(ed)? on time|delay(ed|s)? (in|to|before) start(ing)?|start(up)? delays?|how late .{0,30}start(ed)?|wait(ed)? to start)\b")),
     ("memory", re.compile(r"\b(memory|ram|mem|oom)\b")),
     ("connections", re.compile(r"\b(connections?|connection pool|conns|pool)\b")),
-    ("queue_depth", re.compile(r"\b(queue (depth|length|size)|backlog|backed up|messages (waiting|visible|in (the )?queue|queued)|depth|piling up|queued)\b")),
     ("cpu", re.compile(r"\b(cpu|processor|utili[sz]ation|utili[sz]ed|busy|busiest|load|hot)\b")),
     ("downtime", re.compile(r"\b(downtime|down ?time|how long .{0,30}(down|out)|minutes (of )?(outage|down))\b")),
     ("duration", re.compile(r"\b(duration|how long|run ?times?|took|take|taking|elapsed|slow(er|est)?|longest|long running|fast(er|est)?|quick(er|est)?|shortest|time (to|it) (run|complete|finish)|wall ?clock|minutes|hours)\b")),
@@ -319,6 +319,8 @@ class OfflineEngine:
             metric = "duration" if entity == "runs" else "stage_duration"
         if metric == "downtime" and entity == "feeds":
             entity = "outages"
+        if metric == "messages" and entity == "resources":
+            metric = "queue_depth"  # messages of a queue: its depth
         if metric in ("cpu", "memory", "connections", "queue_depth") and entity != "resources":
             entity = "resources"
 

@@ -18,6 +18,7 @@ _NUM_WORDS = {
     "forty-five": 45, "couple of": 2, "few": 3,
 }  # fmt: skip
 _UNITS = {"minute": 1 / 60, "min": 1 / 60, "mins": 1 / 60, "hour": 1, "hr": 1, "hrs": 1, "h": 1, "day": 24, "week": 168}
+_UNIT_NAMES = {"min": "minute", "mins": "minute", "hr": "hour", "hrs": "hour", "h": "hour"}
 _WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 _NUM = r"(\d+|a|an|one|two|three|four|five|six|seven|eight|nine|ten|twelve|fifteen|twenty|thirty|forty-five|couple of|few)"
 
@@ -94,8 +95,8 @@ def find(text: str, as_of: dt.datetime, timezone: str = "UTC") -> tuple[Window |
         # "last week" is the previous calendar week ("the past week" is the last 7 days)
         (r"\b(?:last week|previous week|the week before)\b",
          lambda m: (lambda w0: win(w0 - dt.timedelta(days=7), w0, "last week"))(today0 - dt.timedelta(days=as_of.astimezone(tz).weekday()))),
-        (rf"\b(?:in |during |over |within )?(?:the )?(?:last|past|previous) {_NUM} (minute|min|mins|hour|hr|hrs|h|day|week)s?\b",
-         lambda m: win(as_of - dt.timedelta(hours=_n(m[1]) * _UNITS[m[2]]), as_of, f"last {m[1]} {m[2]}s")),
+        (rf"\b(?:in |during |over |within )?(?:the )?(?:last|past|previous) {_NUM} ?(minute|min|mins|hour|hr|hrs|h|day|week)s?\b",
+         lambda m: win(as_of - dt.timedelta(hours=_n(m[1]) * _UNITS[m[2]]), as_of, f"last {m[1]} {_UNIT_NAMES.get(m[2], m[2])}s")),
         (r"\b(?:in |during |over |within )?(?:the )?(?:last|past) (hour|day|week|minute)\b",
          lambda m: win(as_of - dt.timedelta(hours=_UNITS[m[1]]), as_of, f"last {m[1]}")),
         (rf"\b{_NUM} (hour|hr|day|minute|min)s? ago\b",
@@ -110,7 +111,14 @@ def find(text: str, as_of: dt.datetime, timezone: str = "UTC") -> tuple[Window |
         (r"\bsince (monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b",
          lambda m: win(today0 - dt.timedelta(days=(as_of.astimezone(tz).weekday() - _WEEKDAYS.index(m[1])) % 7), as_of, f"since {m[1]}")),
         (r"\b(?:yesterday|the day before today)\b", lambda m: win(today0 - dt.timedelta(days=1), today0, "yesterday")),
+        (r"\bbetween (\d{1,2})(?::(\d{2}))? ?(am|pm)? and (\d{1,2})(?::(\d{2}))? ?(am|pm)?(?: today)?\b",
+         lambda m: win(
+             (lambda hm: today0.astimezone(tz).replace(hour=hm[0], minute=hm[1]).astimezone(UTC))(_clock(m[1], m[2], m[3] or m[6])),
+             (lambda hm: today0.astimezone(tz).replace(hour=hm[0], minute=hm[1]).astimezone(UTC))(_clock(m[4], m[5], m[6])),
+             f"between {m[1]}{':' + m[2] if m[2] else ''}{m[3] or ''} and {m[4]}{':' + m[5] if m[5] else ''}{m[6] or ''}")),
         (r"\b(?:this morning)\b", lambda m: win(today0, today0 + dt.timedelta(hours=12), "this morning")),
+        (r"\b(?:this afternoon)\b", lambda m: win(today0 + dt.timedelta(hours=12), today0 + dt.timedelta(hours=18), "this afternoon")),
+        (r"\b(?:this evening|tonight)\b", lambda m: win(today0 + dt.timedelta(hours=18), today0 + dt.timedelta(days=1), "this evening")),
         (r"\b(?:last night|overnight)\b", lambda m: win(today0 - dt.timedelta(hours=6), today0 + dt.timedelta(hours=6), "last night")),
         (r"\b(?:today|so far today|this business day|this day|today's)\b", lambda m: win(today0, as_of, "today")),
         (r"\b(?:this week|so far this week|week to date)\b",
