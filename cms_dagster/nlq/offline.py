@@ -102,6 +102,7 @@ _GROUP_WORD = {
     "provider": "provider", "vendor": "provider", "resource": "resource", "day": "day", "hour": "hour",
     "status": "status", "hourly": "hour", "daily": "day",
 }  # fmt: skip
+_WHICH_GROUP = re.compile(r"\b(?:which|what) (asset class(?:es)?|jobs?|stages?|sub ?stages?|feeds?|providers?|vendors?|resources?|days?|hours?)\b")
 _HOURLY = re.compile(r"\b(hourly|hour by hour|each hour|every hour|per hour)\b")
 _DAILY = re.compile(r"\b(daily|day by day|each day|every day|per day)\b")
 
@@ -309,6 +310,11 @@ class OfflineEngine:
             group_by.append("day")
 
         rank = _RANK.search(rest)
+        # "which asset class had the most failures": the ranking is by that dimension
+        which = _WHICH_GROUP.search(rest)
+        ranked_by_which = bool(rank and which and not group_by)
+        if ranked_by_which:
+            group_by.append(_GROUP_WORD.get(which[1].split()[0].rstrip("s"), _DEFAULT_GROUP.get(entity or "", "job")))
         is_count = bool(_COUNT.search(rest))
         # the measure follows the entity: "how long" of a stage is its stage duration
         if metric == "duration" and entity == "stage_runs":
@@ -350,17 +356,20 @@ class OfflineEngine:
                     q.order = "asc" if re.match(r"(lowest|least|best|fastest|shortest|smallest|min)", rank['word']) else "desc"
                     if metric in ("availability", "sla_compliance", "records_per_minute") and rank['word'] in ("worst",):
                         q.order = "asc"
-                    q.limit = _rank_n(rank['n']) if not group_by else None
+                    q.limit = _rank_n(rank['n']) if not group_by or ranked_by_which else None
                     if not group_by:
                         q.group_by = [_DEFAULT_GROUP[entity]]
         elif group_by and metric is None and entity in ("runs", "stage_runs", "outages"):
             m = {"runs": "failures" if "failed" in conditions else "sla_breaches" if "sla_breached" in conditions else "runs",
                  "stage_runs": "stage_failures", "outages": "outages"}[entity]  # fmt: skip
             q = StructuredQuery("metric", metric=m, filters=filters, group_by=group_by, comparison=comparison)
+            if rank and re.search(r"\b(most|least|fewest)\b", rest):
+                q.order = "asc" if re.search(r"\b(least|fewest)\b", rest) else "desc"
+                q.limit = _rank_n(rank["n"])
         elif rank and metric is None and entity in ("runs", "stage_runs", "outages", "feeds") and re.search(r"\b(most|least|fewest)\b", rest):
             m = {"runs": "failures" if "failed" in conditions else "sla_breaches" if "sla_breached" in conditions else "runs",
                  "stage_runs": "stage_failures", "outages": "outages", "feeds": "stale_minutes" if "down" not in conditions else "outages"}[entity]  # fmt: skip
-            q = StructuredQuery("metric", metric=m, filters=filters, group_by=[_DEFAULT_GROUP[entity]], order="asc" if re.search(r"\b(least|fewest)\b", rest) else "desc", limit=_rank_n(rank['n']))
+            q = StructuredQuery("metric", metric=m, filters=filters, group_by=group_by or [_DEFAULT_GROUP[entity]], order="asc" if re.search(r"\b(least|fewest)\b", rest) else "desc", limit=_rank_n(rank['n']))
         else:
             q = self._listing(entity, metric, filters, conditions, comparison, rank)
 
