@@ -132,7 +132,7 @@ def ask(
     except timephrase.TimeError as e:
         return Answer(question, clarify=f"{e}. Which period do you mean?", answer=str(e))
     understood = list(parsed.understood)
-    if not q.time:
+    if not q.time and q.entity != "jobs":
         understood.append(f"no time given → {window.describe()}")
     dialect = "snowflake" if warehouse.kind == "snowflake" else "duckdb"
     try:
@@ -208,7 +208,7 @@ _COND_WORDS = {
 
 def sentence(q: StructuredQuery, c: Compiled, rows: list[dict[str, Any]]) -> str:
     """One sentence that answers the question from the rows."""
-    when = c.window.describe()
+    when = c.window.describe() if q.entity != "jobs" else "in the ontology"
     usual = ""
     if c.reference is not None and q.comparison is not None:
         factor = f"{semantic.SLOW_FACTOR:g} × " if q.comparison.kind == "usual" else ""

@@ -226,6 +226,18 @@ def _stage_runs(q: StructuredQuery, sc: Scope, w: Window, as_of: dt.datetime, hi
     return Compiled(query.sql(), cols, ["run_id", "stage_id"], w, ref)
 
 
+def _jobs(q: StructuredQuery, sc: Scope, w: Window) -> Compiled:
+    """The jobs in scope ("which jobs depend on the bloomberg feed"): the ontology as the warehouse holds it."""
+    query = (
+        exp.select(*[_c(x) for x in semantic.JOB_COLUMNS])
+        .from_(_marts("dim_job"))
+        .where(_in(_c("job_key"), sc.jobs) or exp.true())
+        .order_by(_c("job_key"))
+        .limit(_limit(q))
+    )
+    return Compiled(query.sql(), list(semantic.JOB_COLUMNS), ["job_key"], w)
+
+
 def _outages(q: StructuredQuery, sc: Scope, w: Window, as_of: dt.datetime) -> Compiled:
     where = [
         _in(_c("feed_id"), sc.feeds),
@@ -429,6 +441,8 @@ def compile_query(
         c = _stage_runs(q, sc, window, as_of, history_start)
     elif q.entity == "outages":
         c = _outages(q, sc, window, as_of)
+    elif q.entity == "jobs":
+        c = _jobs(q, sc, window)
     elif q.entity == "feeds":
         c = _feeds(q, sc, window, history_start)
     else:

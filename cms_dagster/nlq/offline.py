@@ -102,6 +102,7 @@ _GROUP_WORD = {
     "provider": "provider", "vendor": "provider", "resource": "resource", "day": "day", "hour": "hour",
     "status": "status", "hourly": "hour", "daily": "day",
 }  # fmt: skip
+_DEPENDS = re.compile(r"\b(depend(s|ing)? on|dependent on|rel(y|ies) on|need(s|ed)?|require(s|d)?|use(s|d)?|using|consume(s|d)?|read(s)? from|fed by|downstream of|impacted by|affected by)\b")
 _WHICH_GROUP = re.compile(r"\b(?:which|what) (asset class(?:es)?|jobs?|stages?|sub ?stages?|feeds?|providers?|vendors?|resources?|days?|hours?)\b")
 _HOURLY = re.compile(r"\b(hourly|hour by hour|each hour|every hour|per hour)\b")
 _DAILY = re.compile(r"\b(daily|day by day|each day|every day|per day)\b")
@@ -247,6 +248,11 @@ class OfflineEngine:
             conditions.remove("running")
         # what kind of thing is asked about
         entity: str | None
+        if _DEPENDS.search(rest) and any(k in filters for k in ("feed", "provider", "resource", "resource_kind", "stage_type")) and window is None:
+            q = StructuredQuery("list", entity="jobs", filters=filters)
+            q.check()
+            understood.append("jobs that depend on it (from the ontology)")
+            return Parsed(query=q, understood=understood)
         if is_resource and not (is_run or is_stage) or metric in ("cpu", "memory", "connections", "queue_depth"):
             entity = "resources"
         elif is_outage and not is_run:

@@ -108,6 +108,7 @@ STAGE_COLUMNS = (
     "elapsed_s",
     "is_on_critical_path",
 )
+JOB_COLUMNS = ("job_key", "asset_class_id", "job_id", "job_name", "schedule_cron", "sla_minutes", "expected_minutes", "required_feeds")
 OUTAGE_COLUMNS = ("feed_id", "outage_start_ts", "outage_end_ts", "duration_minutes", "is_ongoing")
 
 TABLES: dict[str, Table] = {
@@ -145,6 +146,7 @@ TABLES: dict[str, Table] = {
         {"feed": "feed_id", "provider": "feed_id", "asset_class": "feed_id", "job": "feed_id"},
         ("outage_start_ts", "feed_id"),
     ),
+    "dim_job": Table("dim_job", "", JOB_COLUMNS, {"asset_class": "asset_class_id", "job": "job_key"}, ("job_key",)),
     "fct_infra_metrics": Table(
         "fct_infra_metrics",
         "minute_ts",
@@ -167,6 +169,13 @@ ENTITIES: dict[str, Entity] = {
         "feeds", "fct_feed_status", "market-data feeds, with how they did over the time asked", "feed", ("feed_id",)
     ),
     "outages": Entity("outages", "fct_feed_outages", "feed outages", "outage", ("feed_id", "outage_start_ts")),
+    "jobs": Entity(
+        "jobs",
+        "dim_job",
+        "the jobs of the ontology (schedule, SLA, the feeds they need): which jobs depend on a feed, a resource or a stage type",
+        "job",
+        ("job_key",),
+    ),
     "resources": Entity(
         "resources",
         "fct_infra_metrics",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import duckdb
 import nlq_marts
 import pytest
 from conftest import make_warehouse
@@ -111,3 +112,17 @@ def test_out_of_scope_questions_are_refused_with_a_reason(warehouse: Warehouse, 
     for q in ("what's the weather in London?", "write me a poem about bonds"):
         a = ask(q, warehouse, ontology, AS_OF)
         assert a.refused and "out of scope" in a.refused and a.sql is None, q
+
+
+def test_which_jobs_depend_on_a_feed_comes_from_the_ontology_in_the_warehouse(tmp_path, ontology: Ontology) -> None:
+    wh = make_warehouse(tmp_path)
+    con = duckdb.connect(str(wh.settings.duckdb_path))
+    con.execute(
+        "create table marts.dim_job as select 'derivatives.margin_calculation' as job_key, 'derivatives' as asset_class_id, "
+        "'margin_calculation' as job_id, 'Initial margin calculation' as job_name, '0 6,14 * * 1-5' as schedule_cron, "
+        "45 as sla_minutes, 28.0 as expected_minutes, 'cme-mdp' as required_feeds"
+    )
+    con.close()
+    a = ask("Which jobs depend on the CME feed?", wh, ontology, AS_OF)
+    assert a.interpretation["query"]["entity"] == "jobs"
+    assert ids(a, "job_key") == ["derivatives.margin_calculation"] and "in the ontology" in a.answer
