@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import statistics
 import sys
@@ -177,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--engine", choices=["offline", "openai", "both"], default="both")
     p.add_argument("-v", "--verbose", action="store_true", help="list every miss")
     a = p.parse_args(argv)
+    logging.getLogger("sqlglot").setLevel(logging.ERROR)  # raw SQL of the adversarial set parses as commands
     home = a.home.resolve()
     print(f"building (or reusing) the {a.days}-day warehouse in {home} ...", flush=True)
     db = nlq_build.build(home, a.days)
