@@ -25,7 +25,7 @@ PAGES = {
     "feeds": ("/feeds?range=24h&end=2026-11-16T12:00Z", 3),
     "batches": ("/batches?range=7d", 6),
     "stages": ("/stages?job=derivatives.eod_valuation&day=2026-11-16&stage=loading", 4),
-    "incidents": ("/incidents?range=7d", 2),
+    "incidents": ("/incidents?range=7d&incident=inc-20261116-0546-b3f4a7", 2),  # a deep link draws the evidence
     "ask": ("/ask?q=" + quote("failure rate by asset class this week"), 0),
 }
 # Streamlit's front end finds its base path by asking /<first path segment>/_stcore/... before /_stcore/...:

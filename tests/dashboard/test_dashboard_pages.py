@@ -12,7 +12,7 @@ from dashboard_data import FAILED_RUN, PAGES, RUNNING_RUN
 from streamlit.testing.v1 import AppTest
 
 # how many charts each page draws on the scenario (every one of them with a table view)
-CHARTS = {"overview": 0, "feeds": 3, "batches": 6, "stages": 3, "incidents": 2, "ask": 0}
+CHARTS = {"overview": 0, "feeds": 3, "batches": 6, "stages": 3, "incidents": 1, "ask": 0}
 
 
 def _blocks(node) -> list:
@@ -126,6 +126,9 @@ def test_stage_page_names_the_stage_still_running_and_its_resources(open_page, s
 def test_incident_page_shows_the_stored_report_of_the_feed_outage(open_page, scenario_db: Path) -> None:
     at = open_page(scenario_db, "incidents", range="7d")
     assert_clean(at)
+    assert "evidence" not in tables(at)  # the evidence series are drawn on request
+    at.button(key="draw_evidence_button").click().run()
+    assert_clean(at)
     reports = table(at, "reports")
     assert list(reports["root cause"]) == ["feed:cme-mdp"]
     causes = table(at, "causes")
@@ -140,10 +143,20 @@ def test_incident_page_without_reports_ranks_the_alarm_episode(open_page, no_rep
     at = open_page(no_reports_db, "incidents", range="7d")
     assert_clean(at)
     assert "No incident report written" in texts(at.caption)
+    assert "causes" not in tables(at)  # ranking reads a week of evidence: on request
+    at.button(key="rank_episode_button").click().run()
+    assert_clean(at)
     causes = table(at, "causes")
     assert (causes.iloc[0]["entity"], causes.iloc[0]["kind"]) == ("feed:cme-mdp", "feed_outage")
     assert "Most likely **feed outage** on **feed:cme-mdp**" in texts(at.markdown)
     assert "at" in at.query_params  # the episode chosen is in the URL
+
+
+def test_a_deep_link_to_an_incident_ranks_it_at_once(open_page, no_reports_db: Path) -> None:
+    at = open_page(no_reports_db, "incidents", range="7d", at="2026-11-16T05:46Z")
+    assert_clean(at)
+    assert table(at, "causes").iloc[0]["entity"] == "feed:cme-mdp"
+    assert "evidence" in tables(at)
 
 
 def test_incident_page_without_detection_says_what_to_run(open_page, no_alarms_db: Path) -> None:

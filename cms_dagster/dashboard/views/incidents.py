@@ -19,6 +19,17 @@ st.title("Incidents")
 TOP = 5
 EVIDENCE_BEFORE = pd.Timedelta(hours=3)
 EVIDENCE_AFTER = pd.Timedelta(hours=2)
+# Ranking an incident re-reads a week of evidence (seconds on a month of data): it runs at once for a deep
+# link to an incident, and on request when an incident is picked on the page.
+_opened_with = st.session_state.get("f_init")  # the filters of the URL the session was opened with
+DEEP_LINKED = bool(_opened_with and (_opened_with.incident or _opened_with.at is not None))
+
+
+def on_request(label: str, key: str) -> bool:
+    """True when the slow part should run: the page was deep-linked to the incident, or the user asked."""
+    if DEEP_LINKED or st.session_state.get(key):
+        return True
+    return st.button(label, key=f"{key}_button", on_click=lambda: st.session_state.update({key: True}))
 
 
 @st.cache_data(ttl=600, show_spinner="Ranking the causes ...", max_entries=50)
@@ -88,7 +99,8 @@ def show_report(r: dict) -> None:
         st.subheader("Evidence")
         with st.container(key="table_report_evidence"):
             st.dataframe(pd.json_normalize(evidence), hide_index=True)
-        evidence_chart(pd.Timestamp(r["start"]).tz_convert(None), {(e["entity"], e["metric"]) for e in evidence})
+        if on_request("Draw the evidence series (re-reads the warehouse, a few seconds)", "draw_evidence"):
+            evidence_chart(pd.Timestamp(r["start"]).tz_convert(None), {(e["entity"], e["metric"]) for e in evidence})
     radius = r.get("blast_radius") or {}
     left, right = st.columns(2)
     with left:
@@ -184,7 +196,8 @@ def body() -> None:
     ui.page_filters(filters, at=at)
     fig = charts.episodes(table)
     ui.chart(fig, table, "episodes")
-
+    if not on_request("Rank the causes of this incident (reads a week of evidence, a few seconds)", "rank_episode"):
+        return
     try:
         a = _analyse(src.key, pd.Timestamp(at))
     except RcaInputError as e:
