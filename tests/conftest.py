@@ -36,3 +36,18 @@ def lake(cms_home: Path):
     from cms_dagster.lake import Lake
 
     return Lake.from_settings()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--fuzz-examples",
+        type=int,
+        default=120,
+        help="examples per property of the receiver/processing fuzz suite (tests/ingest/test_fuzz.py); "
+        "make test runs the default, e.g. --fuzz-examples 5000 for a long run",
+    )
+
+
+@pytest.fixture
+def fuzz_examples(request: pytest.FixtureRequest) -> int:
+    return int(request.config.getoption("--fuzz-examples"))
