@@ -4,6 +4,7 @@ this module only assembles them and adds the platform's own: config, simulate, d
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import importlib
 import sys
 from collections.abc import Sequence
@@ -71,12 +72,26 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     try:
         s = settings.load()
         ont = load_ontology(s.domain_file or None)
+        if not 0 <= args.seed < 2**63:
+            raise ValueError(f"--seed {args.seed} is out of range: use a whole number from 0 to 2^63-1")
+        if not 1 <= args.days <= 366:
+            raise ValueError(f"--days {args.days}: simulate from 1 to 366 days")
         start = parse_time(args.start)
+        if not dt.datetime(1971, 1, 1, tzinfo=dt.timezone.utc) <= start <= dt.datetime(2200, 1, 1, tzinfo=dt.timezone.utc):
+            raise ValueError(f"--start {args.start}: use a date between 1971 and 2200")
         incidents = (
             [parse_incident_spec(spec, ont, i) for i, spec in enumerate(args.incident)]
             if args.incident
             else None
         )
+        end = start + dt.timedelta(days=args.days)
+        outside = [i for i in incidents or [] if not (start <= i.start and i.end <= end)]
+        if outside:
+            i = outside[0]
+            raise ValueError(
+                f"--incident {i.kind}@{i.start:%Y-%m-%dT%H:%M}Z lasts until {i.end:%Y-%m-%dT%H:%M}Z, outside the simulated "
+                f"window {start:%Y-%m-%dT%H:%M}Z..{end:%Y-%m-%dT%H:%M}Z: move it inside or change --start/--days"
+            )
         res = simulate(
             ont,
             Lake.from_settings(s),
@@ -144,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    p.add_argument("--traceback", action="store_true", help="show the Python traceback of an error (for bug reports)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     c = sub.add_parser(
@@ -221,6 +237,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except (OSError, ValueError, ArithmeticError, UnicodeError, LookupError) as e:
+        # bad input that a command did not explain itself: one line, never a traceback
+        if args.traceback:
+            raise
+        what = " ".join(str(getattr(args, a)) for a in ("command",) if getattr(args, a, None))
+        print(f"cms {what}: {_one_line(e)} (rerun with cms --traceback ... to see where)", file=sys.stderr)
+        return 1
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    if isinstance(e, UnicodeDecodeError):
+        text = f"the input is not UTF-8 text (byte {e.start}): {text}"
+    elif isinstance(e, IsADirectoryError):
+        text = f"{e.filename} is a directory: give a file"
+    elif isinstance(e, FileNotFoundError) and e.filename:
+        text = f"{e.filename} does not exist ({e.strerror}): check the path"
+    elif isinstance(e, OverflowError):
+        text = f"a date or number is out of range ({text}): use values within years 1971-2200 and 64-bit integers"
+    return text[:500]
 
 
 if __name__ == "__main__":

@@ -161,7 +161,13 @@ def _since(text: str, now: dt.datetime) -> dt.datetime:
     """``24h``, ``90m``, ``7d`` before ``now``, or an ISO-8601 time."""
     units = {"m": "minutes", "h": "hours", "d": "days"}
     if text[-1:] in units and text[:-1].replace(".", "", 1).isdigit():
-        return now - dt.timedelta(**{units[text[-1]]: float(text[:-1])})
+        try:
+            since = now - dt.timedelta(**{units[text[-1]]: float(text[:-1])})
+        except OverflowError:
+            since = None
+        if since is None or since.year < 1971:
+            raise DetectInputError(f"--since {text} reaches back before 1971: use a shorter duration (e.g. 30d) or a time")
+        return since
     return _time(text, "--since")
 
 

@@ -5,6 +5,7 @@ Errors name the bad entry (``jobs[derivatives.eod_valuation].stages[valuation].d
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -204,6 +205,20 @@ class Ontology:
         return {f.entity_id: float(f.staleness_sla_s) for f in self.feeds.values()}
 
 
+def _number(value: Any, where: str, *, minimum: float, exclusive: bool = False, whole: bool = False) -> float:
+    """A finite number from the YAML at ``where`` (above ``minimum``), or an OntologyError naming it."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise OntologyError(f"{where}: {value!r} is not a number; write digits, e.g. 8")
+    v = float(value)
+    if not math.isfinite(v) or abs(v) > 1e15:
+        raise OntologyError(f"{where}: {value!r} is not a finite number of reasonable size")
+    if v < minimum or (exclusive and v == minimum):
+        raise OntologyError(f"{where}: {value!r} must be {'more than' if exclusive else 'at least'} {minimum:g}")
+    if whole and not v.is_integer():
+        raise OntologyError(f"{where}: {value!r} must be a whole number")
+    return v
+
+
 def _require(entry: dict[str, Any], keys: Iterable[str], where: str) -> None:
     if not isinstance(entry, dict):
         raise OntologyError(f"{where}: expected a mapping, got {type(entry).__name__}")
@@ -315,7 +330,7 @@ def parse_ontology(doc: dict[str, Any], source: str = "") -> Ontology:
                     s["type"],
                     tuple(s.get("depends_on") or ()),
                     tuple(s.get("resources") or ()),
-                    float(s.get("minutes", 5)),
+                    _number(s.get("minutes", 5), f"{sw}.minutes", minimum=0.0, exclusive=True),
                 )
             )
         jobs[key] = Job(
@@ -323,9 +338,9 @@ def parse_ontology(doc: dict[str, Any], source: str = "") -> Ontology:
             j["id"],
             str(j.get("name", key)),
             str(j["schedule"]),
-            int(j["sla_minutes"]),
+            int(_number(j["sla_minutes"], f"{where}.sla_minutes", minimum=0.0, exclusive=True, whole=True)),
             tuple(j.get("feeds") or ()),
-            int(j.get("records", 10000)),
+            int(_number(j.get("records", 10000), f"{where}.records", minimum=0.0, whole=True)),
             tuple(stages),
         )
     return Ontology(
@@ -410,6 +425,10 @@ def load_ontology(path: str | Path | None = None) -> Ontology:
         doc = yaml.safe_load(p.read_text())
     except FileNotFoundError:
         raise OntologyError(f"{p}: no such file (set CMS_DOMAIN_FILE to your estate YAML)") from None
+    except IsADirectoryError:
+        raise OntologyError(f"{p}: is a directory; give the estate YAML file") from None
+    except UnicodeDecodeError as e:
+        raise OntologyError(f"{p}: not UTF-8 text (byte {e.start}): give the estate YAML file") from None
     except yaml.YAMLError as e:
         raise OntologyError(f"{p}: not valid YAML: {e}") from None
     return parse_ontology(doc, str(p))

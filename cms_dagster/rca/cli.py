@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import warnings
 from collections.abc import Sequence
@@ -212,7 +213,13 @@ def run_incident(
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
     try:
-        wh = from_settings(settings_mod.load())
+        s = settings_mod.load()
+        if s.warehouse == "duckdb" and not Path(s.duckdb_path).exists():  # connecting would create an empty one
+            raise RcaInputError(
+                f"no warehouse at {s.duckdb_path}: build it first (cms demo, or materialize the warehouse assets), "
+                "or point CMS_DUCKDB_PATH at it"
+            )
+        wh = from_settings(s)
         ontology = load_ontology()
         if args.at:
             start = parse_time(args.at, name="--at")
@@ -282,6 +289,16 @@ def _latest_episode_start(wh: Any, ontology: Ontology, stdout: TextIO) -> pd.Tim
     return last_episode.start
 
 
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(v) or v <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive finite number, e.g. 3")
+    return v
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -336,7 +353,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--threshold",
-        type=float,
+        type=_positive_float,
         default=DEFAULT_THRESHOLD,
         help=f"sustained robust |z| from which a series counts as moved (default {DEFAULT_THRESHOLD:g})",
     )

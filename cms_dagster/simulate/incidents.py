@@ -106,7 +106,12 @@ def parse_incident_spec(spec: str, ontology: Ontology, index: int) -> Incident:
         if k == "entity":
             entity = v
         elif k == "minutes":
-            minutes = int(v)
+            try:
+                minutes = int(v)
+            except ValueError:
+                raise ValueError(f"--incident {spec!r}: minutes={v!r} is not a whole number of minutes") from None
+            if not 0 < minutes <= 7 * 24 * 60:
+                raise ValueError(f"--incident {spec!r}: minutes={minutes} must be between 1 and 10080 (a week)")
         else:
             raise ValueError(f"--incident {spec!r}: unknown option {k!r} (use entity= or minutes=)")
     if entity is None:
