@@ -146,8 +146,22 @@ def _protobuf(req: dict[str, Any]) -> bytes | None:
 
 
 @st.composite
+def valid_request(draw: Any) -> dict[str, Any]:
+    """A request the markets-batch team may send whole (so acknowledged points are common)."""
+    pts = [
+        {"attributes": [{"key": "cms.feed", "value": {"stringValue": draw(st.sampled_from(["a", "b"]))}}],
+         "timeUnixNano": str(draw(st.integers(T0, T0 + 10**12))), "asDouble": draw(st.floats(-1e9, 1e9))}
+        for _ in range(draw(st.integers(1, 5)))
+    ]
+    m = {"name": "cms.app.queue_depth", "unit": "1", "gauge": {"dataPoints": pts}}
+    res = {"attributes": [{"key": "service.name", "value": {"stringValue": "pricing-batch"}}]}
+    return {"resourceMetrics": [{"resource": res, "scopeMetrics": [{"metrics": [m]}]}]}
+
+
+@st.composite
 def http_request(draw: Any) -> tuple[bytes, dict[str, str]]:
-    req = draw(st.one_of(otlp_request(), mutated()))
+    source = draw(st.sampled_from(["valid", "random", "mutated"]))
+    req = draw({"valid": valid_request(), "random": otlp_request(), "mutated": mutated()}[source])
     encoding = draw(st.sampled_from(["json", "json", "protobuf", "raw-bytes", "truncated"]))
     headers = {"content-type": "application/json"}
     body: bytes
@@ -166,7 +180,7 @@ def http_request(draw: Any) -> tuple[bytes, dict[str, str]]:
         if draw(st.integers(0, 9)) == 0:
             body = body[: draw(st.integers(0, len(body)))]
         headers["content-encoding"] = "gzip"
-    auth = draw(st.sampled_from([AUTH, FX]))
+    auth = AUTH if source == "valid" else draw(st.sampled_from([AUTH, FX]))
     return body, {**headers, **auth}
 
 
