@@ -83,6 +83,33 @@ def load_graph(path: str | Path) -> pd.DataFrame:
     return _read_csv(path, "graph")
 
 
+def graph_cycle(edges: pd.DataFrame) -> list[str] | None:
+    """One cycle of the (source, target) graph as [a, b, ..., a], or None when it has none."""
+    if edges is None or len(edges) == 0 or not {"source", "target"} <= set(edges.columns):
+        return None
+    succ: dict[str, list[str]] = {}
+    for a, b in zip(edges["source"].astype(str), edges["target"].astype(str), strict=True):
+        succ.setdefault(a, []).append(b)
+    state: dict[str, int] = {}  # 1 on the current path, 2 done
+    for root in list(succ):
+        if state.get(root):
+            continue
+        path, stack = [root], [iter(succ.get(root, ()))]
+        state[root] = 1
+        while stack:
+            nxt = next(stack[-1], None)
+            if nxt is None:
+                state[path.pop()] = 2
+                stack.pop()
+            elif state.get(nxt) == 1:
+                return [*path[path.index(nxt):], nxt]
+            elif not state.get(nxt):
+                state[nxt] = 1
+                path.append(nxt)
+                stack.append(iter(succ.get(nxt, ())))
+    return None
+
+
 def _short(ts: pd.Timestamp | None) -> str:
     return iso_time(ts) or "-"
 
@@ -166,9 +193,15 @@ def run_rank(args: argparse.Namespace, *, stdout: TextIO | None = None, stderr: 
                     **options,
                 )
             else:
-                answer = rank(
-                    metrics, load_graph(args.graph), start, target=args.target, top_k=args.top, **options
-                )
+                graph = load_graph(args.graph)
+                loop = graph_cycle(graph)
+                if loop:
+                    warnings.warn(
+                        f"the graph has a cycle ({' -> '.join(loop)}): nodes on it can explain each other, and a "
+                        "node may be ranked as its own cause; each line says 'source depends on target'",
+                        stacklevel=1,
+                    )
+                answer = rank(metrics, graph, start, target=args.target, top_k=args.top, **options)
     except (RcaInputError, OntologyError) as exc:
         print(f"error: {exc}", file=stderr)
         return 2

@@ -234,3 +234,14 @@ def test_graph_and_ontology_are_mutually_exclusive(files: tuple[Path, Path]) -> 
                 START,
             ]
         )
+
+
+def test_a_cyclic_graph_is_ranked_with_a_warning_naming_the_cycle(files: tuple[Path, Path], tmp_path: Path) -> None:
+    metrics, _ = files
+    cyclic = tmp_path / "cyclic.csv"
+    cyclic.write_text("source,target\nweb,api\napi,db\ndb,db\n")
+    code, out, err = run(["rca", "rank", "--metrics", str(metrics), "--graph", str(cyclic), "--start", START])
+    assert code == 0 and "db" in out
+    assert "warning: the graph has a cycle (db -> db)" in err
+    _, _, clean = run(["rca", "rank", "--metrics", str(metrics), "--graph", str(files[1]), "--start", START])
+    assert "cycle" not in clean
