@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 export DO_NOT_TRACK := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: demo test test-sdks setup prepare lint docs clean help
+.PHONY: postgres demo test test-sdks setup prepare lint docs clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -36,12 +36,17 @@ CHROMIUM := /usr/bin/chromium
 $(CHROMIUM):  # headless Chromium from Debian for the dashboard's browser tests (no browser downloads here)
 	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	else echo "Chromium is missing: sudo apt-get install chromium" >&2; exit 1; fi
+PG_INITDB := $(firstword $(wildcard /usr/lib/postgresql/*/bin/initdb))
+postgres:  ## Debian's PostgreSQL server binaries for the orchestrator tests (Dagster on PostgreSQL)
+	@if [ -z "$(PG_INITDB)" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq postgresql >/dev/null; \
+	  else echo "PostgreSQL is missing: sudo apt-get install postgresql" >&2; exit 1; fi; fi
 
 test-sdks: $(JUNIT)  ## the Java and Node.js SDK suites
 	sdks/java/build.sh test
 	cd sdks/node && node --test
 
-test: prepare test-sdks $(CHROMIUM)  ## set up and run the whole test suite (dashboard screenshots: .cms/artifacts/screenshots/)
+test: prepare postgres test-sdks $(CHROMIUM)  ## set up and run the whole test suite (dashboard screenshots: .cms/artifacts/screenshots/)
 	$(PY) -m pytest -q -p no:cacheprovider
 
 lint: setup  ## ruff

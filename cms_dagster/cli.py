@@ -44,14 +44,19 @@ def _cmd_config(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"cms config: {e}", file=sys.stderr)
         return 2
+    from cms_dagster.infra.dagster_instance import describe as describe_instance
+
+    try:
+        instance = describe_instance(settings.load_orchestrator())
+    except ValueError as e:
+        print(f"cms config: {e}", file=sys.stderr)
+        return 2
     if args.json:
-        print(
-            orjson.dumps(
-                {r[1]: {"value": r[2], "source": r[3], "group": r[0]} for r in rows},
-                option=orjson.OPT_INDENT_2,
-            ).decode()
-        )
+        out = {r[1]: {"value": r[2], "source": r[3], "group": r[0]} for r in rows}
+        out["dagster_instance"] = {"value": instance, "source": "derived", "group": "orchestrator"}
+        print(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode())
         return 0
+    print(f"Dagster instance: {instance}")
     group = None
     for g, name, value, source in rows:
         if g != group:

@@ -92,6 +92,21 @@ SETTINGS: list[Setting] = [
     Setting("CMS_DOMAIN_FILE", "domain", "the estate ontology YAML", "(packaged estate.yaml)"),
     Setting("CMS_PUBLISH_RUN_METRICS", "infra", "1: the run-failure sensor publishes CMS/Dagster RunFailures to CloudWatch"),
     Setting("CMS_INFRA_DIR", "infra", "CloudFormation templates directory", "infra/cloudformation"),
+    Setting("CMS_DAGSTER_STORAGE", "orchestrator", "Dagster run/event/schedule storage: sqlite (embedded) or postgres", "sqlite"),
+    Setting("DAGSTER_PG_HOST", "orchestrator", "PostgreSQL host of Dagster's storage"),
+    Setting("DAGSTER_PG_PORT", "orchestrator", "PostgreSQL port", "5432"),
+    Setting("DAGSTER_PG_USER", "orchestrator", "PostgreSQL user", "dagster"),
+    Setting("DAGSTER_PG_PASSWORD", "orchestrator", "PostgreSQL password (read by Dagster at start)", secret=True),
+    Setting("DAGSTER_PG_DB", "orchestrator", "PostgreSQL database", "dagster"),
+    Setting("CMS_DAGSTER_COMPUTE_LOGS_URL", "orchestrator", "s3://bucket/prefix for run logs (unset: local disk)"),
+    Setting("CMS_DAGSTER_RUN_LAUNCHER", "orchestrator", "local (processes) or k8s (a pod per run)", "local"),
+    Setting("CMS_DAGSTER_MAX_CONCURRENT_RUNS", "orchestrator", "runs in progress at once", "2 embedded, 10 production"),
+    Setting("CMS_DAGSTER_MAX_COLLECTION_RUNS", "orchestrator", "CloudWatch collection runs at once", "2"),
+    Setting("CMS_K8S_NAMESPACE", "orchestrator", "namespace of the run pods", "cms"),
+    Setting("CMS_K8S_IMAGE", "orchestrator", "run pod image (default: the code location's image)"),
+    Setting("CMS_K8S_SERVICE_ACCOUNT", "orchestrator", "run pods' service account (IAM role via IRSA)", "cms-dagster"),
+    Setting("CMS_K8S_ENV_SECRET", "orchestrator", "Kubernetes secret with the CMS_* / SNOWFLAKE_* settings", "cms-settings"),
+    Setting("CMS_K8S_KUBECONFIG", "orchestrator", "kubeconfig file (unset: in-cluster config)"),
 ]
 
 
@@ -326,3 +341,83 @@ def describe(environ: Mapping[str, str] | None = None) -> list[tuple[str, str, s
         else:
             rows.append((spec.group, spec.env, spec.default, "default" if spec.default else "unset"))
     return rows
+
+
+@dataclass(frozen=True)
+class OrchestratorSettings:
+    """Which Dagster instance CMS runs on (cms_dagster.infra.dagster_instance turns this into dagster.yaml)."""
+
+    storage: str = "sqlite"
+    compute_logs_url: str = ""
+    run_launcher: str = "local"
+    max_concurrent_runs: int = 2
+    max_collection_runs: int = 2
+    pg_host: str = ""
+    pg_port: int = 5432
+    pg_user: str = "dagster"
+    pg_db: str = "dagster"
+    k8s_namespace: str = "cms"
+    k8s_image: str = ""
+    k8s_service_account: str = "cms-dagster"
+    k8s_env_secret: str = "cms-settings"
+    k8s_kubeconfig: str = ""
+    k8s_instance_config_map: str = "dagster-instance"
+    k8s_postgres_secret: str = "dagster-postgresql-secret"
+    k8s_run_cpu: str = "500m"
+    k8s_run_memory: str = "2Gi"
+    aws_region: str = ""
+    aws_endpoint_url: str = ""
+
+    @property
+    def production(self) -> bool:
+        return self.storage != "sqlite" or self.run_launcher != "local" or bool(self.compute_logs_url)
+
+    @property
+    def queued(self) -> bool:
+        """Production uses the queued run coordinator with per-tag limits."""
+        return self.production
+
+
+def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = _env(environ, name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r}: use a whole number of runs, e.g. 4") from None
+    if value < 1:
+        raise ValueError(f"{name}={raw!r}: use at least 1")
+    return value
+
+
+def load_orchestrator(environ: Mapping[str, str] | None = None) -> OrchestratorSettings:
+    """The Dagster instance settings (CMS_DAGSTER_*, CMS_K8S_*) from the environment."""
+    env = os.environ if environ is None else environ
+    storage = (_env(env, "CMS_DAGSTER_STORAGE") or "sqlite").lower()
+    if storage not in ("sqlite", "postgres"):
+        raise ValueError(f"CMS_DAGSTER_STORAGE={storage!r}: use 'sqlite' (embedded) or 'postgres'")
+    launcher = (_env(env, "CMS_DAGSTER_RUN_LAUNCHER") or "local").lower()
+    if launcher not in ("local", "k8s"):
+        raise ValueError(f"CMS_DAGSTER_RUN_LAUNCHER={launcher!r}: use 'local' or 'k8s'")
+    if storage == "postgres" and not _env(env, "DAGSTER_PG_HOST"):
+        raise ValueError("CMS_DAGSTER_STORAGE=postgres needs DAGSTER_PG_HOST (and DAGSTER_PG_PASSWORD)")
+    base = OrchestratorSettings(storage=storage, run_launcher=launcher, compute_logs_url=_env(env, "CMS_DAGSTER_COMPUTE_LOGS_URL"))
+    return OrchestratorSettings(
+        storage=storage,
+        compute_logs_url=base.compute_logs_url,
+        run_launcher=launcher,
+        max_concurrent_runs=_positive_int(env, "CMS_DAGSTER_MAX_CONCURRENT_RUNS", 10 if base.production else 2),
+        max_collection_runs=_positive_int(env, "CMS_DAGSTER_MAX_COLLECTION_RUNS", 2),
+        pg_host=_env(env, "DAGSTER_PG_HOST"),
+        pg_port=_positive_int(env, "DAGSTER_PG_PORT", 5432),
+        pg_user=_env(env, "DAGSTER_PG_USER") or "dagster",
+        pg_db=_env(env, "DAGSTER_PG_DB") or "dagster",
+        k8s_namespace=_env(env, "CMS_K8S_NAMESPACE") or "cms",
+        k8s_image=_env(env, "CMS_K8S_IMAGE"),
+        k8s_service_account=_env(env, "CMS_K8S_SERVICE_ACCOUNT") or "cms-dagster",
+        k8s_env_secret=_env(env, "CMS_K8S_ENV_SECRET") or "cms-settings",
+        k8s_kubeconfig=_env(env, "CMS_K8S_KUBECONFIG"),
+        aws_region=_env(env, "AWS_DEFAULT_REGION") or _env(env, "AWS_REGION"),
+        aws_endpoint_url=_env(env, "AWS_ENDPOINT_URL"),
+    )

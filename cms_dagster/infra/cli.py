@@ -27,7 +27,8 @@ def register(subparsers: Any) -> None:
         help="list, lint, package and deploy the CloudFormation stacks",
         description=(
             "Infrastructure as code for running CMS in an AWS account: the storage, alerting, collector, "
-            "monitoring and Snowflake-access stacks in infra/cloudformation/, deployed in that order."
+            "monitoring, Snowflake-access and orchestrator stacks in infra/cloudformation/, deployed in "
+            "that order; and the Dagster instance (`cms infra instance`) that production runs on."
         ),
         epilog="example: cms infra validate && cms infra deploy --env dev --dry-run",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -116,6 +117,44 @@ def register(subparsers: Any) -> None:
     _package_args(p)
     _templates_dir_arg(p)
     p.set_defaults(func=cmd_deploy)
+
+    p = sub.add_parser(
+        "instance",
+        help="the Dagster instance (dagster.yaml) the settings select",
+        description=(
+            "Print the dagster.yaml that the CMS_DAGSTER_*, DAGSTER_PG_* and CMS_K8S_* settings select: the "
+            "embedded default (SQLite, local runs) or production (PostgreSQL storage, compute logs in S3, "
+            "the queued run coordinator with per-tag limits, a pod per run on EKS). The password stays a "
+            "reference to DAGSTER_PG_PASSWORD. On Kubernetes the Helm chart writes the instance from "
+            "infra/helm/values.yaml instead."
+        ),
+        epilog=(
+            "examples:\n"
+            "  cms infra instance\n"
+            "  CMS_DAGSTER_STORAGE=postgres DAGSTER_PG_HOST=db.internal cms infra instance --write\n"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--write", action="store_true", help="write it to $DAGSTER_HOME/dagster.yaml instead of printing it")
+    p.set_defaults(func=cmd_instance)
+
+
+def cmd_instance(args: argparse.Namespace) -> int:
+    from cms_dagster import settings as settings_mod
+    from cms_dagster.infra import dagster_instance
+
+    try:
+        o = settings_mod.load_orchestrator()
+        s = settings_mod.load()
+        if args.write:
+            path = dagster_instance.write(o, s.dagster_home)
+            print(f"wrote {path} ({dagster_instance.describe(o)})")
+        else:
+            print(dagster_instance.render(o), end="")
+    except (ValueError, OSError) as e:
+        print(f"cms infra instance: {e}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _package_args(p: argparse.ArgumentParser) -> None:

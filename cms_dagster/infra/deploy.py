@@ -42,6 +42,8 @@ SETTINGS_FROM_OUTPUTS: tuple[tuple[str, str, str], ...] = (
     ("CMS_PROCESSED_URL", "storage", "ProcessedUrl"),
     ("CMS_ARCHIVE_URL", "storage", "ArchiveUrl"),
     ("CMS_SNS_TOPIC_ARN", "alerting", "CriticalTopicArn"),
+    ("DAGSTER_PG_HOST", "orchestrator", "DatabaseEndpoint"),
+    ("CMS_DAGSTER_COMPUTE_LOGS_URL", "orchestrator", "ComputeLogsUrl"),
 )
 
 Printer = Callable[[str], None]
@@ -402,10 +404,18 @@ def _same_template(cfn: Any, name: str, body: str) -> bool:
 
 def _same_parameters(current: Mapping[str, Any], cfn_params: Sequence[Mapping[str, Any]]) -> bool:
     """True when every given value is the stack's current one (kept and defaulted ones are by construction)."""
-    values = {p["ParameterKey"]: str(p.get("ParameterValue", "")) for p in current.get("Parameters") or []}
+    values = {p["ParameterKey"]: _list_value(str(p.get("ParameterValue", ""))) for p in current.get("Parameters") or []}
     return all(
-        p.get("UsePreviousValue") or values.get(p["ParameterKey"]) == p["ParameterValue"] for p in cfn_params
+        p.get("UsePreviousValue") or values.get(p["ParameterKey"]) == _list_value(p["ParameterValue"])
+        for p in cfn_params
     )
+
+
+def _list_value(value: str) -> str:
+    """A List<...> parameter as ``a,b``: CloudFormation describes it so, some stand-ins as ``['a', 'b']``."""
+    if value.startswith("[") and value.endswith("]"):
+        return ",".join(v.strip().strip("'\"") for v in value[1:-1].split(",") if v.strip())
+    return ",".join(v.strip() for v in value.split(",")) if "," in value else value
 
 
 def failure_reasons(cfn: Any, name: str, limit: int = 10) -> list[str]:

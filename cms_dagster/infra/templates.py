@@ -81,6 +81,21 @@ STACKS: tuple[StackSpec, ...] = (
             "KmsKeyArn": ("storage", "KmsKeyArn"),
         },
     ),
+    StackSpec(
+        "orchestrator",
+        "orchestrator.yaml",
+        "Dagster's PostgreSQL on RDS (encrypted, private, Multi-AZ) and its generated secret; the IAM role of "
+        "the Dagster service account (IRSA): lake, compute logs, alerts",
+        inputs={
+            "RawBucketName": ("storage", "RawBucketName"),
+            "ProcessedBucketName": ("storage", "ProcessedBucketName"),
+            "ArchiveBucketName": ("storage", "ArchiveBucketName"),
+            "ArtifactsBucketName": ("storage", "ArtifactsBucketName"),
+            "KmsKeyArn": ("storage", "KmsKeyArn"),
+            "CriticalTopicArn": ("alerting", "CriticalTopicArn"),
+            "WarningTopicArn": ("alerting", "WarningTopicArn"),
+        },
+    ),
 )
 
 

@@ -59,3 +59,32 @@ def sub_text(value: Any) -> str:
         return sub[0] if isinstance(sub, list) else sub
     assert isinstance(value, str), f"expected a string or Fn::Sub, got {value!r}"
     return value
+
+
+OIDC_URL = "oidc.eks.{region}.amazonaws.com/id/0123456789ABCDEF0123456789ABCDEF"
+
+
+def eks_cluster_parameters(region: str, endpoint_url: str | None = None) -> list[str]:
+    """What the orchestrator stack needs from the estate's EKS cluster, made in the fake account: a VPC with
+    two private subnets, the cluster's security group and its IAM OIDC provider (`--parameter` items)."""
+    import boto3
+
+    ec2 = boto3.client("ec2", region_name=region, endpoint_url=endpoint_url)
+    vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.42.{i}.0/24", AvailabilityZone=f"{region}{az}")["Subnet"]["SubnetId"]
+        for i, az in ((1, "a"), (2, "b"))
+    ]
+    group = ec2.create_security_group(GroupName="eks-cluster-sg", Description="EKS cluster", VpcId=vpc)["GroupId"]
+    url = OIDC_URL.format(region=region)
+    iam = boto3.client("iam", region_name=region, endpoint_url=endpoint_url)
+    arn = iam.create_open_id_connect_provider(
+        Url=f"https://{url}", ClientIDList=["sts.amazonaws.com"], ThumbprintList=["9" * 40]
+    )["OpenIDConnectProviderArn"]
+    return [
+        f"orchestrator.VpcId={vpc}",
+        f"orchestrator.SubnetIds={','.join(subnets)}",
+        f"orchestrator.ClusterSecurityGroupId={group}",
+        f"orchestrator.OidcProviderArn={arn}",
+        f"orchestrator.OidcProviderUrl={url}",
+    ]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from infra_helpers import HANDLER_EXISTS
+from infra_helpers import HANDLER_EXISTS, eks_cluster_parameters
 
 
 def package_flags() -> list[str]:
@@ -32,14 +32,16 @@ def test_deploy_through_the_cli_against_a_moto_server(
         str(tmp_path),
         "--parameter",
         "CriticalEmail=oncall@example.com",
+        *[a for p in eks_cluster_parameters("eu-west-1", moto_server) for a in ("--parameter", p)],
         *package_flags(),
     ]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert cms(*argv) == 0
     out = capsys.readouterr().out
-    for i, key in enumerate(("storage", "alerting", "collector", "monitoring", "snowflake-access"), 1):
-        assert f"[{i}/5] cms-e2e-{key}: deploying" in out
+    keys = ("storage", "alerting", "collector", "monitoring", "snowflake-access", "orchestrator")
+    for i, key in enumerate(keys, 1):
+        assert f"[{i}/6] cms-e2e-{key}: deploying" in out
         assert f"cms-e2e-{key}: CREATE_COMPLETE" in out
     assert "CMS_RAW_URL=s3://cms-e2e-raw-123456789012-eu-west-1" in out
     assert "CMS_PROCESSED_URL=s3://cms-e2e-processed-123456789012-eu-west-1" in out
@@ -49,7 +51,7 @@ def test_deploy_through_the_cli_against_a_moto_server(
     stacks = {s["StackName"]: s["StackStatus"] for s in cfn.describe_stacks()["Stacks"]}
     assert stacks == {
         f"cms-e2e-{k}": "CREATE_COMPLETE"
-        for k in ("storage", "alerting", "collector", "monitoring", "snowflake-access")
+        for k in keys
     }
     fn = boto3.client("lambda", region_name="eu-west-1", endpoint_url=moto_server)
     assert fn.get_function_configuration(FunctionName="cms-e2e-collector")["Environment"]["Variables"][
@@ -66,7 +68,7 @@ def test_deploy_through_the_cli_against_a_moto_server(
         # so the collector (and the monitoring wired to it) may update; the rest must not
         assert again.count(": no changes") >= 3
     else:
-        assert again.count(": no changes") == 5
+        assert again.count(": no changes") == 6
         assert "already uploaded" in again
 
 

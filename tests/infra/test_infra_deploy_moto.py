@@ -18,7 +18,7 @@ from typing import Any
 
 import boto3
 import pytest
-from infra_helpers import HANDLER_EXISTS
+from infra_helpers import HANDLER_EXISTS, OIDC_URL, eks_cluster_parameters
 from moto import mock_aws
 
 from cms_dagster.infra.deploy import StackResult, deploy, parse_parameter_overrides
@@ -83,7 +83,7 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Deploye
         mp.setenv("AWS_DEFAULT_REGION", REGION)
         with mock_aws():
             d = Deployed(tmp_path_factory.mktemp("build"))
-            results = d.run(PARAMETERS)
+            results = d.run(PARAMETERS + eks_cluster_parameters(REGION))
             yield d, results
 
 
@@ -91,10 +91,11 @@ def outputs(deployed, key: str) -> dict[str, str]:
     return deployed[1][f"cms-{ENV}-{key}"].outputs
 
 
-def test_all_five_stacks_are_created_in_order(deployed) -> None:
+def test_all_six_stacks_are_created_in_order(deployed) -> None:
     d, results = deployed
     assert list(results) == [
-        f"cms-{ENV}-{k}" for k in ("storage", "alerting", "collector", "monitoring", "snowflake-access")
+        f"cms-{ENV}-{k}"
+        for k in ("storage", "alerting", "collector", "monitoring", "snowflake-access", "orchestrator")
     ]
     assert {r.action for r in results.values()} == {"created"}
     cfn = d.client("cloudformation")
@@ -273,7 +274,9 @@ def test_deploy_prints_progress_outputs_and_the_cms_settings(deployed) -> None:
     d, results = deployed
     # the fixture's log was for the first run; re-run below checks idempotence, so check a fresh copy here
     text = "\n".join(d.log)
-    assert "[1/5] cms-test-storage: deploying storage.yaml" in text
+    assert "[1/6] cms-test-storage: deploying storage.yaml" in text
+    assert "[6/6] cms-test-orchestrator: deploying orchestrator.yaml" in text
+    assert f"DAGSTER_PG_HOST={results[f'cms-{ENV}-orchestrator'].outputs['DatabaseEndpoint']}" in text
     assert f"CMS_RAW_URL=s3://cms-{ENV}-raw-{ACCOUNT}-{REGION}" in text
     assert f"CMS_SNS_TOPIC_ARN={results[f'cms-{ENV}-alerting'].outputs['CriticalTopicArn']}" in text
     assert "uploaded collector package s3://" in text
@@ -287,7 +290,7 @@ def test_a_second_deploy_changes_nothing(deployed) -> None:
         assert again[f"cms-{ENV}-collector"].action == "updated"
         return
     assert {r.action for r in again.values()} == {"unchanged"}
-    assert sum("no changes" in line for line in d.log) == 5
+    assert sum("no changes" in line for line in d.log) == 6
     assert any("already uploaded" in line for line in d.log)
 
 
@@ -301,6 +304,7 @@ def test_an_update_flows_into_the_wired_stacks_and_later_deploys_keep_it(deploye
         "collector": "updated",
         "monitoring": "updated",  # CollectorMemorySize is wired from the collector's outputs
         "snowflake-access": "unchanged",  # the Snowflake user and external id set before are kept
+        "orchestrator": "unchanged",  # the cluster's VPC, subnets and OIDC provider given before are kept
     }
     config = d.client("lambda").get_function_configuration(FunctionName=f"cms-{ENV}-collector")
     assert config["MemorySize"] == 2048
@@ -318,3 +322,53 @@ def test_an_update_flows_into_the_wired_stacks_and_later_deploys_keep_it(deploye
             assert result.action == "unchanged", key
     assert kept[f"cms-{ENV}-snowflake-access"].outputs["TrustsSnowflake"] == "true"
     assert kept[f"cms-{ENV}-collector"].outputs["MemorySize"] == "2048"
+
+
+def test_dagsters_postgres_is_private_encrypted_and_its_password_generated(deployed) -> None:
+    d, _ = deployed
+    out = outputs(deployed, "orchestrator")
+    db = d.client("rds").describe_db_instances(DBInstanceIdentifier=f"cms-{ENV}-dagster")["DBInstances"][0]
+    assert db["Engine"] == "postgres" and db["StorageEncrypted"] and not db["PubliclyAccessible"]
+    assert db["KmsKeyId"] == outputs(deployed, "storage")["KmsKeyArn"]
+    assert db["Endpoint"]["Address"] == out["DatabaseEndpoint"]
+    # moto's CloudFormation does not create AWS::SecretsManager::Secret: the generated password is
+    # asserted from the template (test_orchestrator_template.py)
+    assert out["ComputeLogsUrl"] == f"s3://{outputs(deployed, 'storage')['ArtifactsBucketName']}/dagster/compute-logs"
+
+
+def test_only_the_dagster_service_account_of_the_cluster_can_assume_the_run_pod_role(deployed) -> None:
+    d, _ = deployed
+    arn = outputs(deployed, "orchestrator")["ServiceAccountRoleArn"]
+    role = d.client("iam").get_role(RoleName=arn.rsplit("/", 1)[1])["Role"]
+    (stmt,) = role["AssumeRolePolicyDocument"]["Statement"]
+    url = OIDC_URL.format(region=REGION)
+    assert stmt["Action"] == "sts:AssumeRoleWithWebIdentity"
+    assert stmt["Principal"]["Federated"].endswith(f"oidc-provider/{url}")
+    assert stmt["Condition"]["StringEquals"] == {
+        f"{url}:sub": "system:serviceaccount:cms:cms-dagster",
+        f"{url}:aud": "sts.amazonaws.com",
+    }
+    iam = d.client("iam")
+    policies = {
+        n: _document(iam.get_role_policy(RoleName=role["RoleName"], PolicyName=n)["PolicyDocument"])
+        for n in iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"]
+    }
+    assert set(policies) == {"lake", "alerts", "database-secret"}
+    alerting = outputs(deployed, "alerting")
+    assert policies["alerts"]["Statement"][0]["Resource"] == [alerting["CriticalTopicArn"], alerting["WarningTopicArn"]]
+    writes = next(s for s in policies["lake"]["Statement"] if s["Sid"] == "ReadWriteZones")
+    storage = outputs(deployed, "storage")
+    assert sorted(writes["Resource"]) == sorted(
+        f"arn:aws:s3:::{storage[k]}/*" for k in ("RawBucketName", "ProcessedBucketName", "ArchiveBucketName")
+    )
+
+
+def _document(doc: Any) -> dict[str, Any]:
+    """A policy document as boto3 gives it: decoded, or the string moto sends for a policy that the
+    template gave as an object (a Python literal, not JSON)."""
+    if not isinstance(doc, str):
+        return doc
+    try:
+        return json.loads(doc)
+    except ValueError:
+        return ast.literal_eval(doc)

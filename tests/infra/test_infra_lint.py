@@ -20,7 +20,7 @@ def test_template_is_cfn_lint_clean(template: str) -> None:
 def test_every_template_file_is_a_stack_in_the_deploy_order() -> None:
     files = {p.name for p in template_files()}
     assert files == {s.template for s in STACKS}
-    assert [s.key for s in STACKS] == ["storage", "alerting", "collector", "monitoring", "snowflake-access"]
+    assert [s.key for s in STACKS] == ["storage", "alerting", "collector", "monitoring", "snowflake-access", "orchestrator"]
 
 
 def test_validate_fails_on_a_broken_template_and_names_rule_and_line(

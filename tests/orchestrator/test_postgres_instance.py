@@ -1,0 +1,145 @@
+"""Dagster on PostgreSQL, as production runs it: the instance written from the settings stores runs,
+events and schedules in PostgreSQL; the daemon ticks sensors and schedules, the run queue honours the
+per-tag limits, and a daemon restarted mid-way carries on from its cursors with nothing run twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from cms_dagster import settings as settings_mod
+from cms_dagster.infra import dagster_instance
+from tests.orchestrator import location
+from tests.orchestrator.postgres_server import PostgresServer
+
+HERE = Path(__file__).resolve().parent
+
+
+def _write_home(tmp_path: Path, postgres: PostgresServer, db: str, **extra: str) -> tuple[Path, dict[str, str]]:
+    env = {
+        "CMS_DAGSTER_STORAGE": "postgres",
+        "DAGSTER_PG_HOST": "127.0.0.1",
+        "DAGSTER_PG_PORT": str(postgres.port),
+        "DAGSTER_PG_USER": postgres.user,
+        "DAGSTER_PG_DB": db,
+        "CMS_DAGSTER_MAX_COLLECTION_RUNS": "1",
+        **extra,
+    }
+    o = settings_mod.load_orchestrator(env)
+    home = tmp_path / "dagster_home"
+    dagster_instance.write(o, home)
+    assert "cms-test-password" not in (home / "dagster.yaml").read_text()  # the secret stays in the environment
+    return home, {**env, "DAGSTER_PG_PASSWORD": postgres.password, "DAGSTER_HOME": str(home)}
+
+
+@pytest.fixture
+def pg_instance(tmp_path: Path, postgres: PostgresServer, pg_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dg.DagsterInstance]:
+    home, env = _write_home(tmp_path, postgres, pg_db)
+    monkeypatch.setenv("DAGSTER_PG_PASSWORD", postgres.password)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        yield instance
+
+
+def test_partitions_materialized_on_postgres_are_kept_in_postgres(pg_instance: dg.DagsterInstance, postgres: PostgresServer, pg_db: str) -> None:
+    hours = ["2026-01-05-00:00", "2026-01-05-01:00", "2026-01-05-02:00"]
+    for hour in hours:
+        result = dg.materialize([location.points, location.loaded], instance=pg_instance, partition_key=hour)
+        assert result.success
+    assert type(pg_instance.run_storage).__name__ == "PostgresRunStorage"
+    assert type(pg_instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+    done = pg_instance.get_materialized_partitions(dg.AssetKey("loaded"))
+    assert done == set(hours)
+    # what the instance reports is what PostgreSQL holds
+    assert int(postgres.psql("select count(*) from runs", db=pg_db)) == 3
+    stored = postgres.psql("select count(*) from event_logs where dagster_event_type = 'ASSET_MATERIALIZATION'", db=pg_db)
+    assert int(stored) == 6
+
+
+def _daemon(home: Path, env: dict[str, str], log: Path) -> subprocess.Popen:
+    exe = Path(sys.executable).parent / "dagster-daemon"
+    workspace = home / "workspace.yaml"
+    workspace.write_text(f"load_from:\n  - python_file:\n      relative_path: {HERE / 'location.py'}\n      working_directory: {HERE.parents[1]}\n      location_name: orchestrator_test\n")
+    full = {**os.environ, **env, "DO_NOT_TRACK": "1", "PYTHONPATH": str(HERE.parents[1])}
+    return subprocess.Popen([str(exe), "run", "-w", str(workspace)], env=full, cwd=home, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def _wait(pred, timeout: float, what: str, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(1)
+    raise AssertionError(f"timed out waiting for {what}; daemon log:\n{log.read_text()[-3000:]}")
+
+
+def _collection_runs(instance: dg.DagsterInstance) -> list[dg.RunRecord]:
+    return list(instance.get_run_records(dg.RunsFilter(job_name="collection")))
+
+
+def _finished(instance: dg.DagsterInstance, n: int) -> bool:
+    runs = _collection_runs(instance)
+    return len([r for r in runs if r.dagster_run.status == dg.DagsterRunStatus.SUCCESS]) >= n
+
+
+def _sensor_cursor(instance: dg.DagsterInstance) -> int:
+    states = [s for s in instance.all_instigator_state() if s.name == "new_files"]
+    data = states[0].instigator_data if states else None
+    return int(getattr(data, "cursor", None) or 0)
+
+
+@pytest.mark.slow
+def test_daemon_ticks_queues_within_limits_and_resumes_from_its_cursor_after_a_restart(
+    tmp_path: Path, postgres: PostgresServer, pg_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home, env = _write_home(tmp_path, postgres, pg_db)
+    monkeypatch.setenv("DAGSTER_PG_PASSWORD", postgres.password)
+    log = tmp_path / "daemon.log"
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        daemon = _daemon(home, env, log)
+        try:
+            _wait(lambda: _finished(instance, 2), 300, "2 collection runs", log)
+        finally:
+            _stop(daemon)
+        cursor_before = _sensor_cursor(instance)
+        keys_before = {r.dagster_run.tags.get("dagster/run_key") for r in _collection_runs(instance)}
+        assert cursor_before >= 2 and len(keys_before) >= 2
+
+        daemon = _daemon(home, env, log)
+        try:
+            _wait(lambda: _finished(instance, location.FILES), 400, "every file collected", log)
+            _wait(lambda: any(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in instance.get_run_records(dg.RunsFilter(job_name="scheduled"))), 90, "a schedule tick", log)
+        finally:
+            _stop(daemon)
+
+        runs = _collection_runs(instance)
+        keys = [r.dagster_run.tags.get("dagster/run_key") for r in runs]
+        # nothing run twice: every file once, across the restart
+        assert sorted(keys) == sorted(f"file-{i}" for i in range(location.FILES))
+        assert keys_before <= set(keys)
+        # the queue let at most one collection run at a time (CMS_DAGSTER_MAX_COLLECTION_RUNS=1)
+        spans = sorted((r.start_time, r.end_time) for r in runs)
+        assert all(s is not None and e is not None for s, e in spans)
+        assert all(spans[i][1] <= spans[i + 1][0] for i in range(len(spans) - 1)), spans
+        assert all(r.dagster_run.tags.get("cms/pool") == "cloudwatch" for r in runs)
+        ticks = instance.get_ticks(
+            next(s for s in instance.all_instigator_state() if s.name == "minutely").instigator_origin_id,
+            next(s for s in instance.all_instigator_state() if s.name == "minutely").selector_id,
+        )
+        assert any(t.status == dg.TickStatus.SUCCESS for t in ticks)
