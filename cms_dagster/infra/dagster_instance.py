@@ -86,6 +86,9 @@ def instance_config(o: OrchestratorSettings) -> dict[str, Any]:
             "class": "QueuedRunCoordinator",
         }
         cfg["concurrency"] = {
+            # op-level pools: the dbt assets are in pool "dbt", so one dbt build runs at a time whatever
+            # launched it (a schedule, a back-fill, the automation sensor)
+            "pools": {"default_limit": 1},
             "runs": {
                 "max_concurrent_runs": o.max_concurrent_runs,
                 "tag_concurrency_limits": tag_concurrency_limits(o),

@@ -37,6 +37,7 @@ def test_plan_wires_outputs_of_earlier_stacks() -> None:
         "cms-prod-collector",
         "cms-prod-monitoring",
         "cms-prod-snowflake-access",
+        "cms-prod-orchestrator",
     ]
     assert all(p.parameters["Environment"] == "prod" for p in plans.values())
     assert plans["collector"].wired["RawBucketName"] == ("storage", "RawBucketName")
@@ -45,10 +46,16 @@ def test_plan_wires_outputs_of_earlier_stacks() -> None:
     assert plans["monitoring"].wired["CriticalTopicArn"] == ("alerting", "CriticalTopicArn")
     assert plans["monitoring"].wired["CollectorMemorySize"] == ("collector", "MemorySize")
     assert plans["snowflake-access"].wired["KmsKeyArn"] == ("storage", "KmsKeyArn")
-    # every parameter without a default is wired or given
+    assert plans["orchestrator"].wired["CriticalTopicArn"] == ("alerting", "CriticalTopicArn")
+    assert plans["orchestrator"].wired["ArtifactsBucketName"] == ("storage", "ArtifactsBucketName")
+    # every parameter without a default is wired or given, but for what only the operator knows: the
+    # EKS cluster the orchestrator stack joins
+    cluster = {"VpcId", "SubnetIds", "ClusterSecurityGroupId", "OidcProviderArn", "OidcProviderUrl"}
     for p in plans.values():
         for name, decl in p.declared.items():
-            assert "Default" in decl or name in p.parameters or name in p.wired or name == "CodeS3Key", (
+            assert "Default" in decl or name in p.parameters or name in p.wired or name == "CodeS3Key" or (
+                p.spec.key == "orchestrator" and name in cluster
+            ), (
                 p.name,
                 name,
             )
@@ -91,7 +98,7 @@ def test_dry_run_prints_the_plan_and_calls_nothing(
         == 0
     )
     out = capsys.readouterr().out
-    assert "[3/5] cms-stage-collector  (collector.yaml)" in out
+    assert "[3/6] cms-stage-collector  (collector.yaml)" in out
     assert "RawBucketName = <output RawBucketName of cms-stage-storage>" in out
     assert "CodeS3Key = <uploaded `cms infra package` zip>" in out
     assert "CriticalEmail = 'oncall@example.com'" in out

@@ -59,6 +59,7 @@ def test_templates_lists_the_stacks_in_deploy_order(cms, capsys: pytest.CaptureF
         "cms-<env>-collector",
         "cms-<env>-monitoring",
         "cms-<env>-snowflake-access",
+        "cms-<env>-orchestrator",
     ]
 
 

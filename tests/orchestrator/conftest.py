@@ -6,8 +6,8 @@ import os
 import shutil
 import tempfile
 import uuid
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 

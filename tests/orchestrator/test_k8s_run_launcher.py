@@ -66,6 +66,7 @@ def kube_api(tmp_path: Path) -> Iterator[Path]:
     server.shutdown()
 
 
+@pytest.mark.slow
 def test_a_launched_run_becomes_a_job_whose_pod_the_cluster_can_run(tmp_path: Path, kube_api: Path) -> None:
     o = settings_mod.load_orchestrator({
         "CMS_DAGSTER_RUN_LAUNCHER": "k8s",

@@ -143,3 +143,38 @@ def test_daemon_ticks_queues_within_limits_and_resumes_from_its_cursor_after_a_r
             next(s for s in instance.all_instigator_state() if s.name == "minutely").selector_id,
         )
         assert any(t.status == dg.TickStatus.SUCCESS for t in ticks)
+
+
+def test_the_instance_in_use_is_what_the_settings_say(tmp_path: Path) -> None:
+    embedded = settings_mod.load_orchestrator({})
+    assert not embedded.production and dagster_instance.describe(embedded).startswith("embedded")
+    assert "storage" not in dagster_instance.instance_config(embedded)
+    prod = settings_mod.load_orchestrator(
+        {"CMS_DAGSTER_STORAGE": "postgres", "DAGSTER_PG_HOST": "db", "CMS_DAGSTER_COMPUTE_LOGS_URL": "s3://logs/cms"}
+    )
+    cfg = dagster_instance.instance_config(prod)
+    assert cfg["compute_logs"]["config"] == {"bucket": "logs", "prefix": "cms", "upload_interval": 30}
+    assert cfg["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    assert {"key": "cms/pool", "value": "dbt", "limit": 1} in cfg["concurrency"]["runs"]["tag_concurrency_limits"]
+    assert "PostgreSQL storage" in dagster_instance.describe(prod)
+
+
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"CMS_DAGSTER_STORAGE": "mysql"}, r"use 'sqlite' \(embedded\) or 'postgres'"),
+        ({"CMS_DAGSTER_STORAGE": "postgres"}, "needs DAGSTER_PG_HOST"),
+        ({"CMS_DAGSTER_RUN_LAUNCHER": "ecs"}, "use 'local' or 'k8s'"),
+        ({"CMS_DAGSTER_MAX_CONCURRENT_RUNS": "many"}, "whole number"),
+        ({"CMS_DAGSTER_MAX_COLLECTION_RUNS": "0"}, "at least 1"),
+    ],
+)
+def test_wrong_orchestrator_settings_are_refused_with_what_to_do(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        settings_mod.load_orchestrator(env)
+
+
+def test_compute_logs_url_must_name_an_s3_bucket() -> None:
+    o = settings_mod.load_orchestrator({"CMS_DAGSTER_COMPUTE_LOGS_URL": "/var/log/dagster"})
+    with pytest.raises(ValueError, match="s3://bucket/prefix"):
+        dagster_instance.instance_config(o)

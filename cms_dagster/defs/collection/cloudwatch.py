@@ -18,6 +18,7 @@ from cms_dagster import settings as settings_mod
 from cms_dagster.collectors import collector, streams
 from cms_dagster.collectors.targets import NOT_CONFIGURED, roles_of_account, target_keys
 from cms_dagster.defs.partitions import hourly_partitions
+from cms_dagster.infra.dagster_instance import CLOUDWATCH_POOL, pool_tags
 from cms_dagster.resources import CmsResource
 
 
@@ -110,7 +111,12 @@ cloudwatch_raw = build_cloudwatch_raw(hourly_partitions)  # the embedded default
 
 
 def build_collection_schedule(asset: dg.AssetsDefinition, partitions_def: dg.PartitionsDefinition):
-    job = dg.define_asset_job("cloudwatch_collection", selection=[asset], partitions_def=partitions_def)
+    job = dg.define_asset_job(
+        "cloudwatch_collection",
+        selection=[asset],
+        partitions_def=partitions_def,
+        tags=pool_tags(CLOUDWATCH_POOL),  # the production run queue caps concurrent collections
+    )
     schedule = dg.build_schedule_from_partitioned_job(
         job,
         name="cloudwatch_hourly",

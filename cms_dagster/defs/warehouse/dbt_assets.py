@@ -25,6 +25,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
 from cms_dagster.defs.partitions import hourly_partitions
+from cms_dagster.infra.dagster_instance import DBT_POOL
 from cms_dagster.resources import CmsResource
 from cms_dagster.warehouse import dbt as warehouse_dbt
 
@@ -98,6 +99,7 @@ def _dbt_environment(cms: CmsResource) -> Iterator[None]:
     select=REFERENCE,
     name="dbt_reference",
     dagster_dbt_translator=TRANSLATOR,
+    pool=DBT_POOL,
 )
 def dbt_reference_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource, cms: CmsResource) -> Iterator[Any]:
     """The ontology seeds and their staging views."""
@@ -111,6 +113,7 @@ def dbt_reference_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource,
     exclude=REFERENCE,
     name="dbt_events",
     dagster_dbt_translator=TRANSLATOR,
+    pool=DBT_POOL,
     partitions_def=hourly_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
 )
