@@ -6,5 +6,7 @@
 - :mod:`cms_harness.rca_evaluation`: incident sampling, starts from the detector, baselines and AC@k for
   ``benchmarks/rca_eval.py``;
 - :mod:`cms_harness.openai_standin`: a local server that speaks the OpenAI Chat Completions API (structured
-  output, errors, delays, malformed answers) for the LLM, incident and question tests.
+  output, errors, delays, malformed answers) for the LLM, incident and question tests;
+- :mod:`cms_harness.postgres`: a throw-away PostgreSQL server from Debian's binaries, for the orchestrator
+  tests (Dagster on PostgreSQL) and ``benchmarks/backfill_scale.py``.
 """

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.orchestrator import postgres_server
+from cms_harness import postgres as postgres_server
 
 
 @pytest.fixture(scope="session")

@@ -17,8 +17,8 @@ import pytest
 
 from cms_dagster import settings as settings_mod
 from cms_dagster.infra import dagster_instance
+from cms_harness.postgres import PostgresServer
 from tests.orchestrator import location
-from tests.orchestrator.postgres_server import PostgresServer
 
 HERE = Path(__file__).resolve().parent
 

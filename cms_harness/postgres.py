@@ -1,5 +1,5 @@
-"""A real PostgreSQL server for the orchestrator tests: Debian's `postgresql` binaries (installed by
-`make test`), a throw-away cluster in a temporary directory, a free TCP port, trust authentication."""
+"""A real PostgreSQL server for tests and benchmarks: Debian's `postgresql` binaries (installed by
+`make test`), a throw-away cluster in a temporary directory, a free TCP port, password authentication."""
 
 from __future__ import annotations
 
