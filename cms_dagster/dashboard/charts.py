@@ -32,7 +32,7 @@ def _days(df: pd.DataFrame, column: str = "run_date") -> pd.DataFrame:
     return df.assign(**{column: pd.to_datetime(df[column]).dt.strftime("%Y-%m-%d")})
 
 
-LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.15))
+LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25))
 
 
 def availability_grid(grid: pd.DataFrame, bucket: pd.Timedelta) -> go.Figure:
@@ -161,7 +161,7 @@ def gantt(bars: pd.DataFrame, as_of: pd.Timestamp) -> go.Figure:
 def duration_trend(perf: pd.DataFrame) -> go.Figure:
     """Duration index (successful runs against their job's 28-day median) per asset class and day."""
     fig = px.line(_days(perf).sort_values("run_date"), x="run_date", y="duration_index", color="asset_class_id", markers=True,
-                  title="Processing duration against the usual (1.0 = the job's 28-day median)")
+                  title="Duration index (1.0 = usual)")
     fig.add_hline(y=1.0, line_dash="dash", line_color="#555", annotation_text="usual")
     fig.update_xaxes(type="category", title=None)
     fig.update_layout(height=340, **LAYOUT)
@@ -174,7 +174,7 @@ def success_rates(rates: pd.DataFrame) -> go.Figure:
                       value_name="share of finished runs (%)")
     fig = px.bar(long, x="asset_class_id", y="share of finished runs (%)", color="outcome",
                  color_discrete_map={"success %": "#2e9e44", "failure %": "#d62728"},
-                 title="Success and failure rates by asset class")
+                 title="Success and failure rates")
     fig.update_layout(height=340, **LAYOUT)
     return fig
 

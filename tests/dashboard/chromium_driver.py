@@ -107,7 +107,12 @@ class Browser:
         return res.get("result", {}).get("value")
 
     def state(self) -> dict[str, Any]:
-        return json.loads(self.evaluate(PAGE_STATE_JS))
+        """What the page shows now; while a navigation replaces the document there is nothing to read yet."""
+        raw = self.evaluate(PAGE_STATE_JS)
+        if not isinstance(raw, str):
+            return {"script": None, "connection": None, "title": "", "exceptions": [], "errors": [],
+                    "skeletons": 0, "plots": [], "height": 0}
+        return json.loads(raw)
 
     def open(self, url: str, timeout: float = 90) -> dict[str, Any]:
         """Load ``url`` and wait until Streamlit is connected, its script has run and every chart is drawn

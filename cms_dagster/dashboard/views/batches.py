@@ -69,7 +69,8 @@ def body() -> None:
             ui.empty("successful runs with a usual duration")
         else:
             ui.chart(charts.duration_trend(trend), trend[["run_date", "asset_class_id", "duration_index",
-                                                          "duration_index_7d", "p50_duration_s"]], "duration")
+                                                          "duration_index_7d", "p50_duration_s"]], "duration",
+                     caption="Successful runs' duration over their job's 28-day median, per asset class and day.")
     with right:
         st.subheader("Success and failure")
         g = perf.groupby("asset_class_id")[["successful_runs", "failed_runs", "runs", "breaches"]].sum()
