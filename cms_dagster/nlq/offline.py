@@ -77,7 +77,7 @@ _CONDITIONS = [
 
 _METRICS = [
     ("failure_rate", re.compile(r"\b((failure|fail|error) rates?|rate of failures?|(percent(age)?|share|proportion|fraction|%) (of )?(\w+ ){0,3}(that )?(failed|failing|fail|errored)|% (of )?(\w+ )?(failed|failing)|how often .{0,30}fail|failure ratio|failure percentage|success rates?|how often .{0,30}succeed)\b")),
-    ("sla_compliance", re.compile(r"\b(sla compliance|compliance|on ?time (rate|%|percent(age)?|performance|ratio)|percent(age)? (of runs )?on ?time|(percent(age)?|share|proportion|fraction) of (\w+ ){0,3}(were |was |are |is |that (were|are) )?on ?time|% on ?time|within (the )?sla|sla (performance|adherence|attainment|rate|%|percent(age)?)|meeting (the |their )?sla|met (the |their )?sla)\b")),
+    ("sla_compliance", re.compile(r"\b(sla compliance|compliance|on ?time (rate|%|percent(age)?|performance|ratio)|percent(age)? (of runs )?on ?time|(percent(age)?|share|proportion|fraction) of (\w+ ){0,3}(were |was |are |is |that (were|are) )?on ?time|% on ?time|on ?time %|on ?time (percent(age)?|rate|ratio)|against (its|their|the|our) slas?|(do|did|perform(ed)?) against (its|their|the|our) slas?|within (the )?sla|sla (performance|adherence|attainment|rate|%|percent(age)?)|meeting (the |their )?sla|met (the |their )?sla)\b")),
     ("availability", re.compile(r"(\b(availability|uptime|up time|how available|percent(age)? up|available)\b|%.{0,40}\bup\b|\bpercent(age)?\b.{0,40}\bup\b)")),
     ("stale_minutes", re.compile(r"\b((minutes|how long)\b.{0,30}\b(stale|delayed)|stale (for )?(how many )?minutes|time stale)\b")),
     ("staleness", re.compile(r"\b(staleness|how stale|stalest|oldest data|freshness|how fresh|data age|age of (the )?data)\b")),
@@ -110,8 +110,8 @@ _DAILY = re.compile(r"\b(daily|day by day|each day|every day|per day)\b")
 _MORE = r"(longer|slower|more|higher|bigger|larger|greater|worse|busier|later|heavier|above)"
 _LESS = r"(shorter|faster|less|lower|fewer|quicker|smaller|lighter|below|under|better)"
 _USUAL = r"(usual|normal|typical|typically|expected|average|baseline|the norm|ordinary|standard|normally|it usually does|they usually do|usually)"
-_USUAL_MORE = re.compile(rf"\b({_MORE} than {_USUAL}|{_MORE} than (they|it|that|this|the job|the stage) (usually|normally|typically) (are|is|do|does|run|runs|take|takes|did)?|unusual(ly)?( long| slow| high| busy| late)?|abnormal(ly)?( long| slow| high)?|out of the ordinary|anomal\w*|above (normal|usual|baseline|average|typical)|more than normal|odd|weird|strange|suspicious)\b")
-_USUAL_LESS = re.compile(rf"\b({_LESS} than {_USUAL}|{_LESS} than (they|it|that|this|the job|the stage) (usually|normally|typically) (are|is|do|does|run|runs|take|takes|did)?|below (normal|usual|baseline|average|typical))\b")
+_USUAL_MORE = re.compile(rf"\b({_MORE} than {_USUAL}|{_MORE} than (their|its|the|his|her) {_USUAL}|{_MORE} than (they|it|that|this|the job|the stage) (usually|normally|typically) (are|is|do|does|run|runs|take|takes|did)?|unusual(ly)?( long| slow| high| busy| late)?|abnormal(ly)?( long| slow| high)?|out of the ordinary|anomal\w*|above (normal|usual|baseline|average|typical)|more than normal|odd|weird|strange|suspicious)\b")
+_USUAL_LESS = re.compile(rf"\b({_LESS} than {_USUAL}|{_LESS} than (their|its|the) {_USUAL}|{_LESS} than (they|it|that|this|the job|the stage) (usually|normally|typically) (are|is|do|does|run|runs|take|takes|did)?|below (normal|usual|baseline|average|typical))\b")
 _WEEK = re.compile(rf"\b(?:{_MORE}|{_LESS})? ?(?:than|compared (?:to|with)|vs\.?|versus|relative to|against)( the same (?:day|time|period))? (?:last|the previous|previous|a) week\b|\bweek over week\b|\bthan (?:the )?same (?:day|time) last week\b|\bthan a week ago\b")
 _THRESH = re.compile(
     r"(?P<op>above|over|more than|greater than|exceed(?:ing|s|ed)?|higher than|longer than|slower than|at least|>=|>|below|under|less than|lower than|shorter than|faster than|at most|<=|<|beyond|past)\s*"
@@ -278,7 +278,7 @@ class OfflineEngine:
                     clarify="Which part do you want to check: failed runs, SLA breaches, sub-stages taking longer than usual, delayed feeds, or busy resources?",
                     understood=understood,
                 )
-            if found or metric == "duration" or comparison is not None:
+            if found or metric == "duration" or comparison is not None or _GROUP.search(rest) or re.search(r"\bslas?\b", rest):
                 what = ", ".join(sorted({t.value for t in found})) or "that"
                 return Parsed(
                     clarify=f"What would you like to know about {what}: runs that failed, durations, SLA breaches, delays or outages?",
