@@ -309,11 +309,11 @@ def serve(args: argparse.Namespace, project_dir: Path) -> int:
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "demo",
-        help="run the whole product on the embedded default and serve the Dagster UI",
+        help="run the whole product on the embedded default and serve the Dagster UI and the dashboard",
         description="Set up the embedded default (local lake, DuckDB, offline engines), simulate days of data with "
         "incidents, materialize every asset (hourly assets in one back-fill run), then serve the Dagster UI and the dashboard "
         "(webserver + daemon, so schedules and sensors run). A second run skips what is already built.",
-        epilog="examples:\n  cms demo                 build if needed, then serve on 127.0.0.1:3000\n"
+        epilog="examples:\n  cms demo                 build if needed, then serve the Dagster UI on 127.0.0.1:3000 and the dashboard on :8501\n"
         "  cms demo --no-serve      build only (for scripts and CI)\n  cms demo --force --days 3",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
