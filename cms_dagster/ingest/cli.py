@@ -23,6 +23,13 @@ endpoints: POST /v1/metrics (OTLP/HTTP, JSON or protobuf, optionally gzip), GET 
 A request is answered 200 only once its points are durably in the raw zone (CMS_RAW_URL, a local
 directory or s3://); rejected points come back as OTLP partialSuccess and go to quarantine/.
 The receiver keeps no state: run several behind a load balancer on the same lake.
+
+A team writes only the services it owns, declared in the keys file (docs/security.md):
+  markets-batch:
+    keys: [KEY]
+    services: [pricing-batch, "batch-*"]
+Limits (header size and timeouts, connections, body size, points per request, bodies in flight):
+past them a request gets 400, 413 or 429 (with Retry-After); see the flags above and docs/security.md.
 """
 
 KEY_EPILOG = """\
