@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -42,10 +41,10 @@ def run_dashboard(args: argparse.Namespace) -> int:
         print(f"cms dashboard: no warehouse at {s.duckdb_path} yet; the pages will say so until `cms demo` "
               "(or the Dagster assets) build it", file=sys.stderr)
     print(f"[cms dashboard] serving http://{args.host}:{args.port} (reading {where}; Ctrl-C to stop)", flush=True)
-    try:
-        return subprocess.call(streamlit_command(args.host, args.port), env={**os.environ})
-    except KeyboardInterrupt:
-        return 0
+    cmd = streamlit_command(args.host, args.port)
+    # become the Streamlit server (not its parent), so stopping this process stops the server
+    os.execv(cmd[0], cmd)
+    return 0  # not reached
 
 
 def register(subparsers: Any) -> None:
