@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import pandas as pd
@@ -21,6 +22,7 @@ from cms_dagster.nlq.offline import OfflineEngine, Parsed
 from cms_dagster.nlq.query import QueryError, StructuredQuery
 from cms_dagster.nlq.scope import ScopeError
 from cms_dagster.warehouse.client import Warehouse
+from cms_dagster.warehouse.dbt import dbt_project_dir
 
 DEFAULT_TIME = "today"
 
@@ -104,8 +106,12 @@ def ask(
     as_of: dt.datetime | str | None = None,
     engine: Engine | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    semantic_manifest: Path | None = None,
 ) -> Answer:
     """Answer ``question`` from the warehouse's marts, as of ``as_of`` (default now, UTC).
+
+    Metric questions are compiled by MetricFlow from ``semantic_manifest`` (default: the dbt project's
+    target/semantic_manifest.json, written by `cms dbt prepare`) where it can express them.
 
     Never raises for a bad question: a refusal (out of scope, unsafe) or a clarifying question comes back
     in the Answer. Raises ExecutionError only when the warehouse itself cannot be read.
@@ -144,7 +150,8 @@ def ask(
             guard.check(sql, dialect)
             h = history_start(warehouse, table, tcol, timeout_s)
             hist = None if h is None or pd.isna(h) else pd.Timestamp(h).tz_localize("UTC").to_pydatetime()
-        compiled = compile_query(q, ontology, window, at, hist, dialect=dialect)
+        manifest = semantic_manifest if semantic_manifest is not None else dbt_project_dir() / "target" / "semantic_manifest.json"
+        compiled = compile_query(q, ontology, window, at, hist, dialect=dialect, semantic_manifest=manifest)
     except (QueryError, ScopeError) as e:
         return Answer(question, interpretation=_interp(q, eng.name, understood, window, None), clarify=f"{e}. Could you rephrase?", answer=str(e))
     try:
@@ -167,6 +174,8 @@ def ask(
 def _interp(q: StructuredQuery, engine: str, understood: list[str], window: timephrase.Window, c: Compiled | None) -> dict[str, Any]:
     d: dict[str, Any] = {"engine": engine, "query": q.to_dict(), "understood": understood,
                          "window": {"start": window.start.strftime("%Y-%m-%dT%H:%M:%SZ"), "end": window.end.strftime("%Y-%m-%dT%H:%M:%SZ"), "phrase": window.phrase}}  # fmt: skip
+    if c is not None:
+        d["compiler"] = c.compiler
     if c is not None and c.reference is not None:
         m = semantic.METRICS.get((q.comparison.measure if q.comparison else None) or q.metric or "")
         d["usual"] = {

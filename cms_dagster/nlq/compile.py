@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import sqlglot
 from sqlglot import exp
 
 from cms_dagster.domain.model import Ontology
-from cms_dagster.nlq import semantic
+from cms_dagster.nlq import metricflow_sql, semantic
 from cms_dagster.nlq.query import QueryError, StructuredQuery
 from cms_dagster.nlq.scope import Scope, resolve
 from cms_dagster.nlq.timephrase import Window
@@ -37,6 +38,7 @@ class Compiled:
     window: Window
     reference: Reference | None = None
     notes: list[str] = field(default_factory=list)
+    compiler: str = "sqlglot"  # "metricflow" when MetricFlow wrote the SQL of a metric question
 
 
 def _ts(t: dt.datetime) -> exp.Expression:
@@ -429,11 +431,21 @@ def compile_query(
     as_of: dt.datetime,
     history_start: dt.datetime | None = None,
     dialect: str = "duckdb",
+    semantic_manifest: Path | None = None,
 ) -> Compiled:
-    """The SQL of a checked structured query (``history_start``: the earliest data, for "usual")."""
+    """The SQL of a checked structured query (``history_start``: the earliest data, for "usual").
+
+    With ``semantic_manifest`` (dbt's target/semantic_manifest.json), MetricFlow compiles the metric
+    questions it can express; the others, and listings, are built with sqlglot.
+    """
     q.check()
     sc = resolve(q.filters, ont)
-    if q.kind == "metric":
+    mf = None
+    if q.kind == "metric" and semantic_manifest is not None and semantic_manifest.exists():
+        mf = metricflow_sql.compile_metric(q, sc, window, semantic_manifest, _limit(q))
+    if mf is not None:
+        c = Compiled(mf[0], mf[1], mf[2], window, compiler="metricflow")
+    elif q.kind == "metric":
         c = _metric(q, sc, window, history_start)
     elif q.entity == "runs":
         c = _runs(q, sc, window, as_of, history_start)
