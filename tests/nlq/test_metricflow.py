@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlglot import exp
 from nlq_marts import AS_OF
+from sqlglot import exp
 
 from cms_dagster.domain import Ontology
 from cms_dagster.nlq import guard, metricflow_sql
