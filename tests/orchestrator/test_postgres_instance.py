@@ -14,6 +14,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster._core.scheduler.instigation import TickStatus  # not exported at the top level
 
 from cms_dagster import settings as settings_mod
 from cms_dagster.infra import dagster_instance
@@ -80,13 +81,17 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def _wait(pred, timeout: float, what: str, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
+def _wait(pred, stall: float, what: str, log: Path, progress) -> None:
+    """Wait until ``pred()``; fail when ``progress()`` (finished runs) has not moved for ``stall`` seconds.
+    Runs are processes: on a busy machine they are slow, but a stuck queue makes no progress at all."""
+    last, since = progress(), time.monotonic()
+    while not pred():
+        now = progress()
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since > stall:
+            raise AssertionError(f"no progress for {stall:.0f} s waiting for {what}; daemon log:\n{log.read_text()[-3000:]}")
         time.sleep(1)
-    raise AssertionError(f"timed out waiting for {what}; daemon log:\n{log.read_text()[-3000:]}")
 
 
 def _collection_runs(instance: dg.DagsterInstance) -> list[dg.RunRecord]:
@@ -96,6 +101,10 @@ def _collection_runs(instance: dg.DagsterInstance) -> list[dg.RunRecord]:
 def _finished(instance: dg.DagsterInstance, n: int) -> bool:
     runs = _collection_runs(instance)
     return len([r for r in runs if r.dagster_run.status == dg.DagsterRunStatus.SUCCESS]) >= n
+
+
+def _finished_count(instance: dg.DagsterInstance) -> int:
+    return sum(1 for r in instance.get_run_records() if r.dagster_run.is_finished)
 
 
 def _sensor_cursor(instance: dg.DagsterInstance) -> int:
@@ -114,7 +123,7 @@ def test_daemon_ticks_queues_within_limits_and_resumes_from_its_cursor_after_a_r
     with dg.DagsterInstance.from_config(str(home)) as instance:
         daemon = _daemon(home, env, log)
         try:
-            _wait(lambda: _finished(instance, 2), 300, "2 collection runs", log)
+            _wait(lambda: _finished(instance, 2), 300, "2 collection runs", log, lambda: _finished_count(instance))
         finally:
             _stop(daemon)
         cursor_before = _sensor_cursor(instance)
@@ -123,8 +132,11 @@ def test_daemon_ticks_queues_within_limits_and_resumes_from_its_cursor_after_a_r
 
         daemon = _daemon(home, env, log)
         try:
-            _wait(lambda: _finished(instance, location.FILES), 400, "every file collected", log)
-            _wait(lambda: any(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in instance.get_run_records(dg.RunsFilter(job_name="scheduled"))), 90, "a schedule tick", log)
+            _wait(lambda: _finished(instance, location.FILES), 300, "every file collected", log, lambda: _finished_count(instance))
+            _wait(
+                lambda: any(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in instance.get_run_records(dg.RunsFilter(job_name="scheduled"))),
+                300, "a scheduled run", log, lambda: _finished_count(instance),
+            )
         finally:
             _stop(daemon)
 
@@ -142,7 +154,7 @@ def test_daemon_ticks_queues_within_limits_and_resumes_from_its_cursor_after_a_r
             next(s for s in instance.all_instigator_state() if s.name == "minutely").instigator_origin_id,
             next(s for s in instance.all_instigator_state() if s.name == "minutely").selector_id,
         )
-        assert any(t.status == dg.TickStatus.SUCCESS for t in ticks)
+        assert any(t.status == TickStatus.SUCCESS for t in ticks)
 
 
 def test_the_instance_in_use_is_what_the_settings_say(tmp_path: Path) -> None:
