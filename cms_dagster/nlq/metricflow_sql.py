@@ -5,9 +5,10 @@ MetricFlow only writes the SQL here: its engine is given a SQL client that refus
 row limit), and the caller still puts it through the guard and the read-only executor like any other SQL.
 
 What MetricFlow compiles: a metric over a time window, filtered to the jobs / sub-stages / feeds /
-resources in scope, grouped by the dimensions of its semantic model or by day / hour. What it does not
-(``compile_metric`` returns None and the sqlglot compiler answers): comparisons with "usual", "last week"
-or a threshold, and groupings the semantic model has no dimension for (sub-stages by job or asset class).
+resources in scope, grouped by the dimensions of its semantic model or by day / hour. Thresholds too
+("failure rate by job above 10 %"). What it does not (``compile_metric`` returns None and the sqlglot
+compiler answers): comparisons with "usual" or "last week", and groupings the semantic model has no
+dimension for (sub-stages by job or asset class).
 """
 
 from __future__ import annotations
@@ -105,7 +106,8 @@ def _where(prefix: str, sql_filter: str) -> str:
 
 def compile_metric(q: StructuredQuery, sc: Scope, w: Window, manifest: Path, limit: int) -> tuple[str, list[str], list[str]] | None:
     """(SQL, columns, keys) of a metric question compiled by MetricFlow, or None when it cannot express it."""
-    if q.kind != "metric" or q.comparison is not None:
+    comp = q.comparison
+    if q.kind != "metric" or (comp is not None and comp.kind != "threshold"):
         return None
     m = semantic.METRICS[q.metric or ""]
     if m.table not in _MODELS:
@@ -151,6 +153,10 @@ def compile_metric(q: StructuredQuery, sc: Scope, w: Window, manifest: Path, lim
     outer = exp.select(*[exp.alias_(exp.column(src, table="mf"), dst) for src, dst in names], exp.alias_(value, m.name))
     outer = outer.from_(exp.Subquery(this=tree, alias=exp.TableAlias(this=exp.to_identifier("mf"))))
     cols = [dst for _, dst in names]
+    if comp is not None and cols:  # "failure rate by job above 10 %": the groups past the threshold
+        op = {">": exp.GT, "<": exp.LT, ">=": exp.GTE, "<=": exp.LTE}[comp.op]
+        outer = outer.where(op(this=value.copy(), expression=exp.Literal.number(comp.value)))
+        return outer.order_by(*[exp.column(c) for c in cols]).limit(limit).sql(dialect="duckdb", comments=False), [*cols, m.name], cols
     if q.order:
         outer = outer.order_by(exp.Ordered(this=exp.column(m.name), desc=q.order == "desc"))
     elif cols:

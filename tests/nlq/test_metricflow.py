@@ -34,6 +34,8 @@ def manifest() -> Path:
         "runs by hour today",
         "peak cpu by resource today",
         "failures of derivatives jobs by day this week",
+        "failure rate by job above 10 % today",
+        "availability by feed below 99 % today",
     ],
 )
 def test_a_metric_question_is_compiled_by_metricflow_passes_the_guard_and_answers_as_before(
