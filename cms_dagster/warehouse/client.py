@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from cms_dagster import settings as settings_mod
-from cms_dagster.warehouse import duckdb_load
+from cms_dagster.warehouse import duckdb_load, snapshot
 
 _PD_TO_SQL = {"object": "VARCHAR", "float64": "DOUBLE", "bool": "BOOLEAN", "int64": "BIGINT"}
 
@@ -51,8 +51,22 @@ class Warehouse:
             finally:
                 con.close()
 
+    @contextmanager
+    def read_connection(self) -> Iterator[Any]:
+        """A read-only connection: on DuckDB the published snapshot (warehouse/snapshot.py), which no writer locks."""
+        if self.kind != "duckdb":
+            with self.connect() as con:
+                yield con
+            return
+        con = snapshot.open_reader(self.settings.duckdb_path)
+        try:
+            yield con
+        finally:
+            con.close()
+
     def query(self, sql: str, params: list | None = None) -> pd.DataFrame:
-        with self.connect() as con:
+        """Run one read-only statement and return its rows; on DuckDB it never waits for a writer."""
+        with self.read_connection() as con:
             if self.kind == "duckdb":
                 return con.execute(sql, params or []).df()
             cur = con.cursor()
@@ -86,6 +100,7 @@ class Warehouse:
                     con.execute(f"insert into {table} by name select * from incoming")
                     con.unregister("incoming")
                 con.execute("commit")
+                snapshot.publish(con, self.settings.duckdb_path)
             else:
                 from snowflake.connector.pandas_tools import write_pandas
 

@@ -1,0 +1,117 @@
+"""Readers that never wait for a writer, on the embedded DuckDB warehouse.
+
+DuckDB lets one process write a database file and no other process open it meanwhile, not even read-only
+("Conflicting lock is held"). A dbt build holds that lock for minutes, so every write CMS makes (loading
+points, dbt, detection results) ends by *publishing* a read-only copy of the warehouse:
+
+    <dir>/<name>.snapshot/<name>.duckdb       e.g. .cms/warehouse.snapshot/warehouse.duckdb
+
+The writer checkpoints (the file then holds every committed change and the write-ahead log is empty),
+copies the file to a temporary name while it still holds the write lock (so no other process changes it
+mid-copy), then renames the copy over the published one: a reader sees the old snapshot or the new one,
+never half of either, and a reader that opened the old one keeps reading it (POSIX keeps a replaced file
+alive while it is open). The snapshot keeps the database's file name, so views that name their catalog
+(``"warehouse"."marts"...``, as dbt-duckdb writes them) resolve in the copy too.
+
+Readers (:func:`open_reader`) open the snapshot. Only when the live file changed after the last publication
+(a write made outside CMS, a test that edits the file) do they try the live file, once, without waiting;
+if a writer holds it they read the snapshot. Snowflake needs none of this: it serves readers itself.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import duckdb
+
+SNAPSHOT_SUFFIX = ".snapshot"
+
+
+def snapshot_path(db: Path) -> Path:
+    """Where the read-only copy of the DuckDB file ``db`` is published."""
+    db = Path(db)
+    return db.parent / f"{db.stem}{SNAPSHOT_SUFFIX}" / db.name
+
+
+def _mtime_ns(p: Path) -> int:
+    try:
+        return p.stat().st_mtime_ns
+    except FileNotFoundError:
+        return 0
+
+
+def live_changed_since_publication(db: Path) -> bool:
+    """True when the live file (or its write-ahead log) was written after the snapshot was published."""
+    db = Path(db)
+    published = _mtime_ns(snapshot_path(db))
+    return max(_mtime_ns(db), _mtime_ns(db.with_name(db.name + ".wal"))) > published
+
+
+def publish(con: duckdb.DuckDBPyConnection, db: Path) -> Path:
+    """Publish the DuckDB file ``db`` as the readers' snapshot. ``con`` is an open *write* connection to it,
+    with no transaction in progress: holding it keeps other processes from writing during the copy."""
+    db = Path(db)
+    con.execute("CHECKPOINT")
+    target = snapshot_path(db)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    shutil.copyfile(db, tmp)
+    os.replace(tmp, target)
+    return target
+
+
+def publish_file(db: Path, retries: int = 60) -> Path | None:
+    """Open ``db`` for writing (waiting for another writer to finish) and publish it; None if it does not exist.
+    For writers that run in another process (dbt): call it once they have exited."""
+    from cms_dagster.warehouse.duckdb_load import connect
+
+    db = Path(db)
+    if not db.exists():
+        return None
+    con = connect(db, retries=retries)
+    try:
+        return publish(con, db)
+    finally:
+        con.close()
+
+
+class WarehouseBusyError(RuntimeError):
+    """The live warehouse is locked by a writer and no snapshot has been published yet."""
+
+
+def open_reader(db: Path, retries: int = 30) -> duckdb.DuckDBPyConnection:
+    """A read-only connection that never waits for a writer once a snapshot exists (see the module doc)."""
+    db = Path(db)
+    snap = snapshot_path(db)
+    if not snap.exists() and not db.exists():
+        return _read_only(None)  # no warehouse yet: queries fail as on an empty one ("table ... does not exist")
+    if snap.exists():
+        if live_changed_since_publication(db):
+            try:
+                return _read_only(db)
+            except duckdb.IOException as e:
+                if "lock" not in str(e).lower():
+                    raise
+        return _read_only(snap)
+    # nothing published yet: the live file, waiting a little for a writer as before
+    for i in range(retries):
+        try:
+            return _read_only(db)
+        except duckdb.IOException as e:
+            if "lock" not in str(e).lower():
+                raise
+            if i == retries - 1:
+                raise WarehouseBusyError(
+                    f"{db} is locked by a writer and has no published snapshot yet; retry when the build ends"
+                ) from None
+            time.sleep(min(2.0, 0.1 * (i + 1)))
+    raise RuntimeError("unreachable")
+
+
+def _read_only(path: Path | None) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(":memory:") if path is None else duckdb.connect(str(path), read_only=True)
+    con.execute("SET TimeZone='UTC'")
+    return con
