@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 export DO_NOT_TRACK := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: lock postgres demo test test-sdks setup prepare lint docs clean help
+.PHONY: lock postgres demo test test-fast test-sdks setup prepare lint docs clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -48,6 +48,9 @@ test-sdks: $(JUNIT)  ## the Java and Node.js SDK suites
 
 test: prepare postgres test-sdks $(CHROMIUM)  ## set up and run the whole test suite (dashboard screenshots: .cms/artifacts/screenshots/)
 	$(PY) -m pytest -q -p no:cacheprovider
+
+test-fast: prepare postgres  ## the developer loop: every test not marked slow (not the end-to-end demo build)
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
 
 lock: setup  ## pin the image's dependencies (infra/docker/requirements.lock) after changing pyproject.toml
 	$(VENV)/bin/uv pip compile pyproject.toml -q --python-version 3.11 --python-platform x86_64-manylinux_2_28 --no-header -o infra/docker/requirements.lock
