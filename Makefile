@@ -24,8 +24,8 @@ prepare: setup  ## prepare what loading the code location needs (the dbt manifes
 docs: prepare  ## dbt docs for analysts: generate and serve on 127.0.0.1:8080
 	cd dbt_project && ../$(VENV)/bin/dbt docs generate --profiles-dir . && ../$(VENV)/bin/dbt docs serve --profiles-dir . --host 127.0.0.1 --port 8080
 
-demo: prepare  ## simulate a week with incidents, build every asset, serve the Dagster UI on 127.0.0.1:3000
-	$(VENV)/bin/cms demo
+demo: prepare  ## simulate the week up to now, build every asset, serve the Dagster UI on 127.0.0.1:3000 (PORT=3001 for another port)
+	$(VENV)/bin/cms demo $(if $(PORT),--port $(PORT))
 
 JUNIT := /usr/share/java/junit-platform-console-standalone.jar
 $(JUNIT):  # JUnit 5 from Debian (no Maven Central here)

@@ -1,30 +1,98 @@
-"""`cms demo`: set up the embedded default, simulate a week with incidents, materialize every asset, then
-serve the Dagster UI (webserver + daemon). Running it again is safe and fast: finished steps are skipped
-unless their inputs changed (or --force)."""
+"""`cms demo`: set up the embedded default, simulate the week up to now with incidents, materialize every
+asset of that window, then serve the Dagster UI (webserver + daemon, so schedules and the automation sensor
+keep the graph current). Running it again is safe and fast: finished steps are skipped unless their inputs
+changed (or --force)."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import orjson
 
 from cms_dagster import settings as settings_mod
 
 STATE_FILE = "demo-state.json"
+PID_FILE = "demo.pid"
+STATE_VERSION = 3
 QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+# the hourly assets are built in runs of at most this many partitions, so progress shows between runs
+# (every run pays dbt's fixed cost once: a week is three runs)
+CHUNK_HOURS = 72
 
 
 def _say(msg: str) -> None:
     print(f"[cms demo] {msg}", flush=True)
+
+
+def _fmt_seconds(s: float) -> str:
+    s = int(round(s))
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+class Progress:
+    """One line per phase: partitions done of total, elapsed time and an estimate of what is left.
+
+    On a terminal the line is rewritten in place; otherwise (CI, a pipe) each update is its own line."""
+
+    def __init__(self, out: TextIO, label: str, total: int) -> None:
+        self.out, self.label, self.total = out, label, total
+        self.t0 = time.time()
+        self.tty = out.isatty()
+        self.update(0)
+
+    def line(self, done: int) -> str:
+        elapsed = time.time() - self.t0
+        text = f"[cms demo] {self.label}: {done}/{self.total} partitions, {_fmt_seconds(elapsed)} elapsed"
+        if 0 < done < self.total:
+            text += f", about {_fmt_seconds(elapsed / done * (self.total - done))} left"
+        elif done == self.total:
+            text += ", done"
+        return text
+
+    def update(self, done: int) -> None:
+        if self.tty:
+            self.out.write("\r\033[K" + self.line(done))
+            if done == self.total:
+                self.out.write("\n")
+        else:
+            self.out.write(self.line(done) + "\n")
+        self.out.flush()
+
+
+@contextlib.contextmanager
+def output_to(log_path: Path) -> Iterator[TextIO]:
+    """Send everything written to stdout/stderr (Dagster's and dbt's logs, subprocesses included) to
+    ``log_path`` for the duration; yield a stream to the original stdout for the progress lines."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved_out, saved_err = os.dup(1), os.dup(2)
+    terminal = os.fdopen(os.dup(saved_out), "w", buffering=1)
+    with open(log_path, "ab") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield terminal
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved_out, 1)
+            os.dup2(saved_err, 2)
+            os.close(saved_out)
+            os.close(saved_err)
+            terminal.close()
 
 
 def prepare_dagster_home(s: settings_mod.Settings, project_dir: Path) -> Path:
@@ -44,76 +112,119 @@ def prepare_dagster_home(s: settings_mod.Settings, project_dir: Path) -> Path:
 
 
 def _prepare_dbt(say: Callable[[str], None]) -> None:
-    try:
-        from cms_dagster.warehouse import dbt as dbt_mod
-    except ImportError:
-        return
-    prep = getattr(dbt_mod, "prepare", None)
-    if prep:
-        say("preparing the dbt manifest (dbt parse)")
-        prep()
+    from cms_dagster.warehouse import dbt as dbt_mod
+
+    say("preparing the dbt manifest (dbt parse)")
+    dbt_mod.prepare()
+
+
+def chunks(keys: list[str], size: int) -> list[list[str]]:
+    """Consecutive runs of at most ``size`` partition keys, as even as can be (169 by 72: 57, 56, 56)."""
+    if not keys:
+        return []
+    n = -(-len(keys) // size)
+    bounds = [round(i * len(keys) / n) for i in range(n + 1)]
+    return [keys[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+
+
+def plan_phases(graph: Any, hourly_def: Any) -> tuple[set, set, set, set]:
+    """Split the materializable assets: unpartitioned ones that read nothing hourly (sources, reference
+    data), the hourly ones, unpartitioned ones built from hourly ones, and those with another partitioning
+    (left to their schedules)."""
+    all_keys = {k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable}
+    hourly = {k for k in all_keys if graph.get(k).partitions_def == hourly_def}
+    other_partitioned = {k for k in all_keys - hourly if graph.get(k).partitions_def is not None}
+    unpart = all_keys - hourly - other_partitioned
+    down = {k for k in unpart if _ancestors(graph, {k}) & hourly}
+    return unpart - down, hourly, down, other_partitioned
 
 
 def materialize_all(
-    start: str, end: str, simulation: dict[str, Any] | None = None, say: Callable[[str], None] = _say
+    start: str,
+    end: str,
+    simulation: dict[str, Any] | None = None,
+    out: TextIO | None = None,
 ) -> dict[str, Any]:
-    """Materialize every asset of the code location into the current Dagster instance: unpartitioned
-    upstream assets, then every hourly asset over [start, end) in one single-run back-fill, then the rest."""
+    """Materialize every asset of the code location into the current Dagster instance, with their checks:
+    unpartitioned upstream assets, then the hourly assets over [start, end] (a day of partitions per run),
+    then the rest. Progress lines go to ``out``."""
     import dagster as dg
 
     from cms_dagster.definitions import defs as build_defs
     from cms_dagster.defs.partitions import hourly_partitions
 
+    out = out or sys.stdout
     defs = build_defs()
     graph = defs.resolve_asset_graph()
     instance = dg.DagsterInstance.get()
-    all_keys = {k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable}
-    hourly = {k for k in all_keys if graph.get(k).partitions_def == hourly_partitions}
-    other_partitioned = {k for k in all_keys - hourly if graph.get(k).partitions_def is not None}
-    unpart = all_keys - hourly - other_partitioned
-    up = {k for k in unpart if k in _ancestors(graph, hourly)}
-    down = unpart - up
+    up, hourly, down, other_partitioned = plan_phases(graph, hourly_partitions)
+    # collectors with nothing configured have nothing to collect (the simulator stands in for them)
+    idle = idle_collectors(settings_mod.load())
+    up, hourly, down = up - idle, hourly - idle, down - idle
     assets = list(defs.assets or [])
+    checks = list(defs.asset_checks or [])
     resources = dict(defs.resources or {})
-    keys = hourly_partitions.get_partition_keys_in_range(
-        dg.PartitionKeyRange(start, hourly_partitions.get_last_partition_key() if end is None else end)
-    )
+    keys = hourly_partitions.get_partition_keys_in_range(dg.PartitionKeyRange(start, end))
     sim_key = dg.AssetKey(["raw", "simulation"])
     sim_config = (
-        {"ops": {"raw__simulation": {"config": simulation}}} if simulation and sim_key in up else None
+        {"ops": {"raw__simulation": {"config": simulation}}} if simulation and sim_key in up else {}
     )
-    phases = [
-        ("sources", up, {}),
-        (
-            f"hourly assets over {len(keys)} partitions ({keys[0]} .. {keys[-1]}) in one run",
-            hourly,
-            {
-                "dagster/asset_partition_range_start": keys[0],
-                "dagster/asset_partition_range_end": keys[-1],
-            },
-        ),
-        ("downstream assets", down, {}),
-    ]
-    out: dict[str, Any] = {}
-    for label, sel, tags in phases:
+
+    def run(selection: set, tags: dict[str, str], run_config: dict[str, Any]) -> bool:
+        res = dg.materialize(
+            [*assets, *checks],
+            instance=instance,
+            resources=resources,
+            # the assets and every check on them: a check runs with its asset, in the demo as anywhere
+            selection=dg.AssetSelection.assets(*selection) | dg.AssetSelection.checks_for_assets(*selection),
+            tags=tags,
+            run_config={**run_config, **QUIET},
+            raise_on_error=False,
+        )
+        return res.success
+
+    result: dict[str, Any] = {}
+    for label, sel, total, parts in (
+        ("sources and reference data", up, 1, [None]),
+        (f"hourly assets {keys[0]} .. {keys[-1]}", hourly, len(keys), chunks(keys, CHUNK_HOURS)),
+        ("downstream assets", down, 1, [None]),
+    ):
         if not sel:
             continue
         t = time.time()
-        say(f"materializing {label}: {', '.join(sorted(k.to_user_string() for k in sel))}")
-        res = dg.materialize(
-            assets,
-            instance=instance,
-            resources=resources,
-            selection=list(sel),
-            tags=tags,
-            run_config={**(sim_config if label == "sources" and sim_config else {}), **QUIET},
-        )
-        out[label] = {"success": res.success, "seconds": round(time.time() - t, 1)}
-        say(f"  done in {time.time() - t:.0f} s")
+        progress = Progress(out, label, total)
+        done, ok = 0, True
+        for part in parts:
+            if part is None:
+                ok = run(sel, {}, sim_config if label.startswith("sources") else {})
+                done = 1
+            else:
+                tags = {"dagster/asset_partition_range_start": part[0], "dagster/asset_partition_range_end": part[-1]}
+                ok = run(sel, tags, {})
+                done += len(part)
+            if not ok:
+                break
+            progress.update(done)
+        result[label] = {"success": ok, "seconds": round(time.time() - t, 1), "partitions": done}
+        if not ok:
+            out.write(f"\n[cms demo] {label}: a run failed after {done}/{total} partitions\n")
+            break
     skipped = sorted(k.to_user_string() for k in other_partitioned)
     if skipped:
-        say(f"left for their schedules (other partitioning): {', '.join(skipped)}")
-    return out
+        out.write(f"[cms demo] left for their schedules (other partitioning): {', '.join(skipped)}\n")
+    return result
+
+
+def idle_collectors(s: settings_mod.Settings) -> set:
+    """Collection assets that have no source configured (no AWS account or endpoint, no Metric Streams URL)."""
+    import dagster as dg
+
+    idle = set()
+    if not s.aws_configured:
+        idle.add(dg.AssetKey(["raw", "cloudwatch"]))
+    if not s.metric_streams_url:
+        idle.add(dg.AssetKey(["raw", "metric_stream"]))
+    return idle
 
 
 def _ancestors(graph: Any, keys: set) -> set:
@@ -128,6 +239,67 @@ def _ancestors(graph: Any, keys: set) -> set:
     return seen
 
 
+def simulation_window(
+    days: int, start: str | None, now: dt.datetime, previous: dict[str, Any] | None = None
+) -> tuple[dt.datetime, dt.datetime]:
+    """[start, end) of the simulated data: the ``days`` days up to the current hour unless a start is given
+    (a window built before and not rebuilt is kept: the state file remembers it)."""
+    from cms_dagster.simulate.incidents import parse_time
+
+    if start:
+        first = parse_time(start).astimezone(dt.timezone.utc)
+    elif previous and previous.get("window_start"):
+        first = parse_time(previous["window_start"]).astimezone(dt.timezone.utc)
+    else:
+        hour = now.astimezone(dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
+        first = hour - dt.timedelta(days=days)
+    first = first.replace(minute=0, second=0, microsecond=0)
+    from cms_dagster.defs.partitions import PARTITIONS_START
+
+    origin = dt.datetime.strptime(PARTITIONS_START, "%Y-%m-%d-%H:%M").replace(tzinfo=dt.timezone.utc)
+    if first < origin:
+        raise ValueError(
+            f"the simulation would start at {first:%Y-%m-%d %H:%M} UTC, before the hourly partitions begin "
+            f"({origin:%Y-%m-%d %H:%M} UTC): pass a later --start, or fewer --days"
+        )
+    return first, first + dt.timedelta(days=days)
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """True when something already listens on host:port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def running_demo(home: Path) -> dict[str, Any] | None:
+    """The demo already running from this CMS_HOME (pid, url), if any; a stale pid file is ignored."""
+    path = home / PID_FILE
+    if not path.exists():
+        return None
+    try:
+        info = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError:
+        return None
+    if info.get("pid") and info["pid"] != os.getpid() and _pid_alive(int(info["pid"])):
+        return info
+    return None
+
+
 def run_demo(args: argparse.Namespace) -> int:
     project_dir = Path.cwd()
     s = settings_mod.load()
@@ -139,6 +311,36 @@ def run_demo(args: argparse.Namespace) -> int:
         )
         return 2
     s.home.mkdir(parents=True, exist_ok=True)
+    other = running_demo(s.home)
+    if other:
+        print(
+            f"cms demo: another cms demo is already running from {s.home} (pid {other['pid']}"
+            f"{', serving ' + other['url'] if other.get('url') else ''}): use it, stop it (Ctrl-C in its "
+            f"terminal, or kill {other['pid']}), or start this one with another CMS_HOME",
+            file=sys.stderr,
+        )
+        return 2
+    for option, port in (("--port", args.port), ("--dashboard-port", args.dashboard_port)):
+        if not args.no_serve and port_in_use(args.host, port):
+            make = f" (`make demo PORT={port + 1}`)" if option == "--port" else ""
+            print(
+                f"cms demo: port {port} on {args.host} is already in use: stop what listens there, or pick "
+                f"another port with `cms demo {option} {port + 1}`{make}",
+                file=sys.stderr,
+            )
+            return 2
+    pid_path = s.home / PID_FILE
+    url = None if args.no_serve else f"http://{args.host}:{args.port}"
+    pid_path.write_bytes(orjson.dumps({"pid": os.getpid(), "url": url}))
+    try:
+        return _build_and_serve(args, s, project_dir)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            if orjson.loads(pid_path.read_bytes()).get("pid") == os.getpid():
+                pid_path.unlink()
+
+
+def _build_and_serve(args: argparse.Namespace, s: settings_mod.Settings, project_dir: Path) -> int:
     prepare_dagster_home(s, project_dir)
     state_path = s.home / STATE_FILE
     wanted = {
@@ -146,50 +348,90 @@ def run_demo(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "start": args.start,
         "via_sdk": args.via_sdk,
-        "version": 2,
+        "version": STATE_VERSION,
     }
     state = orjson.loads(state_path.read_bytes()) if state_path.exists() else {}
-    t0 = time.time()
-    built_now = False
-    if state.get("inputs") == wanted and state.get("complete") and not args.force:
-        _say(f"already built for {wanted} ({state_path}); use --force to rebuild")
-    else:
-        built_now = True
-        _prepare_dbt(_say)
-        from cms_dagster.simulate.incidents import parse_time
-
-        start = parse_time(args.start)
-        # through the hour in progress: SDK traffic lands in the raw zone at its receipt hour (now)
-        last_hour = max(start + dt.timedelta(days=args.days), dt.datetime.now(dt.timezone.utc)).replace(
-            minute=0, second=0, microsecond=0
+    same = state.get("inputs") == wanted and state.get("complete")
+    try:
+        first, end = simulation_window(
+            args.days, args.start, dt.datetime.now(dt.timezone.utc), state if same and not args.force else None
         )
+    except ValueError as e:
+        print(f"cms demo: {e}", file=sys.stderr)
+        return 2
+    log_path = s.home / "logs" / "demo.log"
+    t0 = time.time()
+    built_now = not (same and not args.force)
+    if same and not args.force:
+        _say(
+            f"already built: {args.days} day(s) from {first:%Y-%m-%d %H:%M} UTC ({state_path}); "
+            "`cms demo --force` rebuilds up to now"
+        )
+    else:
+        _prepare_dbt(_say)
+        # through the hour in progress: SDK traffic lands in the raw zone at its receipt hour (now)
+        now_hour = dt.datetime.now(dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
+        last_hour = max(end - dt.timedelta(hours=1), now_hour)
         _say(f"CMS_HOME={s.home}  DAGSTER_HOME={s.dagster_home}")
         _say(
-            f"simulating {args.days} days from {start:%Y-%m-%d} (seed {args.seed}) and materializing every asset"
+            f"simulating {args.days} day(s), {first:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC "
+            f"(seed {args.seed}), and materializing every asset of that window; tool logs in {log_path}"
         )
-        phases = materialize_all(
-            f"{start:%Y-%m-%d-%H:%M}",
-            f"{last_hour:%Y-%m-%d-%H:%M}",
-            simulation={
-                "days": args.days,
-                "seed": args.seed,
-                "start": args.start,
-                "via_sdk": [args.via_sdk] if args.via_sdk else [],
-            },
-        )
-        ok = all(p["success"] for p in phases.values())
+        with output_to(log_path) as terminal:
+            phases = materialize_all(
+                f"{first:%Y-%m-%d-%H:%M}",
+                f"{last_hour:%Y-%m-%d-%H:%M}",
+                simulation={
+                    "days": args.days,
+                    "seed": args.seed,
+                    "start": first.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "via_sdk": [args.via_sdk] if args.via_sdk else [],
+                },
+                out=terminal,
+            )
+        ok = bool(phases) and all(p["success"] for p in phases.values())
         state_path.write_bytes(
-            orjson.dumps({"inputs": wanted, "complete": ok, "phases": phases}, option=orjson.OPT_INDENT_2)
+            orjson.dumps(
+                {
+                    "inputs": wanted,
+                    "complete": ok,
+                    "window_start": first.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "window_end": end.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "phases": phases,
+                },
+                option=orjson.OPT_INDENT_2,
+            )
         )
         if not ok:
-            print("cms demo: a materialization failed; see the log above", file=sys.stderr)
+            print(f"cms demo: a materialization failed; the end of {log_path}:", file=sys.stderr)
+            print(_tail(log_path, 30), file=sys.stderr)
             return 1
-        _say(f"built in {time.time() - t0:.0f} s")
+        _say(f"built in {_fmt_seconds(time.time() - t0)}")
     show_incidents_and_alerts(s, build=built_now)
-    print_where_to_look(s, args)
+    for line in where_to_look(s, args, _cms_command()):
+        print(line, flush=True)
     if args.no_serve:
         return 0
-    return serve(args, project_dir)
+    return serve(args, project_dir, s)
+
+
+def _tail(path: Path, n: int) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    except FileNotFoundError:
+        return ""
+
+
+def _cms_command() -> str:
+    """How the user calls cms: `cms` when that is on PATH and the one running, else its path."""
+    exe = Path(sys.executable).parent / "cms"
+    on_path = shutil.which("cms")
+    if on_path and Path(on_path).resolve() == exe.resolve():
+        return "cms"
+    try:
+        return str(exe.relative_to(Path.cwd()))
+    except ValueError:
+        return str(exe)
 
 
 # --- incidents and alerts: the end of the story (the sensors do the same as data arrives) -----------------
@@ -259,76 +501,146 @@ def show_incidents_and_alerts(
     return {"incidents": len(reports), "messages": len(messages)}
 
 
-def print_where_to_look(s: settings_mod.Settings, args: argparse.Namespace) -> None:
-    print(
-        f"""
-Where to look
-  Dagster UI        http://{args.host}:{args.port}   (lineage: Assets > View global asset lineage)
-  dashboard         http://{args.host}:{args.dashboard_port}   (feeds, batches, sub-stages, incidents, ask; cms dashboard)
-  raw zone          {s.raw_url}/otel/metrics/
-  quarantine        {s.raw_url}/quarantine/
-  processed zone    {s.processed_url}/points/
-  warehouse         {s.duckdb_path}   (duckdb {s.duckdb_path} -c "select count(*) from raw.metric_points")
-  ground truth      {s.archive_url}/simulations/seed-{args.seed}/labels.json
-  what is wrong     cms detect alarms --since 7d   (the detector's alarms, grouped into episodes)
-  and why           cms rca incident --latest      (ranked causes with their evidence)
-  incidents         cms incidents list             (one report per confirmed episode; Dagster: intelligence/incident_report)
-  alerts            cms alerts list                (pages on symptoms; the outbox is {s.archive_url}/alerts/outbox/)
-  settings          cms config
-""",
-        flush=True,
+def where_to_look(s: settings_mod.Settings, args: argparse.Namespace, cms: str = "cms") -> list[str]:
+    """The "Where to look" block: places, and commands that work as printed (from the repository root)."""
+    py = str(Path(cms).parent / "python") if "/" in cms else "python"
+    query = (
+        f"{py} -c \"import duckdb; print(duckdb.connect('{s.duckdb_path}', read_only=True)"
+        ".sql('select count(*) as points from raw.metric_points'))\""
     )
+    return [
+        "",
+        "Where to look",
+        f"  Dagster UI        http://{args.host}:{args.port}   (the graph: Lineage, in the top bar)",
+        f"  dashboard         http://{args.host}:{args.dashboard_port}   (feeds, batches, sub-stages, incidents, ask)",
+        f"  raw zone          {s.raw_url}/otel/metrics/",
+        f"  quarantine        {s.raw_url}/quarantine/",
+        f"  processed zone    {s.processed_url}/points/",
+        f"  warehouse         {s.duckdb_path}",
+        f"  ground truth      {s.archive_url}/simulations/seed-{args.seed}/labels.json",
+        f"  alert outbox      {s.archive_url}/alerts/outbox/",
+        "",
+        "Commands (from this directory; while the demo serves, its runs may hold the warehouse for a moment)",
+        f"  points loaded     {query}",
+        f"  what is wrong     {cms} detect alarms --since 7d",
+        f"  and why           {cms} rca incident --latest",
+        f"  incidents         {cms} incidents list",
+        f"  alerts            {cms} alerts list",
+        f"  settings          {cms} config",
+        "",
+    ]
 
 
-def start_dashboard(args: argparse.Namespace) -> subprocess.Popen:
-    """The operations dashboard (`cms dashboard`) beside the Dagster UI, on --dashboard-port."""
-    from cms_dagster.dashboard.cli import streamlit_command
-
-    cmd = streamlit_command(args.host, args.dashboard_port)
-    _say(f"serving the dashboard on http://{args.host}:{args.dashboard_port}")
-    return subprocess.Popen(cmd, env={**os.environ}, stdout=subprocess.DEVNULL)
-
-
-def serve(args: argparse.Namespace, project_dir: Path) -> int:
+def serve(args: argparse.Namespace, project_dir: Path, s: settings_mod.Settings) -> int:
+    """Run `dagster dev` (webserver + daemon) in its own process group until Ctrl-C or SIGTERM, then stop
+    the whole group. Its logs go to $CMS_HOME/logs/dagster.log."""
     exe = Path(sys.executable).parent / "dagster"
     cmd = [str(exe), "dev", "-w", str(project_dir / "workspace.yaml"), "-h", args.host, "-p", str(args.port)]
-    dashboard = start_dashboard(args)
-    _say(f"serving the Dagster UI and daemon: {' '.join(cmd)}  (Ctrl-C to stop)")
+    log_path = s.home / "logs" / "dagster.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    url = f"http://{args.host}:{args.port}"
+    from cms_dagster.dashboard.cli import streamlit_command
+
+    with open(log_path, "ab") as log, open(s.home / "logs" / "dashboard.log", "ab") as dash_log:
+        # cwd: DAGSTER_HOME, so no dagster.yaml is found in the working directory beside the instance's own
+        proc = subprocess.Popen(
+            cmd,
+            cwd=s.dagster_home,
+            env={**os.environ, "DO_NOT_TRACK": "1"},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        dashboard = subprocess.Popen(
+            streamlit_command(args.host, args.dashboard_port),
+            env={**os.environ},
+            stdout=dash_log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    stopping = {"signal": None}
+
+    def stop(signum: int, _frame: Any) -> None:
+        stopping["signal"] = signum
+        _stop_group(dashboard, grace=5)
+        _stop_group(proc)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    _say(f"serving the Dagster UI on {url} (webserver + daemon: schedules and automation run); logs in {log_path}")
+    _say(f"serving the dashboard on http://{args.host}:{args.dashboard_port}")
+    _say("Ctrl-C to stop")
     try:
-        return subprocess.call(cmd, env={**os.environ, "DO_NOT_TRACK": "1"})
-    except KeyboardInterrupt:
-        return 0
+        code = proc.wait()
     finally:
-        dashboard.terminate()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        _stop_group(dashboard, grace=5)
+        _stop_group(proc)
+    if stopping["signal"] is not None:
+        _say("stopped")
+        return 0
+    print(f"cms demo: dagster dev exited with {code}; the end of {log_path}:", file=sys.stderr)
+    print(_tail(log_path, 20), file=sys.stderr)
+    return 1
+
+
+def _stop_group(proc: subprocess.Popen, grace: float = 20.0) -> None:
+    """SIGTERM to `dagster dev` and everything it started (webserver, daemon, code server), SIGKILL after
+    ``grace`` seconds."""
+    try:
+        pgid = os.getpgid(proc.pid)
+    except ProcessLookupError:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGTERM)
+    deadline = time.time() + grace
+    while time.time() < deadline:
         try:
-            dashboard.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            dashboard.kill()
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            break
+        proc.poll()
+        time.sleep(0.2)
+    else:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=5)
 
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "demo",
         help="run the whole product on the embedded default and serve the Dagster UI and the dashboard",
-        description="Set up the embedded default (local lake, DuckDB, offline engines), simulate days of data with "
-        "incidents, materialize every asset (hourly assets in one back-fill run), then serve the Dagster UI and the dashboard "
-        "(webserver + daemon, so schedules and sensors run). A second run skips what is already built.",
+        description="Set up the embedded default (local lake, DuckDB), simulate the days up to now with incidents, "
+        "materialize every asset of that window with its checks, then serve the Dagster UI (webserver + daemon, "
+        "so schedules and the automation sensor keep the graph current as time passes) and the dashboard. A second run skips "
+        "what is already built; a second demo from the same CMS_HOME, or a busy port, is refused with the reason.",
         epilog="examples:\n  cms demo                 build if needed, then serve the Dagster UI on 127.0.0.1:3000 and the dashboard on :8501\n"
-        "  cms demo --no-serve      build only (for scripts and CI)\n  cms demo --force --days 3",
+        "  cms demo --port 3001     serve on another port (make demo PORT=3001)\n"
+        "  cms demo --no-serve      build only (for scripts and CI)\n  cms demo --force --days 3\n\n"
+        "logs: $CMS_HOME/logs/demo.log (the build), $CMS_HOME/logs/dagster.log (the UI and daemon),\n"
+        "      $CMS_HOME/logs/dashboard.log",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--no-serve", action="store_true", help="build everything, then exit instead of serving")
-    p.add_argument("--days", type=int, default=7, help="days to simulate (default 7)")
+    p.add_argument("--days", type=int, default=7, help="days to simulate, up to the current hour (default 7)")
     p.add_argument("--seed", type=int, default=42, help="simulation seed (default 42)")
-    p.add_argument("--start", default="2026-11-16", help="simulation start date (default 2026-11-16)")
+    p.add_argument(
+        "--start",
+        default=None,
+        metavar="TIME",
+        help="simulate from this UTC date or time instead (for example 2026-11-16); the build then covers "
+        "every hour from it up to now",
+    )
     p.add_argument(
         "--via-sdk",
         default="fx",
         metavar="ASSET_CLASS",
         help="send this asset class's batch runs through the Python SDK and the ingest receiver (default fx; '' for none)",
     )
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=3000)
+    p.add_argument("--host", default="127.0.0.1", help="address the Dagster UI listens on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=3000, help="port of the Dagster UI (default 3000)")
     p.add_argument("--dashboard-port", type=int, default=8501, help="port of the dashboard (default 8501)")
-    p.add_argument("--force", action="store_true", help="rebuild even if the same demo was built before")
+    p.add_argument("--force", action="store_true", help="rebuild, simulating the days up to now again")
     p.set_defaults(func=run_demo)

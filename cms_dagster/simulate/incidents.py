@@ -124,8 +124,22 @@ def parse_incident_spec(spec: str, ontology: Ontology, index: int) -> Incident:
 def default_incidents(start: dt.datetime) -> list[tuple[str, str, dt.timedelta, int]]:
     """A week's handful of incidents, one of each kind, placed where batch windows feel them.
 
-    (kind, root cause, offset from the simulation start, minutes). The default start is a Monday.
+    (kind, root cause, offset from the simulation start, minutes). Each incident keeps its weekday and time
+    of day whatever the start: its first occurrence at or after ``start`` (a Monday 00:00 start gives the
+    offsets below as they are), so a week-long simulation from any hour holds all of them.
     """
+    monday = (start - dt.timedelta(days=start.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
+    out = []
+    for kind, entity, offset, minutes in _week_from_monday():
+        at = monday + offset
+        while at < start:
+            at += dt.timedelta(days=7)
+        out.append((kind, entity, at - start, minutes))
+    return out
+
+
+def _week_from_monday() -> list[tuple[str, str, dt.timedelta, int]]:
+    """The default incidents as offsets from a Monday 00:00 UTC."""
     d, h, m = dt.timedelta(days=1), dt.timedelta(hours=1), dt.timedelta(minutes=1)
     return [
         ("connection_pool_exhaustion", "rds:positions-db", 21 * h + 15 * m, 60),

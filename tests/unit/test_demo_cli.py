@@ -1,0 +1,114 @@
+"""`cms demo` before it builds anything: the window it simulates, a busy port, a second demo, shutdown."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from cms_dagster import demo
+from cms_dagster.simulate.incidents import default_incidents
+
+ROOT = Path(__file__).resolve().parents[2]
+UTC = dt.timezone.utc
+
+
+def _cms(cms_home: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "CMS_HOME": str(cms_home), "DAGSTER_HOME": str(cms_home / "dagster")}
+    exe = Path(sys.executable).parent / "cms"
+    return subprocess.run([str(exe), "demo", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_the_simulated_week_ends_at_the_current_hour_whatever_the_date() -> None:
+    for now in (dt.datetime(2026, 12, 6, 14, 37, tzinfo=UTC), dt.datetime(2027, 3, 2, 0, 5, tzinfo=UTC)):
+        start, end = demo.simulation_window(7, None, now)
+        assert end == now.replace(minute=0) and end - start == dt.timedelta(days=7)
+
+
+def test_a_window_built_before_is_kept_until_forced_and_a_given_start_wins() -> None:
+    now = dt.datetime(2026, 12, 20, 9, 30, tzinfo=UTC)
+    kept = demo.simulation_window(7, None, now, {"window_start": "2026-12-10T09:00:00Z"})
+    assert kept[0] == dt.datetime(2026, 12, 10, 9, tzinfo=UTC)
+    given = demo.simulation_window(3, "2026-11-20", now, {"window_start": "2026-12-10T09:00:00Z"})
+    assert given == (dt.datetime(2026, 11, 20, tzinfo=UTC), dt.datetime(2026, 11, 23, tzinfo=UTC))
+    with pytest.raises(ValueError, match="before the hourly partitions begin"):
+        demo.simulation_window(7, "2026-01-01", now)
+
+
+def test_default_incidents_keep_their_weekday_and_time_of_day_from_any_start() -> None:
+    monday = dt.datetime(2026, 11, 16, tzinfo=UTC)
+    reference = {(k, e): (monday + off).strftime("%a %H:%M") for k, e, off, _ in default_incidents(monday)}
+    thursday_afternoon = dt.datetime(2026, 12, 3, 15, tzinfo=UTC)
+    for kind, entity, off, _ in default_incidents(thursday_afternoon):
+        assert dt.timedelta(0) <= off < dt.timedelta(days=7)
+        assert (thursday_afternoon + off).strftime("%a %H:%M") == reference[(kind, entity)]
+
+
+def test_hourly_partitions_are_built_in_even_runs() -> None:
+    assert [len(c) for c in demo.chunks([str(i) for i in range(169)], 72)] == [56, 57, 56]
+    assert [len(c) for c in demo.chunks(["a"] * 25, 72)] == [25]
+
+
+def test_a_busy_port_is_refused_before_building_with_the_option_to_use(cms_home: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        ran = _cms(cms_home, "--port", str(port))
+    assert ran.returncode == 2
+    assert f"port {port}" in ran.stderr and f"--port {port + 1}" in ran.stderr and "Traceback" not in ran.stderr
+    assert not (cms_home / "demo-state.json").exists() and not (cms_home / demo.PID_FILE).exists()
+
+
+def test_a_second_demo_from_the_same_home_is_refused_and_names_the_first(cms_home: Path) -> None:
+    first = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (cms_home / demo.PID_FILE).write_bytes(orjson.dumps({"pid": first.pid, "url": "http://127.0.0.1:3999"}))
+        ran = _cms(cms_home, "--no-serve")
+    finally:
+        first.kill()
+        first.wait()
+    assert ran.returncode == 2
+    assert f"pid {first.pid}" in ran.stderr and "http://127.0.0.1:3999" in ran.stderr
+    assert not (cms_home / "demo-state.json").exists()
+
+
+def test_a_stale_pid_file_does_not_block_a_demo(cms_home: Path) -> None:
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    (cms_home / demo.PID_FILE).write_bytes(orjson.dumps({"pid": gone.pid, "url": None}))
+    assert demo.running_demo(cms_home) is None
+
+
+def test_stopping_the_server_stops_its_whole_process_group() -> None:
+    # a stand-in for `dagster dev`: a parent that starts children and ignores nothing
+    proc = subprocess.Popen(
+        ["sh", "-c", "sleep 300 & sleep 300 & wait"], start_new_session=True
+    )
+    time.sleep(0.5)
+    pgid = os.getpgid(proc.pid)
+    demo._stop_group(proc, grace=5)
+    with pytest.raises(ProcessLookupError):
+        os.killpg(pgid, 0)
+    assert proc.returncode == -signal.SIGTERM
+
+
+def test_where_to_look_names_the_lineage_view_and_no_missing_tool(cms_home: Path) -> None:
+    from cms_dagster import settings
+
+    import argparse
+
+    args = argparse.Namespace(host="127.0.0.1", port=3001, dashboard_port=8502, seed=42)
+    lines = demo.where_to_look(settings.load(), args, ".venv/bin/cms")
+    text = "\n".join(lines)
+    assert "http://127.0.0.1:3001" in text and "Lineage" in text and "http://127.0.0.1:8502" in text
+    assert ".venv/bin/cms detect alarms --since 7d" in text and ".venv/bin/python -c" in text
+    assert "duckdb " not in text.replace("import duckdb", "")
