@@ -59,11 +59,21 @@ def test_the_collection_definitions_load():
     assert defs.cloudwatch_hourly_schedule.cron_schedule == "10 * * * *"
 
 
-def test_embedded_mode_says_plainly_why_collection_is_skipped():
+def test_embedded_mode_says_plainly_why_collection_is_skipped_and_records_no_materialization():
     result = _materialize(defs.cloudwatch_raw, partition_key=PARTITION)
     assert result.success
-    md = _metadata(result)
-    assert "simulator stands in" in md["skipped"] and "CMS_AWS_REGIONS" in md["skipped"]
+    assert _metadata(result) == {}  # nothing materialized: the partition does not look collected
+    observations = result.asset_observations_for_node(result.all_node_events[0].node_name)
+    assert [o.partition for o in observations] == [PARTITION]
+    reason = observations[0].metadata["skipped"].value
+    assert "simulator stands in" in reason and "CMS_AWS_REGIONS" in reason
+
+
+def test_metric_streams_landing_without_a_url_records_no_materialization():
+    result = _materialize(defs.metric_streams_raw)
+    assert result.success and _metadata(result) == {}
+    observations = result.asset_observations_for_node(result.all_node_events[0].node_name)
+    assert "CMS_METRIC_STREAMS_URL" in observations[0].metadata["skipped"].value
 
 
 def test_a_partition_is_collected_against_aws_with_run_metadata(moto_env):

@@ -7,9 +7,13 @@
 - ``raw/metric_stream``: Metric Streams files landed from CMS_METRIC_STREAMS_URL (source=metric-stream),
   requested by ``metric_streams_sensor`` when new files arrive.
 
-Without an AWS account or endpoint configured both say so in their metadata and do nothing: in the embedded
-mode the simulator stands in for CloudWatch.
+Without an AWS account or endpoint (or a Metric Streams URL) configured, a run records no materialization,
+so the asset never looks collected: it logs the reason and leaves it in an asset observation (``skipped``).
+In the embedded mode the simulator stands in for CloudWatch.
 """
+
+from collections.abc import Iterator
+from typing import Any
 
 import dagster as dg
 
@@ -75,18 +79,23 @@ def build_cloudwatch_raw(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDe
         ),
         backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=24),
         kinds={"aws", "s3"},
+        output_required=False,
         description=(
             "CloudWatch metrics (RDS, SQS, Lambda, EKS Container Insights) polled with GetMetricData into the raw "
-            "zone as OTLP JSON lines (source=cloudwatch), one partition per data hour. Skipped, with the reason "
-            "in its metadata, when no AWS account or endpoint is configured (the simulator stands in)."
+            "zone as OTLP JSON lines (source=cloudwatch), one partition per data hour. Not materialized when no "
+            "AWS account or endpoint is configured (the simulator stands in): the run records an observation "
+            "with the reason instead."
         ),
     )
-    def cloudwatch_raw(context: dg.AssetExecutionContext, cms: CmsResource) -> dg.MaterializeResult:
+    def cloudwatch_raw(context: dg.AssetExecutionContext, cms: CmsResource) -> Iterator[Any]:
         s = cms.settings()
         if not s.aws_configured:
             reason = NOT_CONFIGURED
-            context.log.info(f"CloudWatch collection skipped: {reason}")
-            return dg.MaterializeResult(metadata={"skipped": reason})
+            context.log.warning(f"CloudWatch collection skipped (nothing materialized): {reason}")
+            yield dg.AssetObservation(
+                asset_key=context.asset_key, partition=context.partition_key, metadata={"skipped": reason}
+            )
+            return
         window = context.partition_time_window
         config = _config_for(context, s)
         # a retry only redoes the windows a failed attempt did not finish; a first attempt (schedule, manual
@@ -102,7 +111,7 @@ def build_cloudwatch_raw(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDe
                 metadata=metadata,
                 allow_retries=True,
             )
-        return dg.MaterializeResult(metadata=metadata)
+        yield dg.MaterializeResult(metadata=metadata)
 
     return cloudwatch_raw
 
@@ -138,23 +147,26 @@ cloudwatch_collection_job, cloudwatch_hourly_schedule = build_collection_schedul
         max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
     ),
     kinds={"aws", "s3"},
+    output_required=False,
     description=(
         "CloudWatch Metric Streams files (opentelemetry1.0 or json, gzip'd or not) delivered by Firehose under "
         "CMS_METRIC_STREAMS_URL, landed in the raw zone as OTLP JSON lines (source=metric-stream) by delivery "
-        "hour. Each run lands the files not landed yet (checkpoint in the raw zone)."
+        "hour. Each run lands the files not landed yet (checkpoint in the raw zone). Not materialized when "
+        "CMS_METRIC_STREAMS_URL is not set (an observation says so)."
     ),
 )
-def metric_streams_raw(context: dg.AssetExecutionContext, cms: CmsResource) -> dg.MaterializeResult:
+def metric_streams_raw(context: dg.AssetExecutionContext, cms: CmsResource) -> Iterator[Any]:
     s = cms.settings()
     if not s.metric_streams_url:
         reason = "CMS_METRIC_STREAMS_URL is not set: no Metric Streams files to land"
-        context.log.info(reason)
-        return dg.MaterializeResult(metadata={"skipped": reason})
+        context.log.warning(f"Metric Streams landing skipped (nothing materialized): {reason}")
+        yield dg.AssetObservation(asset_key=context.asset_key, metadata={"skipped": reason})
+        return
     got = streams.land_new(s.metric_streams_url, lake.Zone(s.raw_url))
     context.log.info(
         f"landed {got.files} Metric Streams file(s), {got.points} points, {len(got.quarantined)} quarantined"
     )
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         metadata={
             "files": got.files,
             "formats": dg.MetadataValue.json(got.formats),
