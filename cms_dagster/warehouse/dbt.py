@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import cms_dagster
 from cms_dagster import settings as settings_mod
@@ -95,3 +96,23 @@ def prepare(environ: Mapping[str, str] | None = None) -> Path:
     if not path.exists():
         raise RuntimeError(f"dbt parse ran but wrote no {path}; run `dbt parse` in {path.parent.parent} to see why")
     return path
+
+
+def relation_facts(
+    query: Callable[[str, list], Any], schema: str, name: str, relation_name: str | None = None
+) -> tuple[list[tuple[str, str]], int | None]:
+    """The columns (name, type, in order) of a built dbt relation and, given its ``relation_name`` as dbt
+    quotes it (``"db"."schema"."name"``), its row count.
+
+    ``query`` is the warehouse's ``query(sql, params) -> DataFrame`` (DuckDB or Snowflake). Run it after the
+    dbt process has ended: an embedded DuckDB file is held by dbt while it builds."""
+    cols = query(
+        "select column_name, data_type from information_schema.columns "
+        "where upper(table_schema) = upper(?) and upper(table_name) = upper(?) order by ordinal_position",
+        [schema, name],
+    )
+    columns = [(str(r.column_name).lower(), str(r.data_type)) for r in cols.itertuples()]
+    rows = None
+    if relation_name and columns:
+        rows = int(query(f"select count(*) as n from {relation_name}", []).iloc[0, 0])
+    return columns, rows

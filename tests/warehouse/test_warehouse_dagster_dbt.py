@@ -33,19 +33,28 @@ def _resources() -> dict:
     }
 
 
+ALL_DBT = (defs_dbt.dbt_reference_assets, defs_dbt.dbt_event_assets, defs_dbt.dbt_observed_dimensions)
+
+
 def test_dbt_nodes_are_assets_with_stable_keys_groups_and_partitions() -> None:
-    ref, events = defs_dbt.dbt_reference_assets, defs_dbt.dbt_event_assets
-    keys = {k.to_user_string() for a in (ref, events) for k in a.keys}
+    ref, events, observed = ALL_DBT
+    keys = {k.to_user_string() for a in ALL_DBT for k in a.keys}
     for name in ["dim_asset_class", "dim_job", "dim_stage", "dim_feed", "dim_resource", "dim_date", "fct_batch_runs",
                  "fct_stage_runs", "fct_feed_status", "fct_infra_metrics", "mart_sla_compliance", "mart_feed_availability",
                  "mart_batch_performance", "mart_stage_bottlenecks", "mart_stage_dependencies", "mart_metric_baselines"]:
         assert f"dbt/{name}" in keys
-    groups = {**ref.group_names_by_key, **events.group_names_by_key}
+    groups = {**ref.group_names_by_key, **events.group_names_by_key, **observed.group_names_by_key}
     assert groups[dg.AssetKey(["dbt", "stg_cms__batch_run_events"])] == "staging"
     assert groups[dg.AssetKey(["dbt", "int_batch_runs_pivoted"])] == "intermediate"
     assert groups[dg.AssetKey(["dbt", "mart_sla_compliance"])] == "marts"
     assert groups[dg.AssetKey(["dbt", "jobs"])] == "seeds"
+    assert groups[dg.AssetKey(["dbt", "dim_job"])] == "marts"
     assert events.partitions_def == hourly_partitions and ref.partitions_def is None
+    # dimensions are not partitioned: the ontology's with the reference data, dim_resource on its own
+    dims = {k.path[-1] for a in ALL_DBT for k in a.keys if k.path[-1].startswith("dim_")}
+    assert dims == {"dim_asset_class", "dim_job", "dim_stage", "dim_feed", "dim_resource", "dim_date"}
+    assert not any(k.path[-1].startswith("dim_") for k in events.keys)
+    assert {k.path[-1] for k in observed.keys} == {"dim_resource"} and observed.partitions_def is None
     staging = dg.AssetKey(["dbt", "stg_cms__feed_heartbeats"])
     assert defs_dbt.SOURCE_KEY in events.asset_deps[staging]  # the loading asset feeds the staging views
 
@@ -53,10 +62,14 @@ def test_dbt_nodes_are_assets_with_stable_keys_groups_and_partitions() -> None:
 def test_every_dbt_test_is_an_asset_check_on_its_model() -> None:
     manifest = json.loads(defs_dbt.MANIFEST.read_text())
     tests = {n["name"]: n for n in manifest["nodes"].values() if n["resource_type"] == "test"}
-    checks = {c.name: c.asset_key for a in (defs_dbt.dbt_reference_assets, defs_dbt.dbt_event_assets) for c in a.check_specs}
+    checks = {c.name: c.asset_key for a in ALL_DBT for c in a.check_specs}
     assert set(checks) == set(tests)
     assert checks["unique_fct_batch_runs_run_id"] == dg.AssetKey(["dbt", "fct_batch_runs"])
     assert checks["source_unique_cms_metric_points_point_id"] == defs_dbt.SOURCE_KEY
+    # a fact's relationship to a dimension is checked with the fact; the observed dimension checks itself
+    assert checks["relationships_fct_batch_runs_job_key__job_key__ref_dim_job_"] == dg.AssetKey(["dbt", "fct_batch_runs"])
+    covers = next(n for n in checks if n.startswith("contains_every_dim_resource"))
+    assert checks[covers] == dg.AssetKey(["dbt", "dim_resource"])
 
 
 def test_a_partition_becomes_the_dbt_window() -> None:
@@ -102,13 +115,21 @@ def test_materializing_a_partition_loads_the_hour_and_passes_every_check(
     with dagster_dbt_target_cleanup():
         reference = dg.materialize([defs_dbt.dbt_reference_assets], resources=resources)
         result = dg.materialize([metric_points, defs_dbt.dbt_event_assets], partition_key=PARTITION, resources=resources)
-    assert reference.success
-    assert result.success
+        observed = dg.materialize([defs_dbt.dbt_observed_dimensions], resources=resources)
+    assert reference.success and result.success and observed.success
     evaluations = result.get_asset_check_evaluations()
     assert len(evaluations) >= 100
     assert [e.check_name for e in evaluations if not e.passed] == []
-    materialized = {e.asset_key for e in result.get_asset_materialization_events()}
+    # the facts' relationships to the reference dimensions ran with the facts
+    assert "relationships_fct_batch_runs_job_key__job_key__ref_dim_job_" in {e.check_name for e in evaluations}
+    assert [e.check_name for e in observed.get_asset_check_evaluations() if not e.passed] == []
+    materialized = {e.asset_key: e.materialization for e in result.get_asset_materialization_events()}
     assert dg.AssetKey(["dbt", "mart_sla_compliance"]) in materialized and defs_dbt.SOURCE_KEY in materialized
+    # column schemas and row counts, as the Dagster UI shows them
+    runs = materialized[dg.AssetKey(["dbt", "fct_batch_runs"])].metadata
+    columns = {c.name: c.type for c in runs["dagster/column_schema"].value.columns}
+    assert "run_id" in columns and columns["run_id"].lower() in ("varchar", "text", "string")
+    assert runs["dagster/row_count"].value == 1
     # only the partition's hour was loaded, and its failed run is in the marts
     assert query(db, "select min(ts) >= '2026-11-16 06:00:00', max(ts) <= '2026-11-16 07:00:00' from raw.metric_points") == [(True, True)]
     assert query(db, "select run_id, status, is_sla_breached from marts.fct_batch_runs") == [

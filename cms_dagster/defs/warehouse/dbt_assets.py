@@ -1,17 +1,22 @@
 """The dbt project as Dagster assets, in one lineage with the loading assets.
 
-Two groups of dbt nodes:
+Three groups of dbt nodes, chosen by the dbt tags set in dbt_project.yml:
 
-* reference: the ontology seeds and their staging views
-  (dbt tag ``reference``), unpartitioned: they change when the ontology does (``cms domain export-seeds``).
-* events: everything that reads ``raw.metric_points`` (the source maps to the loading asset
+* reference (tag ``reference``): the ontology seeds, their staging views and the dimensions built from them
+  alone, unpartitioned: they change when the ontology does (``cms domain export-seeds``).
+* events (tag ``events``): everything that reads ``raw.metric_points`` (the source maps to the loading asset
   ``["warehouse", "metric_points"]``), partitioned by the same UTC hours. A partition's time window goes
   to dbt as the vars ``window_start`` / ``window_end``, so the incremental models recompute only that
   window (a single-run backfill passes the whole range).
+* observed dimensions (tag ``dimension`` but not ``reference``: ``dim_resource``), unpartitioned and
+  rebuilt whole after the facts, from the resources observed in any hour.
 
-Every dbt test is an asset check on its model (source tests on the loading asset). Keys are
-``["dbt", <node name>]``; groups follow the dbt folders (staging, intermediate, marts) and seeds.
-Loading this module needs ``dbt_project/target/manifest.json``: run ``cms dbt prepare`` first.
+Every dbt test is an asset check on its model (source tests on the loading asset) and runs in the same
+dbt build as the model; each model's materialization carries its column schema and (tables) row count.
+Every node gets its automation condition from the translator (cms_dagster/defs/automation.py), so the
+marts keep themselves current as hours of points are loaded. Keys are ``["dbt", <node name>]``; groups
+follow the dbt folders (staging, intermediate, marts) and seeds. Loading this module needs
+``dbt_project/target/manifest.json``: run ``cms dbt prepare`` first.
 """
 
 import datetime
@@ -24,14 +29,23 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
+from cms_dagster.defs import automation
 from cms_dagster.defs.partitions import hourly_partitions
 from cms_dagster.infra.dagster_instance import DBT_POOL
 from cms_dagster.resources import CmsResource
 from cms_dagster.warehouse import dbt as warehouse_dbt
+from cms_dagster.warehouse.client import from_settings
 
 SOURCE_KEY = dg.AssetKey(["warehouse", "metric_points"])
 FOLDER_GROUPS = ("staging", "intermediate", "marts")
 REFERENCE = "tag:reference"
+EVENTS = "tag:events"
+DIMENSIONS = "tag:dimension"
+# reference builds run only the tests all of whose models are reference data (a relationships test from a
+# fact to a dimension runs with the fact); the events build leaves the test that checks the observed
+# dimension against the facts to that dimension's own build
+ONLY_OWN_TESTS = ("--indirect-selection", "cautious")
+NOT_DIMENSION_TESTS = ("--exclude", "test_name:contains_every")
 # dbt unit tests check SQL logic against fixed inputs: they run in CI (`dbt build`), not on every partition
 NO_UNIT_TESTS = ("--exclude-resource-type", "unit_test")
 
@@ -59,6 +73,12 @@ class CmsDbtTranslator(DagsterDbtTranslator):
         fqn = dbt_resource_props.get("fqn") or []
         folder = fqn[1] if len(fqn) > 2 else ""
         return folder if folder in FOLDER_GROUPS else "marts"
+
+    def get_automation_condition(self, dbt_resource_props: Mapping[str, Any]) -> dg.AutomationCondition | None:
+        if dbt_resource_props["resource_type"] == "source":
+            return None  # the loading asset, defined (and scheduled) elsewhere
+        tags = dbt_resource_props.get("tags") or []
+        return automation.HOURLY if "events" in tags else automation.UNPARTITIONED
 
 
 TRANSLATOR = CmsDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True, enable_source_tests_as_checks=True))
@@ -102,15 +122,36 @@ def _dbt_environment(cms: CmsResource) -> Iterator[None]:
     pool=DBT_POOL,
 )
 def dbt_reference_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource, cms: CmsResource) -> Iterator[Any]:
-    """The ontology seeds and their staging views."""
+    """The ontology seeds, their staging views and the dimensions built from them alone."""
     with _dbt_environment(cms):
-        yield from dbt.cli(["build", *NO_UNIT_TESTS], context=context).stream()
+        yield from _stream(dbt.cli(["build", *NO_UNIT_TESTS, *ONLY_OWN_TESTS], context=context), cms)
+
+
+def _stream(invocation: Any, cms: CmsResource) -> Iterator[Any]:
+    """dbt's events, each model's and seed's with its column schema and (tables) row count attached.
+
+    Read after dbt has exited, through the warehouse adapter (dagster-dbt's own fetch_* helpers open the
+    embedded DuckDB file in this process while dbt still holds it)."""
+    events = list(invocation.stream())
+    nodes = invocation.manifest["nodes"]
+    wh = from_settings(cms.settings())
+    for event in events:
+        node = nodes.get(str(event.metadata.get("unique_id").value)) if isinstance(event, dg.Output) and event.metadata.get("unique_id") else None
+        if node and node["resource_type"] in ("model", "seed"):
+            is_view = node["config"].get("materialized") == "view"
+            columns, rows = warehouse_dbt.relation_facts(
+                wh.query, node["schema"], node.get("alias") or node["name"], None if is_view else node["relation_name"]
+            )
+            facts = {"dagster/column_schema": dg.TableSchema(columns=[dg.TableColumn(n, t) for n, t in columns])}
+            if rows is not None:
+                facts["dagster/row_count"] = dg.MetadataValue.int(rows)
+            event = event.with_metadata({**event.metadata, **facts})
+        yield event
 
 
 @dbt_assets(
     manifest=MANIFEST,
-    select="fqn:*",
-    exclude=REFERENCE,
+    select=EVENTS,
     name="dbt_events",
     dagster_dbt_translator=TRANSLATOR,
     pool=DBT_POOL,
@@ -118,15 +159,28 @@ def dbt_reference_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource,
     backfill_policy=dg.BackfillPolicy.single_run(),
 )
 def dbt_event_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource, cms: CmsResource) -> Iterator[Any]:
-    """Every model but the ontology views: staging over raw.metric_points, intermediate, dimensions, facts and marts, for the partition's window (dimensions are small and rebuilt whole)."""
-    args = ["build", *NO_UNIT_TESTS]
+    """Staging over raw.metric_points, intermediate models, facts and marts, for the partition's window."""
+    args = ["build", *NO_UNIT_TESTS, *NOT_DIMENSION_TESTS]
     partitioned = context.has_partition_key or context.has_partition_key_range
     window = window_vars(context.partition_time_window if partitioned else None)
     if window:
         args += ["--vars", json.dumps(window)]
         context.log.info(f"dbt window {window['window_start']} .. {window['window_end']} (UTC)")
     with _dbt_environment(cms):
-        yield from dbt.cli(args, context=context).stream()
+        yield from _stream(dbt.cli(args, context=context), cms)
+
+
+@dbt_assets(
+    manifest=MANIFEST,
+    select=DIMENSIONS,
+    exclude=REFERENCE,
+    name="dbt_observed_dimensions",
+    dagster_dbt_translator=TRANSLATOR,
+)
+def dbt_observed_dimensions(context: dg.AssetExecutionContext, dbt: DbtCliResource, cms: CmsResource) -> Iterator[Any]:
+    """Dimensions over what was observed in any hour (dim_resource), rebuilt whole after the facts."""
+    with _dbt_environment(cms):
+        yield from _stream(dbt.cli(["build", *NO_UNIT_TESTS], context=context), cms)
 
 
 @dg.definitions
@@ -134,7 +188,7 @@ def dbt_defs() -> dg.Definitions:
     # a module with an @dg.definitions function contributes only what the function returns
     project_dir = str(warehouse_dbt.dbt_project_dir())
     return dg.Definitions(
-        assets=[dbt_reference_assets, dbt_event_assets],
+        assets=[dbt_reference_assets, dbt_event_assets, dbt_observed_dimensions],
         resources={
             "dbt": DbtCliResource(
                 project_dir=project_dir,
