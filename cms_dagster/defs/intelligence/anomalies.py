@@ -4,6 +4,7 @@ import datetime as dt
 
 import dagster as dg
 
+from cms_dagster.defs import automation
 from cms_dagster.defs.partitions import hourly_partitions
 from cms_dagster.detect.pipeline import score_window
 from cms_dagster.resources import CmsResource
@@ -18,6 +19,7 @@ FACT_TABLES = ["fct_infra_metrics", "fct_feed_status", "fct_batch_runs", "fct_st
     partitions_def=hourly_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=[dg.AssetKey(["dbt", t]) for t in FACT_TABLES],
+    automation_condition=automation.HOURLY,
     kinds={"python", "duckdb"},
     description="intelligence.anomalies: every series of fct_infra_metrics, fct_feed_status, fct_batch_runs and "
     "fct_stage_runs scored by the streaming detector (score in [0, 1], kind, baseline, observed; rows with "

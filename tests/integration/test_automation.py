@@ -1,0 +1,133 @@
+"""The graph keeps itself current: every asset downstream of the points has an automation condition, the
+automation sensor runs by default, and an hour of new points reaches the marts and the anomalies."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from cms_dagster.defs.automation import HOURLY, LATE_DAYS
+
+POINTS = dg.AssetKey(["warehouse", "metric_points"])
+INGEST = [dg.AssetKey(["raw", "otel_metrics"]), dg.AssetKey(["processed", "points"]), POINTS]
+
+
+def _descendants(graph, key: dg.AssetKey) -> set[dg.AssetKey]:
+    seen: set[dg.AssetKey] = set()
+    stack = [key]
+    while stack:
+        for child in graph.get(stack.pop()).child_keys:
+            if child not in seen:
+                seen.add(child)
+                stack.append(child)
+    return seen
+
+
+def test_every_asset_downstream_of_the_points_has_an_automation_condition_and_the_sensor_runs() -> None:
+    from cms_dagster.definitions import defs
+
+    d = defs()
+    graph = d.resolve_asset_graph()
+    downstream = _descendants(graph, POINTS)
+    assert {dg.AssetKey(["dbt", "mart_sla_compliance"]), dg.AssetKey(["intelligence", "anomalies"])} <= downstream
+    without = sorted(k.to_user_string() for k in downstream if graph.get(k).automation_condition is None)
+    assert without == [], f"give these an automation condition (cms_dagster/defs/automation.py): {without}"
+    hourly = [k for k in downstream if graph.get(k).partitions_def is not None]
+    assert all(graph.get(k).automation_condition == HOURLY for k in hourly)
+    sensor = next(s for s in d.sensors if isinstance(s, dg.AutomationConditionSensorDefinition))
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+
+
+def _run(result: dg.EvaluateAutomationConditionsResult, defs: dg.Definitions, instance: dg.DagsterInstance) -> set[str]:
+    """Launch, in process, what the automation sensor requested (a run per partition, hourly ones first,
+    each asset with its checks); returns the 'key@partition' launched."""
+    by_partition: dict[str | None, set[dg.AssetKey]] = {}
+    for key in defs.resolve_asset_graph().get_all_asset_keys():
+        for partition in result.get_requested_partitions(key):
+            by_partition.setdefault(partition, set()).add(key)
+    done: set[str] = set()
+    for partition in sorted(by_partition, key=lambda p: (p is None, p or "")):
+        keys = by_partition[partition]
+        run = dg.materialize(
+            list(defs.assets or []) + list(defs.asset_checks or []),
+            selection=dg.AssetSelection.assets(*keys) | dg.AssetSelection.checks_for_assets(*keys),
+            partition_key=partition,
+            instance=instance,
+            resources=dict(defs.resources or {}),
+        )
+        assert run.success
+        done |= {f"{k.to_user_string()}@{partition}" for k in keys}
+    return done
+
+
+def _count(db: Path, sql: str, params: list) -> int:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql, params).fetchone()[0]
+    finally:
+        con.close()
+
+
+@pytest.mark.slow
+def test_an_hour_of_new_points_reaches_the_marts_and_the_anomalies_without_anyone_asking(cms_home: Path) -> None:
+    from cms_dagster.definitions import defs as build_defs
+    from cms_dagster.domain import load_ontology
+    from cms_dagster.lake import Lake
+    from cms_dagster.simulate.run import simulate
+
+    now = dt.datetime.now(dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
+    simulate(load_ontology(), Lake.from_settings(), days=1, seed=7, start=now - dt.timedelta(days=1))
+    defs = build_defs()
+    everything = list(defs.assets or []) + list(defs.asset_checks or [])
+    resources = dict(defs.resources or {})
+    first, late, new = (now - dt.timedelta(hours=h) for h in (5, 4 + 24 * LATE_DAYS, 3))
+    key = lambda t: t.strftime("%Y-%m-%d-%H:%M")  # noqa: E731
+
+    with dg.instance_for_test() as instance:
+        # the reference data, built once; then the sensor's first tick (it only takes stock)
+        reference = dg.AssetSelection.groups("seeds").downstream() - dg.AssetSelection.keys(POINTS).downstream()
+        assert dg.materialize(everything, selection=reference, instance=instance, resources=resources).success
+        tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=now)
+        assert tick.total_requested == 0
+
+        def load(hour: dt.datetime) -> None:  # what the hourly_ingest schedule does
+            assert dg.materialize(everything, selection=INGEST, partition_key=key(hour), instance=instance, resources=resources).success
+
+        def advance() -> set[str]:
+            nonlocal tick
+            tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=now + dt.timedelta(minutes=20), cursor=tick.cursor)
+            return _run(tick, defs, instance)
+
+        load(first)
+        requested = advance()
+        requested |= advance()  # the anomalies come in the same tick as the facts, or in the next
+        assert {f"dbt/fct_infra_metrics@{key(first)}", f"intelligence/anomalies@{key(first)}"} <= requested
+
+        # a new hour of points arrives: only that hour is rebuilt, down to the anomalies
+        load(new)
+        requested = advance()
+        requested |= advance()
+        assert f"dbt/fct_infra_metrics@{key(new)}" in requested and f"intelligence/anomalies@{key(new)}" in requested
+        assert not any(r.endswith(f"@{key(first)}") for r in requested)
+        db = cms_home / "warehouse.duckdb"
+        lo, hi = new.replace(tzinfo=None), (new + dt.timedelta(hours=1)).replace(tzinfo=None)
+        assert _count(db, "select count(*) from marts.fct_infra_metrics where minute_ts >= ? and minute_ts < ?", [lo, hi]) > 0
+        scored = instance.get_latest_materialization_event(dg.AssetKey(["intelligence", "anomalies"]))
+        assert scored.asset_materialization.partition == key(new)
+        assert scored.asset_materialization.metadata["points_scored"].value > 0
+
+        # points arriving late for an earlier hour: that hour is re-processed down to the anomalies
+        load(first)
+        requested = advance()
+        requested |= advance()
+        assert {f"dbt/fct_infra_metrics@{key(first)}", f"intelligence/anomalies@{key(first)}"} <= requested
+        assert not any(r.endswith(f"@{key(new)}") for r in requested if r.startswith("dbt/"))
+
+        # an hour older than the late window is left alone; quiet ticks request nothing
+        load(late)
+        assert not any(r.endswith(f"@{key(late)}") for r in advance())
+        assert advance() == set()
