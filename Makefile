@@ -21,8 +21,11 @@ setup: $(VENV)/.installed  ## create .venv and install CMS with its test tools
 prepare: setup  ## prepare what loading the code location needs (the dbt manifest)
 	$(VENV)/bin/cms dbt prepare
 
-docs: prepare  ## dbt docs for analysts: generate and serve on 127.0.0.1:8080
-	cd dbt_project && ../$(VENV)/bin/dbt docs generate --profiles-dir . && ../$(VENV)/bin/dbt docs serve --profiles-dir . --host 127.0.0.1 --port 8080
+DOCS_PORT ?= 8080
+docs: prepare  ## dbt docs for analysts, from the demo's warehouse: generate and serve on 127.0.0.1:8080 (DOCS_PORT=...)
+	export CMS_DUCKDB_PATH="$$($(PY) -c 'from cms_dagster import settings; print(settings.load().duckdb_path)')" && \
+	cd dbt_project && ../$(VENV)/bin/dbt docs generate --profiles-dir . && \
+	../$(VENV)/bin/dbt docs serve --profiles-dir . --host 127.0.0.1 --port $(DOCS_PORT)
 
 demo: prepare  ## simulate the week up to now, build every asset, serve the Dagster UI on 127.0.0.1:3000 (PORT=3001 for another port)
 	$(VENV)/bin/cms demo $(if $(PORT),--port $(PORT))

@@ -1,7 +1,7 @@
 """`cms detect score`: score a NAB-format CSV (timestamp,value) and write it back with anomaly_score;
 `cms detect alarms`: the alarm episodes the detector found in the warehouse.
 
-The lead wires :func:`register` into ``cms``; ``python -m cms_dagster.detect.cli score ...`` runs the same
+The CLI (cms_dagster/cli.py) lists :func:`register` in its areas; ``python -m cms_dagster.detect.cli score ...`` runs the same
 command on its own.
 """
 

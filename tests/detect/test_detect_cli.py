@@ -25,7 +25,7 @@ def nab_csv(fixture_nab_dir: Path) -> Path:
 
 
 def cms(argv: list[str]) -> int:
-    """The `cms` command as the lead wires it: a parser with our register()."""
+    """The `cms` command as cms_dagster/cli.py builds it: a parser with this area's register()."""
     parser = argparse.ArgumentParser(prog="cms")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)

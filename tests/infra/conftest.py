@@ -50,7 +50,7 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 @pytest.fixture
 def cms() -> Callable[..., int]:
-    """Run `cms infra ...` through the argparse wiring the lead uses; returns the exit code."""
+    """Run `cms infra ...` through the same argparse wiring as the `cms` command; returns the exit code."""
 
     def run(*argv: str) -> int:
         parser = argparse.ArgumentParser(prog="cms")
