@@ -75,6 +75,7 @@ def _count(db: Path, sql: str, params: list) -> int:
 @pytest.mark.slow
 def test_an_hour_of_new_points_reaches_the_marts_and_the_anomalies_without_anyone_asking(cms_home: Path) -> None:
     from cms_dagster.definitions import defs as build_defs
+    from cms_dagster.defs.warehouse.dbt_assets import dbt_reference_assets
     from cms_dagster.domain import load_ontology
     from cms_dagster.lake import Lake
     from cms_dagster.simulate.run import simulate
@@ -89,7 +90,7 @@ def test_an_hour_of_new_points_reaches_the_marts_and_the_anomalies_without_anyon
 
     with dg.instance_for_test() as instance:
         # the reference data, built once; then the sensor's first tick (it only takes stock)
-        reference = dg.AssetSelection.groups("seeds").downstream() - dg.AssetSelection.keys(POINTS).downstream()
+        reference = dg.AssetSelection.assets(*dbt_reference_assets.keys)
         assert dg.materialize(everything, selection=reference, instance=instance, resources=resources).success
         tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=now)
         assert tick.total_requested == 0
