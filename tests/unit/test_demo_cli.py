@@ -102,9 +102,9 @@ def test_stopping_the_server_stops_its_whole_process_group() -> None:
 
 
 def test_where_to_look_names_the_lineage_view_and_no_missing_tool(cms_home: Path) -> None:
-    from cms_dagster import settings
-
     import argparse
+
+    from cms_dagster import settings
 
     args = argparse.Namespace(host="127.0.0.1", port=3001, dashboard_port=8502, seed=42)
     lines = demo.where_to_look(settings.load(), args, ".venv/bin/cms")
