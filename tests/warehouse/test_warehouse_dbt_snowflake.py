@@ -88,12 +88,13 @@ def on_snowflake(scenario_lake: ScenarioLake, tmp_path_factory: pytest.TempPathF
         runs.append(dg.materialize([metric_points, defs_dbt.dbt_event_assets], resources=resources, tags=tags))
         before = _snapshot(conn)
         runs.append(dg.materialize([metric_points, defs_dbt.dbt_event_assets], resources=resources, tags=tags))
+        runs.append(dg.materialize([defs_dbt.dbt_observed_dimensions], resources=resources))
         yield OnSnowflake(conn, runs, before, _snapshot(conn))
         conn.close()
 
 
 def test_every_run_succeeds_and_every_check_passes(on_snowflake: OnSnowflake) -> None:
-    assert [r.success for r in on_snowflake.runs] == [True, True, True]
+    assert [r.success for r in on_snowflake.runs] == [True, True, True, True]
     evaluations = [e for r in on_snowflake.runs for e in r.get_asset_check_evaluations()]
     assert len(evaluations) >= 150
     assert [e.check_name for e in evaluations if not e.passed] == []
