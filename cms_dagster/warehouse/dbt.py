@@ -99,13 +99,14 @@ def prepare(environ: Mapping[str, str] | None = None) -> Path:
 
 
 def relation_facts(
-    query: Callable[[str, list], Any], schema: str, name: str, relation_name: str | None = None
+    query: Callable[[str, list], Any], schema: str, name: str, count_rows: bool
 ) -> tuple[list[tuple[str, str]], int | None]:
-    """The columns (name, type, in order) of a built dbt relation and, given its ``relation_name`` as dbt
-    quotes it (``"db"."schema"."name"``), its row count.
+    """The columns (name, type, in order) of a built dbt relation ``schema.name`` and, when ``count_rows``,
+    its row count.
 
-    ``query`` is the warehouse's ``query(sql, params) -> DataFrame`` (DuckDB or Snowflake). Run it after the
-    dbt process has ended: an embedded DuckDB file is held by dbt while it builds."""
+    ``query`` is the warehouse's ``query(sql, params) -> DataFrame`` (DuckDB or Snowflake: names unquoted, in
+    the connection's database, so the manifest's names serve both targets). Run it after the dbt process
+    has ended: an embedded DuckDB file is held by dbt while it builds."""
     cols = query(
         "select column_name, data_type from information_schema.columns "
         "where upper(table_schema) = upper(?) and upper(table_name) = upper(?) order by ordinal_position",
@@ -113,6 +114,6 @@ def relation_facts(
     )
     columns = [(str(r.column_name).lower(), str(r.data_type)) for r in cols.itertuples()]
     rows = None
-    if relation_name and columns:
-        rows = int(query(f"select count(*) as n from {relation_name}", []).iloc[0, 0])
+    if count_rows and columns:
+        rows = int(query(f"select count(*) as n from {schema}.{name}", []).iloc[0, 0])
     return columns, rows

@@ -140,7 +140,7 @@ def _stream(invocation: Any, cms: CmsResource) -> Iterator[Any]:
         if node and node["resource_type"] in ("model", "seed"):
             is_view = node["config"].get("materialized") == "view"
             columns, rows = warehouse_dbt.relation_facts(
-                wh.query, node["schema"], node.get("alias") or node["name"], None if is_view else node["relation_name"]
+                wh.query, node["schema"], node.get("alias") or node["name"], count_rows=not is_view
             )
             facts = {"dagster/column_schema": dg.TableSchema(columns=[dg.TableColumn(n, t) for n, t in columns])}
             if rows is not None:
