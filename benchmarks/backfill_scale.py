@@ -4,7 +4,7 @@ days on two Dagster instances: production's (PostgreSQL storage, queued run coor
 long a queued run waited before the daemon launched it, and from the back-fill's request to its first run).
 
     .venv/bin/python benchmarks/backfill_scale.py                 # 30 days = 720 hourly runs per instance
-    .venv/bin/python benchmarks/backfill_scale.py --days 1 --concurrency 2
+    .venv/bin/python benchmarks/backfill_scale.py --days 1 --hours 6 --concurrency 2
 
 The same simulated lake feeds both instances (each gets its own warehouse file). A run is a process with its
 own Dagster start-up, so on a 2-core machine runs per minute are bound by the CPU, not by the instance: the
@@ -104,6 +104,7 @@ def measure(kind: str, base_env: dict[str, str], work: Path, hours: int, concurr
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("--days", type=int, default=30, help="simulated days to back-fill (default 30 = 720 runs)")
+    parser.add_argument("--hours", type=int, default=None, help="back-fill only the first N hours of the simulated days")
     parser.add_argument("--concurrency", type=int, default=4, help="max concurrent runs of both instances (default 4)")
     parser.add_argument("--only", choices=["postgres", "sqlite"], help="measure one instance only")
     args = parser.parse_args()
@@ -114,7 +115,7 @@ def main() -> int:
     base = {**os.environ, "CMS_HOME": str(work / "cms"), "DO_NOT_TRACK": "1"}
     print(f"simulating {args.days} day(s) into {work / 'cms'} ...", flush=True)
     _run([_bin("cms"), "simulate", "--days", str(args.days), "--start", START.date().isoformat(), "--no-incidents"], base)
-    hours = args.days * 24
+    hours = min(args.hours, args.days * 24) if args.hours else args.days * 24
     results = {}
     pg = None
     try:
