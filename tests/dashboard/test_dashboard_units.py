@@ -104,12 +104,11 @@ def test_cms_dashboard_help_teaches_and_a_bad_port_is_one_line(capsys: pytest.Ca
     assert cmd[cmd.index("--server.port") + 1] == "8600" and cmd[cmd.index("--server.headless") + 1] == "true"
 
 
-def test_demo_names_the_dashboard_under_where_to_look(capsys: pytest.CaptureFixture, cms_home) -> None:
+def test_demo_names_the_dashboard_under_where_to_look(cms_home) -> None:
     import argparse
 
     from cms_dagster import settings
-    from cms_dagster.demo import print_where_to_look
+    from cms_dagster.demo import where_to_look
 
-    print_where_to_look(settings.load(), argparse.Namespace(host="127.0.0.1", port=3000, dashboard_port=8600, seed=42))
-    out = capsys.readouterr().out
+    out = "\n".join(where_to_look(settings.load(), argparse.Namespace(host="127.0.0.1", port=3000, dashboard_port=8600, seed=42)))
     assert "dashboard         http://127.0.0.1:8600" in out.split("Where to look", 1)[1]
