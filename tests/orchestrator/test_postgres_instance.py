@@ -98,15 +98,6 @@ def _collection_runs(instance: dg.DagsterInstance) -> list[dg.RunRecord]:
     return list(instance.get_run_records(dg.RunsFilter(job_name="collection")))
 
 
-def _finished(instance: dg.DagsterInstance, n: int) -> bool:
-    runs = _collection_runs(instance)
-    return len([r for r in runs if r.dagster_run.status == dg.DagsterRunStatus.SUCCESS]) >= n
-
-
-def _finished_count(instance: dg.DagsterInstance) -> int:
-    return sum(1 for r in instance.get_run_records() if r.dagster_run.is_finished)
-
-
 def _sensor_cursor(instance: dg.DagsterInstance) -> int:
     states = [s for s in instance.all_instigator_state() if s.name == "new_files"]
     data = states[0].instigator_data if states else None
@@ -119,24 +110,32 @@ def test_daemon_ticks_queues_within_limits_and_resumes_from_its_cursor_after_a_r
 ) -> None:
     home, env = _write_home(tmp_path, postgres, pg_db)
     monkeypatch.setenv("DAGSTER_PG_PASSWORD", postgres.password)
+    arrived = tmp_path / "arrived"
+    arrived.write_text("2")  # two files at first; the rest arrive while the daemon is down
+    env["CMS_TEST_ARRIVED_FILE"] = str(arrived)
     log = tmp_path / "daemon.log"
     with dg.DagsterInstance.from_config(str(home)) as instance:
+        collected = lambda: sum(  # noqa: E731
+            1 for r in _collection_runs(instance) if r.dagster_run.status == dg.DagsterRunStatus.SUCCESS
+        )
         daemon = _daemon(home, env, log)
         try:
-            _wait(lambda: _finished(instance, 2), 300, "2 collection runs", log, lambda: _finished_count(instance))
+            _wait(lambda: collected() >= 2, 300, "the first 2 files collected", log, collected)
         finally:
             _stop(daemon)
         cursor_before = _sensor_cursor(instance)
         keys_before = {r.dagster_run.tags.get("dagster/run_key") for r in _collection_runs(instance)}
-        assert cursor_before >= 2 and len(keys_before) >= 2
+        assert cursor_before == 2 and keys_before == {"file-0", "file-1"}
 
+        arrived.write_text(str(location.FILES))
         daemon = _daemon(home, env, log)
         try:
-            _wait(lambda: _finished(instance, location.FILES), 300, "every file collected", log, lambda: _finished_count(instance))
-            _wait(
-                lambda: any(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in instance.get_run_records(dg.RunsFilter(job_name="scheduled"))),
-                300, "a scheduled run", log, lambda: _finished_count(instance),
+            _wait(lambda: collected() >= location.FILES, 300, "every file collected", log, collected)
+            scheduled = lambda: sum(  # noqa: E731
+                1 for r in instance.get_run_records(dg.RunsFilter(job_name="scheduled"))
+                if r.dagster_run.status == dg.DagsterRunStatus.SUCCESS
             )
+            _wait(lambda: scheduled() >= 1, 300, "a scheduled run", log, scheduled)
         finally:
             _stop(daemon)
 
