@@ -15,7 +15,7 @@ from sqlglot import exp
 
 from cms_dagster.domain.model import Ontology
 from cms_dagster.nlq import metricflow_sql, semantic
-from cms_dagster.nlq.query import QueryError, StructuredQuery
+from cms_dagster.nlq.query import Comparison, QueryError, StructuredQuery
 from cms_dagster.nlq.scope import Scope, resolve
 from cms_dagster.nlq.timephrase import Window
 
@@ -151,27 +151,37 @@ def _runs(q: StructuredQuery, sc: Scope, w: Window, as_of: dt.datetime, history_
             where.append(_cmp(_c(column), comp.op, exp.Literal.number(comp.value)))
         else:
             ref = reference_windows(w, comp.kind, history_start)
-            usual = (
-                exp.select(_c("job_key", "r"), exp.alias_(exp.func("median", _c(column, "r")), "usual_value"),
-                           exp.alias_(exp.func("count", exp.Star()), "usual_samples"))
-                .from_(_marts("fct_batch_runs", "r"))
-                .where(_and(_c("status", "r").eq(exp.Literal.string("success")), _any_window(_c("actual_end_ts", "r"), ref.windows)))
-                .group_by(_c("job_key", "r"))
-            )
-            query = query.with_("usual", as_=usual).join(
-                exp.Table(this=exp.to_identifier("usual"), alias=exp.TableAlias(this=exp.to_identifier("u"))),
-                on=_c("job_key", "u").eq(_c("job_key")),
-                join_type="inner",
-            )
-            query = query.select(_c("usual_value", "u"), _c("usual_samples", "u"))
-            bound = _usual_bound(comp.op, _c("usual_value", "u")) if comp.kind == "usual" else _c("usual_value", "u")
-            where.append(_cmp(_c(column), comp.op, bound))
+            query = _join_usual(query, "fct_batch_runs", "job_key", column, "status", "actual_end_ts", ref)
+            where.append(_cmp(_c(column), comp.op, _usual_value(comp)))
     order = [_c("actual_start_ts"), _c("run_id")]
     if q.order and column:
         order = [exp.Ordered(this=_c(column), desc=q.order == "desc"), _c("run_id")]
     query = query.where(_and(*where)).order_by(*order).limit(_limit(q))
     cols = [*semantic.RUN_COLUMNS] + (["usual_value", "usual_samples"] if ref else [])
     return Compiled(query.sql(), cols, ["run_id"], w, ref)
+
+
+
+def _join_usual(query: exp.Select, mart: str, key: str, column: str, status_col: str, time_col: str, ref: Reference) -> exp.Select:
+    """Join each row to its key's usual value: the median of `column` over the successful rows of the reference windows."""
+    usual = (
+        exp.select(_c(key, "r"), exp.alias_(exp.func("median", _c(column, "r")), "usual_value"),
+                   exp.alias_(exp.func("count", exp.Star()), "usual_samples"))
+        .from_(_marts(mart, "r"))
+        .where(_and(_c(status_col, "r").eq(exp.Literal.string("success")), _any_window(_c(time_col, "r"), ref.windows)))
+        .group_by(_c(key, "r"))
+    )
+    query = query.with_("usual", as_=usual).join(
+        exp.Table(this=exp.to_identifier("usual"), alias=exp.TableAlias(this=exp.to_identifier("u"))),
+        on=_c(key, "u").eq(_c(key)),
+        join_type="inner",
+    )
+    return query.select(_c("usual_value", "u"), _c("usual_samples", "u"))
+
+
+def _usual_value(comp: Comparison) -> exp.Expression:
+    """The bound a row is compared with: the usual value widened by SLOW_FACTOR, or last week's value as it was."""
+    return _usual_bound(comp.op, _c("usual_value", "u")) if comp.kind == "usual" else _c("usual_value", "u")
 
 
 def _stage_runs(q: StructuredQuery, sc: Scope, w: Window, as_of: dt.datetime, history_start: dt.datetime | None) -> Compiled:
@@ -205,21 +215,8 @@ def _stage_runs(q: StructuredQuery, sc: Scope, w: Window, as_of: dt.datetime, hi
             where.append(_cmp(_c("elapsed_s"), comp.op, exp.Literal.number(comp.value)))
         else:
             ref = reference_windows(w, comp.kind, history_start)
-            usual = (
-                exp.select(_c("stage_key", "r"), exp.alias_(exp.func("median", _c("elapsed_s", "r")), "usual_value"),
-                           exp.alias_(exp.func("count", exp.Star()), "usual_samples"))
-                .from_(_marts("mart_stage_bottlenecks", "r"))
-                .where(_and(_c("final_status", "r").eq(exp.Literal.string("success")), _any_window(_c("stage_started_ts", "r"), ref.windows)))
-                .group_by(_c("stage_key", "r"))
-            )
-            query = query.with_("usual", as_=usual).join(
-                exp.Table(this=exp.to_identifier("usual"), alias=exp.TableAlias(this=exp.to_identifier("u"))),
-                on=_c("stage_key", "u").eq(_c("stage_key")),
-                join_type="inner",
-            )
-            query = query.select(_c("usual_value", "u"), _c("usual_samples", "u"))
-            bound = _usual_bound(comp.op, _c("usual_value", "u")) if comp.kind == "usual" else _c("usual_value", "u")
-            where.append(_cmp(_c("elapsed_s"), comp.op, bound))
+            query = _join_usual(query, "mart_stage_bottlenecks", "stage_key", "elapsed_s", "final_status", "stage_started_ts", ref)
+            where.append(_cmp(_c("elapsed_s"), comp.op, _usual_value(comp)))
     order = [_c("stage_started_ts"), _c("run_id"), _c("stage_id")]
     if q.order:
         order = [exp.Ordered(this=_c("elapsed_s"), desc=q.order == "desc"), _c("run_id"), _c("stage_id")]
