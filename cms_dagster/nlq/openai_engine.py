@@ -50,7 +50,10 @@ def answer_schema() -> dict[str, Any]:
                 "required": list(FILTER_FIELDS),
             },
             "conditions": {"type": "array", "items": {"type": "string", "enum": list(CONDITIONS)}},
-            "time": _nullable({"type": "string"}),
+            "time": {
+                **_nullable({"type": "string"}),
+                "description": "a time phrase: 'last 2 hours', 'today', 'yesterday', 'this week', 'since 9am', 'last 3 days', or an ISO date",
+            },
             "group_by": {"type": "array", "items": {"type": "string", "enum": [*FILTER_FIELDS, *semantic.TIME_GRAINS]}},
             "comparison": {
                 "type": ["object", "null"],
