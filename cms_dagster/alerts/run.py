@@ -14,7 +14,7 @@ from cms_dagster.alerts.rules import Alert, RoutingRules
 from cms_dagster.alerts.symptoms import episode_alerts, symptom_alerts
 from cms_dagster.detect.episodes import NoAlarmsTable
 from cms_dagster.domain.model import Ontology
-from cms_dagster.incidents.report import confirmed_episodes, incident_id
+from cms_dagster.incidents.report import confirmed_incidents, incident_id
 
 __all__ = ["collect_alerts", "data_until", "evaluate_alerts"]
 
@@ -22,10 +22,10 @@ __all__ = ["collect_alerts", "data_until", "evaluate_alerts"]
 def collect_alerts(
     query: Any, ontology: Ontology, since: dt.datetime, until: pd.Timestamp, *, marts_schema: str = "marts", dagster_url: str = ""
 ) -> list[Alert]:
-    """Symptom alerts of [since, until) tagged with their incident, and warnings for unexplained episodes."""
+    """Symptom alerts of [since, until) tagged with their incident, and warnings for unexplained incidents."""
     symptoms = symptom_alerts(query, ontology, since, until.to_pydatetime(), marts_schema=marts_schema, dagster_url=dagster_url)
     try:
-        eps = confirmed_episodes(query, since, (until + pd.Timedelta(seconds=1)).to_pydatetime(), ontology)
+        eps = confirmed_incidents(query, since, (until + pd.Timedelta(seconds=1)).to_pydatetime(), ontology)
     except NoAlarmsTable:
         eps = []
     tagged, warnings = episode_alerts(eps, symptoms, ontology, incident_id, until=until, dagster_url=dagster_url)

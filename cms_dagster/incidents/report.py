@@ -1,10 +1,11 @@
-"""Incident reports: one per confirmed alarm episode, with a stable id, causes, blast radius and narrative.
+"""Incident reports: one per incident (confirmed alarm episodes that are one problem, grouped by
+:mod:`cms_dagster.incidents.grouping`), with a stable id, causes, blast radius and narrative.
 
-- **Id.** ``inc-YYYYMMDD-HHMM-<hash>``: the time of the episode's first alarm and a hash of the entity it
-  fired on. Later alarms join the episode without changing either, and re-scoring the same data (a
+- **Id.** ``inc-YYYYMMDD-HHMM-<hash>``: the time of the incident's first alarm and a hash of the entity it
+  fired on. Later alarms and episodes join without changing either, and re-scoring the same data (a
   back-fill, a re-run) finds the same first alarm: the same incident gets the same id.
-- **Status.** ``open`` while alarms may still join (the detector has scored less than ``gap`` past the
-  last alarm), then ``closed`` with ``end`` = the last alarm.
+- **Status.** ``open`` while episodes may still join (the detector has scored less than the grouping's
+  ``far`` past the last alarm), then ``closed`` with ``end`` = the last alarm.
 - **Causes.** :func:`cms_dagster.rca.incident.analyse_incident` from the episode's start, the same code
   ``cms rca incident`` and ``benchmarks/rca_eval.py`` run; each evidence item gets an id (``E1``, ...).
 - **Blast radius.** From the ontology: what depends on the top cause (feeds, jobs, stages, their SLAs)
@@ -25,8 +26,9 @@ from typing import Any
 
 import pandas as pd
 
-from cms_dagster.detect.episodes import ALARMS_SQL, DEFAULT_GAP, Episode, episodes_between
+from cms_dagster.detect.episodes import ALARMS_SQL, Episode, episodes_between
 from cms_dagster.domain.model import Ontology
+from cms_dagster.incidents.grouping import DEFAULT_FAR, incidents_between
 from cms_dagster.incidents.narrative import write_narrative
 from cms_dagster.llm import Llm
 from cms_dagster.rca.incident import IncidentAnalysis, analyse_incident
@@ -36,6 +38,7 @@ __all__ = [
     "blast_radius",
     "build_report",
     "confirmed_episodes",
+    "confirmed_incidents",
     "episode_status",
     "find_episode",
     "incident_id",
@@ -88,8 +91,9 @@ def scored_until(query: Query) -> pd.Timestamp | None:
     return None if last is None or pd.isna(last) else _utc(last)
 
 
-def episode_status(episode: Episode, until: pd.Timestamp | None, gap: pd.Timedelta = DEFAULT_GAP) -> str:
-    """``closed`` once the detector has scored more than ``gap`` past the last alarm, else ``open``."""
+def episode_status(episode: Episode, until: pd.Timestamp | None, gap: pd.Timedelta = DEFAULT_FAR) -> str:
+    """``closed`` once the detector has scored more than ``gap`` past the last alarm (no episode can join
+    the incident any more), else ``open``."""
     return "closed" if until is not None and until - _utc(episode.end) > gap else "open"
 
 
@@ -101,13 +105,20 @@ def confirmed_episodes(
     return [e for e in eps if e.confirmed]
 
 
+def confirmed_incidents(query: Query, since: dt.datetime, until: dt.datetime, ontology: Ontology, **options: Any) -> list[Episode]:
+    """The incidents with alarms in [since, until), oldest first, each as one episode
+    (:meth:`cms_dagster.incidents.grouping.Incident.as_episode`); ``options`` go to
+    :func:`cms_dagster.incidents.grouping.incidents_between`."""
+    return [i.as_episode() for i in incidents_between(query, since, until, ontology, **options)]
+
+
 def find_episode(query: Query, incident: str, ontology: Ontology, until: pd.Timestamp | None = None) -> Episode | None:
-    """The confirmed episode that is ``incident``, or None (read from a day before it to two after)."""
+    """The incident ``incident`` as one episode, or None (its alarms read up to two days after its start)."""
     start = incident_start(incident)
     hi = start + pd.Timedelta(days=2)
     if until is not None:
         hi = min(hi, until + pd.Timedelta(seconds=1))
-    for e in confirmed_episodes(query, (start - pd.Timedelta(days=1)).to_pydatetime(), hi.to_pydatetime(), ontology):
+    for e in confirmed_incidents(query, start.to_pydatetime(), hi.to_pydatetime(), ontology):
         if incident_id(e) == incident:
             return e
     return None

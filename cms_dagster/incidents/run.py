@@ -1,4 +1,4 @@
-"""Writing incident reports for the confirmed episodes of a window: what the asset and ``cms incidents build`` do."""
+"""Writing incident reports for the incidents of a window: what the asset and ``cms incidents build`` do."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from cms_dagster.domain.model import Ontology
-from cms_dagster.incidents.report import build_report, confirmed_episodes, episode_status, incident_id
+from cms_dagster.incidents.report import build_report, confirmed_incidents, episode_status, incident_id
 from cms_dagster.incidents.store import save_report
 from cms_dagster.llm import Llm
 
@@ -22,11 +22,11 @@ def episode_versions(
     since: dt.datetime,
     until: pd.Timestamp,
 ) -> dict[str, str]:
-    """Per incident id of the window's confirmed episodes, a version string that changes when its report
-    should be rewritten: more alarms joined, or the episode closed (a sensor's run key)."""
+    """Per incident id of the window's incidents, a version string that changes when its report should be
+    rewritten: more alarms joined, or the incident closed (a sensor's run key)."""
     out = {}
     hi = (until + pd.Timedelta(seconds=1)).to_pydatetime()
-    for e in confirmed_episodes(query, since, hi, ontology):
+    for e in confirmed_incidents(query, since, hi, ontology):
         out[incident_id(e)] = f"{e.alarms}:{episode_status(e, until)}"
     return out
 
@@ -41,8 +41,8 @@ def update_reports(
     *,
     progress: Callable[[str], None] = lambda _: None,
 ) -> list[dict[str, Any]]:
-    """Build and store the report of every confirmed episode with alarms in [since, until]."""
-    eps = confirmed_episodes(warehouse.query, since, (until + pd.Timedelta(seconds=1)).to_pydatetime(), ontology)
+    """Build and store the report of every incident with alarms in [since, until]."""
+    eps = confirmed_incidents(warehouse.query, since, (until + pd.Timedelta(seconds=1)).to_pydatetime(), ontology)
     reports = []
     for i, e in enumerate(eps, 1):
         progress(f"incident {i}/{len(eps)}: {incident_id(e)} ({e.alarms} alarms from {e.start:%Y-%m-%d %H:%M})")

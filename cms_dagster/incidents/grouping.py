@@ -1,0 +1,178 @@
+"""Incidents: the confirmed alarm episodes that are one problem, so that one problem gets one report.
+
+A fault rarely alarms as one episode. A database whose pool is exhausted alarms on itself, then on the
+queue its stage writes to, then on a lambda of the same job; a memory leak alarms each time its pod comes
+close to its limit, an hour or more apart. Each is a confirmed episode (:mod:`cms_dagster.detect.episodes`);
+an incident is the episodes that belong together:
+
+- an episode **joins** an open incident when it starts at most ``near`` after the incident's last alarm and
+  its entities are related to the incident's in the ontology or are used by the same job (the same run is
+  hit by both), or at most ``far`` after it and related in the ontology (one depends on the other,
+  directly or through others); and it starts at most ``span`` after the incident's first alarm (a fault
+  is not news for ever). Episodes are taken in time order and join the earliest incident they can.
+- the incident **starts** at its first episode's first alarm: its id is that episode's
+  (:func:`cms_dagster.incidents.report.incident_id`), so later episodes join without changing it.
+- it is **closed** once the detector has scored more than ``far`` past its last alarm: no episode can
+  join any more.
+
+**Stable ids.** Grouping is read from a point before the window where nothing links across: no episode
+(confirmed or not) spans it and no confirmed episode ended within ``far`` before it. Incidents after such
+a point are the same whatever earlier data was read, so a back-fill, a re-run, the sensor's window and
+``cms incidents build --since`` all give the same incidents and ids. The point is searched in the
+``lookback`` before the window (a day by default); if the estate alarmed without pause for all of it,
+grouping starts at the look-back's start.
+
+Plain Python (pandas); no Dagster.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from cms_dagster.detect.episodes import DEFAULT_GAP, Episode, episodes_between
+from cms_dagster.domain.graph import related_nodes
+from cms_dagster.domain.model import Ontology
+
+__all__ = [
+    "DEFAULT_FAR",
+    "DEFAULT_LOOKBACK",
+    "DEFAULT_NEAR",
+    "DEFAULT_SPAN",
+    "Incident",
+    "Relations",
+    "group_episodes",
+    "incidents_between",
+]
+
+Query = Callable[[str, list], pd.DataFrame]
+
+# measured on a simulated 10-day month (benchmarks/incidents_eval.py): the alarms of one injected fault came
+# as episodes up to 2 h apart (a memory leak's pod nearing its limit again), while the nightly batch's
+# unrelated resources alarm within minutes of one another
+DEFAULT_NEAR = pd.Timedelta(minutes=30)
+DEFAULT_FAR = pd.Timedelta(hours=2)
+DEFAULT_SPAN = pd.Timedelta(hours=6)
+DEFAULT_LOOKBACK = pd.Timedelta(days=1)
+
+
+class Relations:
+    """Which entities an incident's episodes may share: related through the dependency graph (itself,
+    what it depends on, what depends on it), or used by one job."""
+
+    def __init__(self, edges: Iterable[tuple[str, str]]) -> None:
+        self.related = related_nodes(edges)
+        self.jobs = {n: {m for m in rel if m.startswith("job:")} for n, rel in self.related.items()}
+
+    def close(self, a: Iterable[str], b: Iterable[str]) -> bool:
+        """Related through the graph."""
+        bs = set(b)
+        return any(self.related.get(x, {x}) & bs for x in a)
+
+    def near(self, a: Iterable[str], b: Iterable[str]) -> bool:
+        """Related through the graph, or used by the same job."""
+        bs = set(b)
+        if self.close(a, bs):
+            return True
+        jobs = set().union(*(self.jobs.get(y, set()) for y in bs))
+        return any(self.jobs.get(x, set()) & jobs for x in a)
+
+
+@dataclass(frozen=True)
+class Incident:
+    """Confirmed episodes that are one problem, oldest first."""
+
+    episodes: tuple[Episode, ...]
+
+    @property
+    def start(self) -> pd.Timestamp:
+        return self.episodes[0].start
+
+    @property
+    def end(self) -> pd.Timestamp:
+        return max(e.end for e in self.episodes)
+
+    @property
+    def entities(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(x for e in self.episodes for x in e.entities))
+
+    def as_episode(self) -> Episode:
+        """The incident as one episode: from the first alarm to the last, every entity and series (in the
+        order of their first alarm), the alarms summed; what a report is written from."""
+        first = self.episodes[0]
+        return Episode(
+            start=first.start,
+            end=self.end,
+            alarms=sum(e.alarms for e in self.episodes),
+            entities=self.entities,
+            series=tuple(dict.fromkeys(s for e in self.episodes for s in e.series)),
+            peak_score=max(e.peak_score for e in self.episodes),
+            confirmed=True,
+        )
+
+
+def group_episodes(
+    episodes: Sequence[Episode],
+    relations: Relations,
+    *,
+    near: pd.Timedelta = DEFAULT_NEAR,
+    far: pd.Timedelta = DEFAULT_FAR,
+    span: pd.Timedelta = DEFAULT_SPAN,
+) -> list[Incident]:
+    """Group confirmed episodes into incidents (see the module's rules), oldest first. Unconfirmed
+    episodes are ignored."""
+    groups: list[dict] = []
+    for e in sorted((e for e in episodes if e.confirmed), key=lambda e: (e.start, e.entities)):
+        for g in groups:
+            if e.start > g["start"] + span or e.start > g["end"] + far:
+                continue
+            if relations.close(e.entities, g["entities"]) or (
+                e.start <= g["end"] + near and relations.near(e.entities, g["entities"])
+            ):
+                g["episodes"].append(e)
+                g["end"] = max(g["end"], e.end)
+                g["entities"] |= set(e.entities)
+                break
+        else:
+            groups.append({"start": e.start, "end": e.end, "entities": set(e.entities), "episodes": [e]})
+    return [Incident(tuple(g["episodes"])) for g in groups]
+
+
+def _quiet_point(episodes: Sequence[Episode], lo: pd.Timestamp, since: pd.Timestamp, far: pd.Timedelta) -> pd.Timestamp:
+    """The latest time in [lo + the alarm gap, since] across which no episode links and before which no
+    confirmed episode ended within ``far``; ``lo`` when there is none."""
+    earliest = lo + DEFAULT_GAP
+    candidates = sorted({since, *(e.start for e in episodes if earliest <= e.start < since)}, reverse=True)
+    for t in candidates:
+        if t < earliest:
+            break
+        spans = any(e.start < t <= e.end for e in episodes)
+        recent = any(e.confirmed and e.start < t and e.end + far >= t for e in episodes)
+        if not spans and not recent:
+            return t
+    return lo
+
+
+def incidents_between(
+    query: Query,
+    since: dt.datetime,
+    until: dt.datetime,
+    ontology: Ontology,
+    *,
+    lookback: pd.Timedelta = DEFAULT_LOOKBACK,
+    relations: Relations | None = None,
+    **options: pd.Timedelta,
+) -> list[Incident]:
+    """The incidents with alarms in [since, until) (UTC), oldest first, each whole (its episodes before
+    ``since`` included). ``options``: ``near``, ``far``, ``span`` of :func:`group_episodes`. Raises
+    NoAlarmsTable when detection has not run on this warehouse yet."""
+    relations = relations or Relations(ontology.dependency_edges())
+    since_ts = pd.Timestamp(since).tz_convert("UTC") if pd.Timestamp(since).tzinfo else pd.Timestamp(since, tz="UTC")
+    lo = since_ts - lookback
+    eps = episodes_between(query, lo.to_pydatetime(), until, relations.related)
+    start = _quiet_point(eps, lo, since_ts, options.get("far", DEFAULT_FAR))
+    incidents = group_episodes([e for e in eps if e.start >= start], relations, **options)
+    return [i for i in incidents if i.end >= since_ts]

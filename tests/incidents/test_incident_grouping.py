@@ -1,0 +1,117 @@
+"""One problem, one incident: confirmed episodes grouped through the ontology and time, with stable ids."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cms_dagster import settings as settings_mod
+from cms_dagster.detect.episodes import Episode
+from cms_dagster.domain import load_ontology
+from cms_dagster.incidents.grouping import Relations, group_episodes, incidents_between
+from cms_dagster.incidents.report import confirmed_incidents, episode_status, incident_id
+from cms_dagster.warehouse.client import Warehouse
+
+from .incident_fixtures import OUTAGE, write_alarms, write_marts
+
+T0 = pd.Timestamp("2026-11-19 22:10", tz="UTC")
+
+
+def _ep(minutes: float, *entities: str, length: float = 5, confirmed: bool = True) -> Episode:
+    start = T0 + pd.Timedelta(minutes=minutes)
+    return Episode(
+        start=start,
+        end=start + pd.Timedelta(minutes=length),
+        alarms=3,
+        entities=entities,
+        series=tuple(f"{e}|m" for e in entities),
+        peak_score=0.99,
+        confirmed=confirmed,
+    )
+
+
+@pytest.fixture(scope="module")
+def relations() -> Relations:
+    return Relations(load_ontology().dependency_edges())
+
+
+def test_a_database_and_the_queue_of_the_same_job_alarming_together_are_one_incident(relations):
+    # siblings: neither depends on the other, one job uses both
+    assert not relations.close(["rds:positions-db"], ["sqs:valuation-results"])
+    assert relations.near(["rds:positions-db"], ["sqs:valuation-results"])
+    db, queue = _ep(0, "rds:positions-db"), _ep(4, "sqs:valuation-results")
+    (incident,) = group_episodes([queue, db], relations)
+    assert incident.episodes == (db, queue)
+    assert incident_id(incident.as_episode()) == incident_id(db)
+    merged = incident.as_episode()
+    assert merged.alarms == 6 and merged.entities == ("rds:positions-db", "sqs:valuation-results")
+    assert merged.end == queue.end
+
+
+def test_an_unrelated_episode_at_the_same_time_is_an_incident_of_its_own(relations):
+    assert not relations.near(["feed:ebs-fx"], ["feed:cme-mdp"])
+    incidents = group_episodes([_ep(0, "feed:cme-mdp"), _ep(2, "feed:ebs-fx")], relations)
+    assert [i.entities for i in incidents] == [("feed:cme-mdp",), ("feed:ebs-fx",)]
+
+
+def test_a_fault_that_alarms_again_within_two_hours_stays_one_incident_later_it_is_a_new_one(relations):
+    # a memory leak: the pod nears its limit again 110 minutes after the last alarm, then not for 3 hours
+    first, again, much_later = _ep(0, "feed:cme-mdp"), _ep(115, "feed:cme-mdp"), _ep(300, "feed:cme-mdp")
+    incidents = group_episodes([first, again, much_later], relations)
+    assert [i.episodes for i in incidents] == [(first, again), (much_later,)]
+
+
+def test_a_job_sibling_joins_only_while_the_incident_is_fresh(relations):
+    db = _ep(0, "rds:positions-db")
+    assert len(group_episodes([db, _ep(30, "sqs:valuation-results")], relations)) == 1
+    assert len(group_episodes([db, _ep(60, "sqs:valuation-results")], relations)) == 2
+
+
+def test_an_incident_does_not_grow_for_ever(relations):
+    # a related episode every 90 minutes: each close to the last, but past 6 hours a new incident starts
+    eps = [_ep(90 * k, "feed:cme-mdp") for k in range(6)]
+    incidents = group_episodes(eps, relations)
+    assert [len(i.episodes) for i in incidents] == [5, 1]
+    assert incidents[1].start == T0 + pd.Timedelta(minutes=450)
+
+
+def test_unconfirmed_episodes_open_no_incident(relations):
+    assert group_episodes([_ep(0, "feed:cme-mdp", confirmed=False)], relations) == []
+
+
+@pytest.fixture()
+def estate(cms_home: Path, monkeypatch: pytest.MonkeyPatch) -> settings_mod.Settings:
+    path = cms_home / "warehouse.duckdb"
+    write_marts(path)
+    monkeypatch.setenv("CMS_DUCKDB_PATH", str(path))
+    return settings_mod.load()
+
+
+def test_an_incident_read_from_a_window_that_starts_inside_it_keeps_its_id_and_all_its_episodes(estate):
+    t0 = pd.Timestamp(OUTAGE).tz_localize(None)
+    # the outage's episode at 20:00, and the feed stale again at 21:30: one incident, two episodes
+    write_alarms(estate.duckdb_path, extra=[(t0 + pd.Timedelta("90min"), "feed:cme-mdp", "staleness_s", 0.995)])
+    wh = Warehouse(estate)
+    ont = load_ontology()
+    utc = dt.timezone.utc
+    whole = incidents_between(wh.query, dt.datetime(2026, 11, 24, tzinfo=utc), dt.datetime(2026, 11, 27, tzinfo=utc), ont)
+    # a sensor that only looks at the hour of the second episode
+    late = confirmed_incidents(wh.query, dt.datetime(2026, 11, 25, 21, tzinfo=utc), dt.datetime(2026, 11, 25, 22, tzinfo=utc), ont)
+    assert len(whole) == 1 and len(whole[0].episodes) == 2
+    assert [incident_id(e) for e in late] == [incident_id(whole[0].as_episode())]
+    assert incident_id(late[0]).startswith("inc-20261125-2000-")
+    assert late[0].alarms == 3 and late[0].end == pd.Timestamp(t0 + pd.Timedelta("90min"), tz="UTC")
+
+
+def test_an_incident_stays_open_while_an_episode_may_still_join(estate):
+    write_alarms(estate.duckdb_path)
+    wh = Warehouse(estate)
+    utc = dt.timezone.utc
+    (incident,) = confirmed_incidents(
+        wh.query, dt.datetime(2026, 11, 25, 19, tzinfo=utc), dt.datetime(2026, 11, 25, 21, tzinfo=utc), load_ontology()
+    )
+    assert episode_status(incident, incident.end + pd.Timedelta(minutes=90)) == "open"
+    assert episode_status(incident, incident.end + pd.Timedelta(minutes=121)) == "closed"
