@@ -16,7 +16,9 @@ and delivery that never loses an alert.
   fails is retried (``attempts``), and what still failed is kept under ``alerts/pending/`` and retried by
   the next dispatch. Nothing is dropped.
 
-Plain Python; no Dagster. The store is a lake zone (the archive zone): ``alerts/state/<id>.json``.
+Plain Python; no Dagster. The store is a lake zone (the archive zone): ``alerts/state/<id>.json``, and an
+index of the alerts still firing (``alerts/firing/<id>.json``, one small file each, written and removed
+with the state), so that a dispatch reads what may inhibit or repeat, not every alert ever stored.
 """
 
 from __future__ import annotations
@@ -44,7 +46,9 @@ def _ts(text: str | None) -> pd.Timestamp | None:
 
 
 class AlertStore:
-    """Alert state by dedup key, and undelivered messages, in a lake zone."""
+    """Alert state by dedup key, an index of the firing ones, and undelivered messages, in a lake zone."""
+
+    INDEX_VERSION = "alerts/firing-index-v1"  # present once the firing index covers every stored state
 
     def __init__(self, zone: Any) -> None:
         self.zone = zone
@@ -52,15 +56,37 @@ class AlertStore:
     def _key(self, alert_id: str) -> str:
         return f"alerts/state/{alert_id}.json"
 
+    def _firing_key(self, alert_id: str) -> str:
+        return f"alerts/firing/{alert_id}.json"
+
     def get(self, alert: Alert) -> dict[str, Any] | None:
         key = self._key(alert.id)
         return json.loads(self.zone.get(key)) if self.zone.exists(key) else None
 
     def put(self, state: dict[str, Any]) -> None:
-        self.zone.put(self._key(state["alert"]["id"]), json.dumps(state, sort_keys=True, indent=1).encode())
+        alert_id = state["alert"]["id"]
+        self.zone.put(self._key(alert_id), json.dumps(state, sort_keys=True, indent=1).encode())
+        self._index(state)
+
+    def _index(self, state: dict[str, Any]) -> None:
+        marker = self._firing_key(state["alert"]["id"])
+        if state.get("status") == "firing":
+            self.zone.put(marker, json.dumps(state, sort_keys=True).encode())
+        elif self.zone.exists(marker):
+            self.zone.delete(marker)
 
     def all(self) -> list[dict[str, Any]]:
+        """Every stored alert state (``cms alerts list``); dispatch reads :meth:`firing` instead."""
         return [json.loads(self.zone.get(k)) for k in sorted(self.zone.list("alerts/state/")) if k.endswith(".json")]
+
+    def firing(self) -> list[dict[str, Any]]:
+        """The states of the alerts still firing, from the index (built once from every state for a store
+        written before the index existed)."""
+        if not self.zone.exists(self.INDEX_VERSION):
+            for st in self.all():
+                self._index(st)
+            self.zone.put(self.INDEX_VERSION, b"firing alerts are indexed under alerts/firing/\n")
+        return [json.loads(self.zone.get(k)) for k in sorted(self.zone.list("alerts/firing/")) if k.endswith(".json")]
 
     def pending(self) -> list[tuple[str, dict[str, Any]]]:
         return [(k, json.loads(self.zone.get(k))) for k in sorted(self.zone.list("alerts/pending/")) if k.endswith(".json")]
@@ -151,16 +177,19 @@ def dispatch(
     now = _ts(_iso(now))
     retried = retry_pending(store, channels, attempts=attempts, backoff=backoff, sleep=sleep)
     firing = [a for a in alerts if not a.resolved_at or _ts(a.resolved_at) > now]
-    for st in store.all():  # alerts still firing from earlier evaluations inhibit too
+    current = {a.dedup_key for a in alerts}
+    for st in store.firing():  # alerts still firing from earlier evaluations inhibit too
         prev = Alert.from_dict(st["alert"])
-        if st.get("status") == "firing" and all(prev.dedup_key != a.dedup_key for a in alerts):
+        if prev.dedup_key not in current:
             firing.append(prev)
     groups: dict[tuple, list[Alert]] = {}
     route_of: dict[tuple, list[str]] = {}
     silenced, inhibited = [], []
     states: dict[str, dict[str, Any]] = {}
+    before: dict[str, str] = {}  # each state as read: only changed states are written back
     for a in sorted(alerts, key=lambda a: (a.at, a.dedup_key)):
         st = store.get(a) or {"first_at": a.at, "last_sent": None, "sent_status": None, "notifications": 0}
+        before[a.dedup_key] = json.dumps(st, sort_keys=True)
         resolved = bool(a.resolved_at) and _ts(a.resolved_at) <= now
         st.update(alert=a.to_dict(), status="resolved" if resolved else "firing")
         routes = rules.routes_for(a)
@@ -213,8 +242,9 @@ def dispatch(
             st["notifications"] += 1
             st.setdefault("messages", []).append(msg["id"])
         messages.append(msg)
-    for st in states.values():
-        store.put(st)
+    for key, st in states.items():
+        if json.dumps(st, sort_keys=True) != before[key]:
+            store.put(st)
     return DispatchReport(messages, silenced, inhibited, failed + retried)
 
 

@@ -194,3 +194,24 @@ def test_the_dagster_resource_pages_through_dagster_pagerduty(cms_home):
     bodies = [r["body"] for r in pd_api.received]
     assert [(b["event_action"], b["routing_key"]) for b in bodies] == [("trigger", "R0UTING"), ("resolve", "R0UTING")]
     assert bodies[0]["payload"]["summary"] == "[CRITICAL] feed cme-mdp interrupted"
+
+
+def test_dispatch_reads_the_firing_alerts_from_an_index_that_forgets_them_once_resolved(store):
+    rules = load_rules()
+    ch = {"outbox": OutboxChannel(store.zone)}
+    dispatch([feed_down()], rules, store, ch, T0, **NOOP)
+    assert [st["alert"]["dedup_key"] for st in store.firing()] == [feed_down().dedup_key]
+    # the outage, still firing though no longer in this evaluation's alerts, inhibits a job that needs the feed
+    assert dispatch([run_failed(1)], rules, store, ch, T0 + pd.Timedelta("5min"), **NOOP).inhibited == [run_failed(1).dedup_key]
+    dispatch([feed_down("2026-11-25T20:30:00Z")], rules, store, ch, T0 + pd.Timedelta("1h"), **NOOP)
+    assert [st["alert"]["dedup_key"] for st in store.firing()] == [run_failed(1).dedup_key]
+    assert len(store.all()) == 2
+
+
+def test_a_store_written_before_the_firing_index_is_indexed_once(store):
+    dispatch([feed_down(), run_failed(2, feeds="ebs-fx")], load_rules(), store, {"outbox": OutboxChannel(store.zone)}, T0, **NOOP)
+    for key in list(store.zone.list("alerts/firing")):
+        store.zone.delete(key)
+    store.zone.delete(AlertStore.INDEX_VERSION)
+    assert sorted(st["alert"]["dedup_key"] for st in store.firing()) == sorted([feed_down().dedup_key, "run:r2:failed"])
+    assert store.zone.exists(AlertStore.INDEX_VERSION)

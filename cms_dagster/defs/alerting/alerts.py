@@ -100,8 +100,8 @@ def asset_check_alert_sensor(context: dg.SensorEvaluationContext, cms: CmsResour
     url = alerts.settings().dagster_url
     open_checks = {
         (st["alert"]["labels"].get("asset"), st["alert"]["details"].get("check")): st["alert"]["at"]
-        for st in store.all()
-        if st["alert"]["source"] == "asset_check" and st["status"] == "firing"
+        for st in store.firing()
+        if st["alert"]["source"] == "asset_check"
     }
     raised = []
     for r in records:
