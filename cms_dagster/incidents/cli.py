@@ -14,6 +14,7 @@ EPILOG = """\
 examples:
   cms incidents list                       # newest first: id, start, end, status, top cause, summary
   cms incidents list --json --status open
+  cms incidents list --since 24h           # the incidents of the last day (open ones included)
   cms incidents show inc-20261125-2000-3f2a1b
   cms incidents build --since 7d           # write or update the reports of the last week's episodes
 
@@ -44,7 +45,14 @@ def _run_list(args: argparse.Namespace, *, stdout: IO[str] | None = None, stderr
 
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
     try:
-        reports = list_reports(from_settings(settings_mod.load()).query, args.status)
+        wh = from_settings(settings_mod.load())
+        since = None
+        if args.since:  # a duration counts back from the detector's latest scored time (data time)
+            from cms_dagster.incidents.report import scored_until
+
+            latest = scored_until(wh.query)
+            since = _since(args.since, latest.to_pydatetime() if latest is not None else dt.datetime.now(dt.timezone.utc))
+        reports = list_reports(wh.query, args.status, since=since)
     except (NoIncidentsTable, ValueError) as exc:
         print(f"error: {exc}", file=stderr)
         return 2
@@ -144,6 +152,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     ls.add_argument("--json", action="store_true", help="a JSON list (id, start, end, status, causes, narrative)")
     ls.add_argument("--status", choices=["open", "closed"], help="only open or closed incidents")
+    ls.add_argument(
+        "--since", help="only incidents still going at or after this time: a duration before the detector's "
+        "latest scored time (24h, 7d) or an ISO time"
+    )
     ls.set_defaults(func=_run_list)
     show = sub.add_parser(
         "show", help="one report in full", description="Print one incident report (Markdown, or --json).",

@@ -69,13 +69,35 @@ def _read(query: Callable[[str, list], pd.DataFrame], sql: str, params: list) ->
         raise
 
 
-def list_reports(query: Callable[[str, list], pd.DataFrame], status: str | None = None) -> list[dict[str, Any]]:
-    """Every stored report (newest first), in full."""
+def _naive_utc(t: Any) -> Any:
+    ts = pd.Timestamp(t)
+    return (ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo else ts).to_pydatetime()
+
+
+def list_reports(
+    query: Callable[[str, list], pd.DataFrame],
+    status: str | None = None,
+    *,
+    since: Any = None,
+    until: Any = None,
+) -> list[dict[str, Any]]:
+    """The stored reports (newest first), in full: with ``status``, only those; with ``since`` and/or
+    ``until`` (datetimes, UTC when naive), only the incidents that overlap [since, until) (an open
+    incident reaches to now). The filter runs in the warehouse: only those reports are read."""
     sql = f"select report_json from {INCIDENTS_TABLE}"
+    where: list[str] = []
     params: list = []
     if status:
-        sql += " where status = ?"
+        where.append("status = ?")
         params.append(status)
+    if until is not None:
+        where.append("start_ts < ?")
+        params.append(_naive_utc(until))
+    if since is not None:
+        where.append("(end_ts is null or end_ts >= ?)")
+        params.append(_naive_utc(since))
+    if where:
+        sql += " where " + " and ".join(where)
     df = _read(query, sql + " order by start_ts desc, id", params)
     return [json.loads(x) for x in df["report_json"]]
 

@@ -274,3 +274,19 @@ def test_cms_incidents_list_and_show(estate):
     assert json.loads(out)["blast_radius"]["feeds"] == ["feed:cme-mdp"]
     code, _, err = _cli(["incidents", "show", "inc-nope"])
     assert code == 2 and "cms incidents list" in err
+    # the detector scored up to 06:00 the next day: the 20:00-20:06 incident is within 11 hours, not 9
+    assert [x["id"] for x in json.loads(_cli(["incidents", "list", "--json", "--since", "11h"])[1])] == [item["id"]]
+    assert json.loads(_cli(["incidents", "list", "--json", "--since", "9h"])[1]) == []
+    code, _, err = _cli(["incidents", "list", "--since", "last week"])
+    assert code == 2 and "neither a duration" in err
+
+
+def test_stored_reports_are_read_for_a_time_range(estate):
+    wh = Warehouse(estate)
+    since, until = _window(wh)
+    (report,) = update_reports(wh, Lake.from_settings(estate).archive, load_ontology(), OfflineLlm(), since, until)
+    utc = dt.timezone.utc
+    assert [r["id"] for r in list_reports(wh.query, since=dt.datetime(2026, 11, 25, 20, 5, tzinfo=utc))] == [report["id"]]
+    assert list_reports(wh.query, since=dt.datetime(2026, 11, 25, 20, 7, tzinfo=utc)) == []
+    assert list_reports(wh.query, until=dt.datetime(2026, 11, 25, 20, 0)) == []
+    assert len(list_reports(wh.query, "closed", until=dt.datetime(2026, 11, 25, 20, 1))) == 1

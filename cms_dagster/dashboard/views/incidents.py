@@ -128,7 +128,7 @@ def show_report(r: dict) -> None:
 def reports_view(start: pd.Timestamp, end: pd.Timestamp) -> bool:
     """The stored incident reports touching [start, end), open ones first; False when there are none."""
     try:
-        reports = list_reports(src.query)
+        reports = list_reports(src.query, "open") + list_reports(src.query, "closed", since=start, until=end)
     except NoIncidentsTable:
         return False
     shown = [r for r in reports if r["status"] == "open" or start <= pd.Timestamp(r["start"]).tz_convert(None) < end]
