@@ -11,7 +11,7 @@ renders every page in Streamlit's AppTest, in process, the way a user's first vi
 
 Aims: each page's queries < 1 s, first render < 2 s.
 
-    .venv/bin/python benchmarks/dashboard_speed.py [--days 30] [--keep DIR] [--ranges 24h,7d,30d]
+    .venv/bin/python benchmarks/dashboard_speed.py [--days 30] [--keep DIR] [--ranges 24h,7d,30d] [--profile]
 """
 
 from __future__ import annotations
@@ -99,7 +99,52 @@ def write_alarms(db: Path, ont, days: int) -> None:
     print(f"alarms: {len(rows)} at {len(rows) // 2 or len(rows)} simulated incidents")
 
 
-def measure(db: Path, ranges: list[str]) -> list[tuple[str, str, float, int, float]]:
+def _sql_name(sql: str) -> str:
+    """A query's short name: the marts it reads (``from x.<table>``)."""
+    import re
+
+    tables = re.findall(r"\bfrom\s+[\w.]*?(\w+)\b", sql, flags=re.I)
+    return ",".join(dict.fromkeys(tables)) or sql.split()[0]
+
+
+def _time_functions(parts: list[tuple[str, float]]) -> None:
+    """Record the time of every figure (charts.*), shaping step (transform.*) and st.plotly_chart call."""
+    import functools
+    import inspect
+
+    import streamlit as st
+
+    from cms_dagster.dashboard import charts, transform
+
+    def timed(name, fn):
+        @functools.wraps(fn)
+        def wrapper(*a, **k):
+            t = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                parts.append((name, time.perf_counter() - t))
+        return wrapper
+
+    for mod, prefix in ((charts, "figure"), (transform, "shape")):
+        for name, fn in inspect.getmembers(mod, inspect.isfunction):
+            if fn.__module__ == mod.__name__ and not name.startswith("_"):
+                setattr(mod, name, timed(f"{prefix} {name}", fn))
+    st.plotly_chart = timed("st.plotly_chart (serialise)", st.plotly_chart)
+
+
+def _print_profile(label: str, wall: float, parts: list[tuple[str, float]]) -> None:
+    agg: dict[str, list[float]] = {}
+    for what, s in parts:
+        agg.setdefault(what, []).append(s)
+    rows = sorted(agg.items(), key=lambda kv: -sum(kv[1]))
+    accounted = sum(sum(v) for v in agg.values())
+    print(f"  profile {label}: {wall:.2f} s wall, {accounted:.2f} s in queries/figures/shaping")
+    for what, ss in rows[:12]:
+        print(f"    {sum(ss):6.3f} s  x{len(ss):<3d} {what}")
+
+
+def measure(db: Path, ranges: list[str], profile: bool = False) -> list[tuple[str, str, float, int, float]]:
     os.environ["CMS_DUCKDB_PATH"] = str(db)
     import streamlit as st
     from streamlit.testing.v1 import AppTest
@@ -109,6 +154,7 @@ def measure(db: Path, ranges: list[str]) -> list[tuple[str, str, float, int, flo
     from cms_dagster.warehouse.client import Warehouse
 
     spent = {"s": 0.0, "n": 0}
+    parts: list[tuple[str, float]] = []  # (what, seconds) of the render being measured, for --profile
 
     class TimedWarehouse(Warehouse):
         def query(self, sql, params=None):  # type: ignore[override]
@@ -116,10 +162,15 @@ def measure(db: Path, ranges: list[str]) -> list[tuple[str, str, float, int, flo
             try:
                 return super().query(sql, params)
             finally:
-                spent["s"] += time.perf_counter() - t
+                took = time.perf_counter() - t
+                spent["s"] += took
                 spent["n"] += 1
+                parts.append(("sql " + _sql_name(sql), took))
 
-    def render(page: str, rng: str, **params: str) -> tuple[float, float, int]:
+    if profile:
+        _time_functions(parts)
+
+    def render(page: str, rng: str, warm: bool = False, **params: str) -> tuple[float, float, int]:
         st.cache_data.clear()
         s = settings.load()
         ui._WAREHOUSES[f"{s.warehouse}:{s.duckdb_path}"] = TimedWarehouse(s)
@@ -132,16 +183,20 @@ def measure(db: Path, ranges: list[str]) -> list[tuple[str, str, float, int, flo
         if page != "overview":
             at.switch_page(f"views/{page}.py")
         spent.update(s=0.0, n=0)
+        parts.clear()
         t = time.perf_counter()
         at.run()
         wall = time.perf_counter() - t
+        if profile and not warm:
+            _print_profile(f"{page} {rng}", wall, parts)
         bad = [e.value for e in at.exception] + [e.value for e in at.error]
         if bad:
             print(f"  {page} {rng}: {bad[0][:200]}")
         return wall, spent["s"], spent["n"]
 
     for page in PAGES:  # warm the imports and Plotly's first figure (a running server has them loaded)
-        render(page, "24h")
+        render(page, "24h", warm=True)
+    parts.clear()
     out = []
     for rng in ranges:
         for page in PAGES:
@@ -172,15 +227,18 @@ def main() -> int:
     ap.add_argument("--days", type=int, default=30, help="simulated days (default 30)")
     ap.add_argument("--keep", help="build (or reuse) the warehouse in this folder")
     ap.add_argument("--ranges", default="24h,7d,30d", help="time ranges to render each page with")
+    ap.add_argument("--profile", action="store_true",
+                    help="also print, per page and range, the time of each query, figure and shaping step")
     args = ap.parse_args()
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="cms-dashboard-speed-"))
     work.mkdir(parents=True, exist_ok=True)
     if not ((work / "built").exists() and (work / "warehouse.duckdb").exists()):
         build(work, args.days)
         # measure in a fresh process: dbt's in-process DuckDB connection would stay open beside the app's
-        return subprocess.call([sys.executable, __file__, "--keep", str(work), "--ranges", args.ranges])
+        return subprocess.call([sys.executable, __file__, "--keep", str(work), "--ranges", args.ranges,
+                                *(["--profile"] if args.profile else [])])
     db = build(work, args.days)
-    results = measure(db, [r.strip() for r in args.ranges.split(",") if r.strip()])
+    results = measure(db, [r.strip() for r in args.ranges.split(",") if r.strip()], args.profile)
     print(f"\n{'page':<30} {'range':>5} {'queries':>9} {'(n)':>5} {'first render':>13}   aims: queries < 1 s, render < 2 s")
     for page, rng, q, n, wall in results:
         flag = "" if q < 1 and wall < 2 else "   <- over"
