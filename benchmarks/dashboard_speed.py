@@ -34,6 +34,7 @@ import dbt_scale  # noqa: E402 - the 30-day estate loader
 
 from cms_dagster.domain import load_ontology  # noqa: E402
 from cms_dagster.simulate.run import build_incidents  # noqa: E402
+from cms_dagster.warehouse import snapshot  # noqa: E402
 
 PAGES = ["overview", "feeds", "batches", "stages", "incidents", "ask"]
 APP = Path(__file__).resolve().parents[1] / "cms_dagster" / "dashboard" / "app.py"
@@ -95,6 +96,7 @@ def write_alarms(db: Path, ont, days: int) -> None:
     con.execute("create schema if not exists intelligence")
     con.register("incoming", pd.DataFrame(rows))
     con.execute("create or replace table intelligence.anomalies as select * from incoming")
+    snapshot.publish(con, db)  # as every CMS writer does: the dashboard reads the published snapshot
     con.close()
     print(f"alarms: {len(rows)} at {len(rows) // 2 or len(rows)} simulated incidents")
 
@@ -103,7 +105,7 @@ def _sql_name(sql: str) -> str:
     """A query's short name: the marts it reads (``from x.<table>``)."""
     import re
 
-    tables = re.findall(r"\bfrom\s+[\w.]*?(\w+)\b", sql, flags=re.I)
+    tables = re.findall(r"\bfrom\s+(?:\w+\.)?(\w+)", sql, flags=re.I)
     return ",".join(dict.fromkeys(tables)) or sql.split()[0]
 
 

@@ -13,7 +13,8 @@ never half of either, and a reader that opened the old one keeps reading it (POS
 alive while it is open). The snapshot keeps the database's file name, so views that name their catalog
 (``"warehouse"."marts"...``, as dbt-duckdb writes them) resolve in the copy too.
 
-Readers (:func:`open_reader`) open the snapshot. Only when the live file changed after the last publication
+Readers (:func:`open_reader`) read the snapshot, through one attachment per process kept open until the
+snapshot is replaced (opening a large file for every query costs tens of milliseconds and a cold cache). Only when the live file changed after the last publication
 (a write made outside CMS, a test that edits the file) do they try the live file, once, without waiting;
 if a writer holds it they read the snapshot. Snowflake needs none of this: it serves readers itself.
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -95,7 +97,7 @@ def open_reader(db: Path, retries: int = 30) -> duckdb.DuckDBPyConnection:
             except duckdb.IOException as e:
                 if "lock" not in str(e).lower():
                     raise
-        return _read_only(snap)
+        return _snapshot_reader(snap)
     # nothing published yet: the live file, waiting a little for a writer as before
     for i in range(retries):
         try:
@@ -109,6 +111,39 @@ def open_reader(db: Path, retries: int = 30) -> duckdb.DuckDBPyConnection:
                 ) from None
             time.sleep(min(2.0, 0.1 * (i + 1)))
     raise RuntimeError("unreachable")
+
+
+# One open read-only attachment of each published snapshot per process, handed out as cursors: opening a
+# large DuckDB file reads its catalog (tens of ms each time) and starts with a cold buffer cache, and a
+# snapshot never changes in place (a new one replaces it by rename), so an open one stays right until then.
+# Each attachment lives in its own in-memory database (DuckDB would hand a second connect() to the same
+# path the instance already open, i.e. the replaced snapshot); a replaced one is dropped, and freed once
+# its last cursor is closed.
+_SNAPSHOTS: dict[Path, tuple[tuple[int, int, int], duckdb.DuckDBPyConnection]] = {}
+_SNAPSHOTS_LOCK = threading.Lock()
+_MAX_SNAPSHOTS = 4
+
+
+def _snapshot_reader(snap: Path) -> duckdb.DuckDBPyConnection:
+    """A cursor on the process's open attachment of the published snapshot ``snap`` (reopened once replaced)."""
+    st = snap.stat()
+    key = (st.st_ino, st.st_mtime_ns, st.st_size)
+    catalog = snap.stem
+    with _SNAPSHOTS_LOCK:
+        held = _SNAPSHOTS.get(snap)
+        if held is None or held[0] != key:
+            base = duckdb.connect(":memory:")
+            escaped = str(snap).replace("'", "''")
+            base.execute(f"""attach '{escaped}' as "{catalog}" (read_only)""")
+            held = (key, base)
+            _SNAPSHOTS.pop(snap, None)
+            _SNAPSHOTS[snap] = held
+            while len(_SNAPSHOTS) > _MAX_SNAPSHOTS:  # the least recently opened warehouse goes
+                _SNAPSHOTS.pop(next(iter(_SNAPSHOTS)))
+        cur = held[1].cursor()
+    cur.execute(f'use "{catalog}"')
+    cur.execute("SET TimeZone='UTC'")
+    return cur
 
 
 def _read_only(path: Path | None) -> duckdb.DuckDBPyConnection:
