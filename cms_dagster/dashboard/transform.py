@@ -91,7 +91,7 @@ def availability_grid(
         )
         df["rank"] = df["state"].map(STATE_RANK)
         worst = df.groupby(["feed_id", "bucket_ts"])["rank"].max()
-        counts = df.pivot_table(index=["feed_id", "bucket_ts"], columns="state", values="rank", aggfunc="size")
+        counts = df.groupby(["feed_id", "bucket_ts", "state"]).size().unstack("state")
     else:
         worst = pd.Series(dtype=float)
         counts = pd.DataFrame()

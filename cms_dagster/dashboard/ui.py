@@ -98,7 +98,6 @@ def chart(fig: Any, table: pd.DataFrame, key: str, caption: str | None = None) -
     """A chart with its table view beside it (two tabs)."""
     chart_tab, table_tab = st.tabs(["Chart", "Table"])
     with chart_tab:
-        fig.update_layout(template="plotly_white")
         st.plotly_chart(fig, key=f"chart_{key}", theme=None, config={"displaylogo": False})
         if caption:
             st.caption(caption)
