@@ -107,7 +107,7 @@ def prepare_dagster_home(s: settings_mod.Settings, project_dir: Path) -> Path:
     dst = home / "dagster.yaml"
     if not dst.exists() or dst.read_bytes() != src.read_bytes():
         shutil.copyfile(src, dst)
-    os.environ["DAGSTER_HOME"] = str(home)
+    settings_mod.export_dagster_home(home)
     return home
 
 
@@ -115,7 +115,7 @@ def _prepare_dbt(say: Callable[[str], None]) -> None:
     from cms_dagster.warehouse import dbt as dbt_mod
 
     say("preparing the dbt manifest (dbt parse)")
-    dbt_mod.prepare()
+    dbt_mod.prepare(settings_mod.process_environment())
 
 
 def chunks(keys: list[str], size: int) -> list[list[str]]:
@@ -459,7 +459,7 @@ def show_incidents_and_alerts(
 
     wh = from_settings(s)
     archive = Lake.from_settings(s).archive
-    ont = load_ontology()
+    ont = load_ontology(s.domain_file or None)
     until = scored_until(wh.query)
     if until is None:
         say("no alarms scored: no incident reports")
@@ -546,14 +546,15 @@ def serve(args: argparse.Namespace, project_dir: Path, s: settings_mod.Settings)
         proc = subprocess.Popen(
             cmd,
             cwd=s.dagster_home,
-            env={**os.environ, "DO_NOT_TRACK": "1"},
+            # dbt on PATH: `dagster dev` prepares the dbt project with it when the code location loads
+            env=settings_mod.process_environment({"DO_NOT_TRACK": "1"}, path_first=str(exe.parent)),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         dashboard = subprocess.Popen(
             streamlit_command(args.host, args.dashboard_port),
-            env={**os.environ},
+            env=settings_mod.process_environment(),
             stdout=dash_log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

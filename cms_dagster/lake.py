@@ -83,8 +83,9 @@ _S3_CLIENTS: dict[tuple, Any] = {}
 def _s3_client() -> Any:
     """One S3 client per endpoint/region/credentials (clients are thread-safe and costly to build)."""
     from cms_dagster.aws import client
+    from cms_dagster.settings import aws_identity
 
-    key = tuple(os.environ.get(k) for k in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_PROFILE"))
+    key = aws_identity()
     if key not in _S3_CLIENTS:
         _S3_CLIENTS[key] = client("s3")
     return _S3_CLIENTS[key]

@@ -41,7 +41,8 @@ SETTINGS: list[Setting] = [
     Setting("SNOWFLAKE_USER", "warehouse", "Snowflake user"),
     Setting("SNOWFLAKE_PASSWORD", "warehouse", "Snowflake password", secret=True),
     Setting("SNOWFLAKE_PRIVATE_KEY_PATH", "warehouse", "key-pair authentication instead of a password"),
-    Setting("SNOWFLAKE_ROLE", "warehouse", "role to use", "CMS_TRANSFORMER"),
+    Setting("SNOWFLAKE_ROLE", "warehouse", "role of dbt, queries and `cms snowflake setup`", "CMS_TRANSFORMER"),
+    Setting("CMS_SNOWFLAKE_LOAD_ROLE", "warehouse", "role of the loading asset (writes RAW)", "CMS_LOADER"),
     Setting("SNOWFLAKE_WAREHOUSE", "warehouse", "virtual warehouse", "CMS_TRANSFORM_M"),
     Setting("SNOWFLAKE_DATABASE", "warehouse", "database", "CMS"),
     Setting("SNOWFLAKE_HOST", "warehouse", "host override (stand-ins, private link)"),
@@ -119,15 +120,17 @@ def _list(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
 
 
 def _number(environ: Mapping[str, str], name: str, default: float, kind: type = float) -> float:
+    """The positive number (``kind``: float or int) in ``name``, else ``default``; a clear error otherwise."""
     raw = _env(environ, name)
     if not raw:
         return default
+    wanted = "a positive whole number" if kind is int else "a positive number"
     try:
         value = kind(raw)
     except ValueError:
-        raise ValueError(f"{name}={raw!r}: give a positive number (default {default})") from None
+        raise ValueError(f"{name}={raw!r}: give {wanted} (default {default})") from None
     if not value > 0 and not (name == "CMS_LLM_MAX_RETRIES" and value == 0):
-        raise ValueError(f"{name}={raw!r}: give a positive number (default {default})")
+        raise ValueError(f"{name}={raw!r}: give {wanted} (default {default})")
     return value
 
 
@@ -185,6 +188,26 @@ class Settings:
     pagerduty_events_url: str = ""
     # business time zone: the day "today" means in cms ask (IANA name)
     timezone: str = "UTC"
+    # Snowflake (CMS_WAREHOUSE=snowflake); the dbt profile reads the same variables
+    snowflake_account: str = ""
+    snowflake_user: str = ""
+    snowflake_password: str = field(default="", repr=False, metadata={"env": "SNOWFLAKE_PASSWORD"})
+    snowflake_private_key_path: str = ""
+    snowflake_role: str = "CMS_TRANSFORMER"
+    snowflake_load_role: str = "CMS_LOADER"
+    snowflake_warehouse: str = "CMS_TRANSFORM_M"
+    snowflake_database: str = "CMS"
+    snowflake_host: str = ""
+    snowflake_port: str = ""
+    snowflake_protocol: str = ""
+    snowflake_s3_role_arn: str = ""
+    snowflake_sql_dir: str = ""
+    # dbt: the target (empty = follow CMS_WAREHOUSE) and project folder (empty = dbt_project/ of the checkout)
+    dbt_target: str = ""
+    dbt_project_dir: str = ""
+    # infra
+    publish_run_metrics: str = ""
+    infra_dir: str = ""
 
     @property
     def aws_configured(self) -> bool:
@@ -204,9 +227,12 @@ class Settings:
         }
 
 
-def load(environ: Mapping[str, str] | None = None) -> Settings:
-    """Effective settings from the environment (``os.environ`` by default)."""
+def load(environ: Mapping[str, str] | None = None, *, overrides: Mapping[str, str | None] | None = None) -> Settings:
+    """Effective settings from the environment (``os.environ`` by default). ``overrides`` (variable -> value;
+    empty values ignored) take precedence: Dagster resources pass their configured fields this way."""
     env = os.environ if environ is None else environ
+    if overrides:
+        env = {**env, **{k: str(v) for k, v in overrides.items() if v not in (None, "")}}
     home = Path(_env(env, "CMS_HOME") or ".cms").expanduser().resolve()
     lake = _env(env, "CMS_LAKE_URL") or str(home / "lake")
     if not lake.startswith("s3://"):
@@ -264,6 +290,23 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         pagerduty_routing_key=_env(env, "PAGERDUTY_ROUTING_KEY"),
         pagerduty_events_url=_env(env, "PAGERDUTY_EVENTS_URL"),
         timezone=_timezone(_env(env, "CMS_TIMEZONE") or "UTC"),
+        snowflake_account=_env(env, "SNOWFLAKE_ACCOUNT"),
+        snowflake_user=_env(env, "SNOWFLAKE_USER"),
+        snowflake_password=_env(env, "SNOWFLAKE_PASSWORD"),
+        snowflake_private_key_path=_env(env, "SNOWFLAKE_PRIVATE_KEY_PATH"),
+        snowflake_role=_env(env, "SNOWFLAKE_ROLE") or "CMS_TRANSFORMER",
+        snowflake_load_role=_env(env, "CMS_SNOWFLAKE_LOAD_ROLE") or "CMS_LOADER",
+        snowflake_warehouse=_env(env, "SNOWFLAKE_WAREHOUSE") or "CMS_TRANSFORM_M",
+        snowflake_database=_env(env, "SNOWFLAKE_DATABASE") or "CMS",
+        snowflake_host=_env(env, "SNOWFLAKE_HOST"),
+        snowflake_port=_env(env, "SNOWFLAKE_PORT"),
+        snowflake_protocol=_env(env, "SNOWFLAKE_PROTOCOL"),
+        snowflake_s3_role_arn=_env(env, "CMS_SNOWFLAKE_S3_ROLE_ARN"),
+        snowflake_sql_dir=_env(env, "CMS_SNOWFLAKE_SQL_DIR"),
+        dbt_target=_env(env, "DBT_TARGET").lower(),
+        dbt_project_dir=_env(env, "CMS_DBT_PROJECT_DIR"),
+        publish_run_metrics=_env(env, "CMS_PUBLISH_RUN_METRICS"),
+        infra_dir=_env(env, "CMS_INFRA_DIR"),
     )
 
 
@@ -277,6 +320,34 @@ def _timezone(name: str) -> str:
             f"CMS_TIMEZONE={name!r}: not a known time zone; use an IANA name such as UTC, Europe/London or America/New_York"
         ) from None
     return name
+
+
+def is_set(name: str) -> bool:
+    """Whether the variable ``name`` is set (non-empty) in this process's environment."""
+    return bool(_env(os.environ, name))
+
+
+def process_environment(overrides: Mapping[str, str] | None = None, *, path_first: str | None = None) -> dict[str, str]:
+    """The environment for a child process (dbt, the demo's services): this process's, plus ``overrides``;
+    ``path_first`` goes to the front of ``PATH`` (e.g. the virtualenv's ``bin``, for tools found on PATH)."""
+    env = {**os.environ, **(overrides or {})}
+    if path_first:
+        env["PATH"] = os.pathsep.join(p for p in (path_first, env.get("PATH", "")) if p)
+    return env
+
+
+def aws_identity() -> tuple[str | None, ...]:
+    """The variables that decide which AWS endpoint, region and credentials a new boto3 client uses (a
+    cache key for clients built from the standard AWS environment)."""
+    return tuple(
+        os.environ.get(k)
+        for k in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_PROFILE")
+    )
+
+
+def export_dagster_home(path: Path) -> None:
+    """Point this process's Dagster (``DagsterInstance.get()`` reads ``DAGSTER_HOME``) at ``path``."""
+    os.environ["DAGSTER_HOME"] = str(path)
 
 
 def mask(name: str, value: str) -> str:
@@ -378,19 +449,6 @@ class OrchestratorSettings:
         return self.production
 
 
-def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
-    raw = _env(environ, name)
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r}: use a whole number of runs, e.g. 4") from None
-    if value < 1:
-        raise ValueError(f"{name}={raw!r}: use at least 1")
-    return value
-
-
 def load_orchestrator(environ: Mapping[str, str] | None = None) -> OrchestratorSettings:
     """The Dagster instance settings (CMS_DAGSTER_*, CMS_K8S_*) from the environment."""
     env = os.environ if environ is None else environ
@@ -407,10 +465,10 @@ def load_orchestrator(environ: Mapping[str, str] | None = None) -> OrchestratorS
         storage=storage,
         compute_logs_url=base.compute_logs_url,
         run_launcher=launcher,
-        max_concurrent_runs=_positive_int(env, "CMS_DAGSTER_MAX_CONCURRENT_RUNS", 10 if base.production else 2),
-        max_collection_runs=_positive_int(env, "CMS_DAGSTER_MAX_COLLECTION_RUNS", 2),
+        max_concurrent_runs=int(_number(env, "CMS_DAGSTER_MAX_CONCURRENT_RUNS", 10 if base.production else 2, int)),
+        max_collection_runs=int(_number(env, "CMS_DAGSTER_MAX_COLLECTION_RUNS", 2, int)),
         pg_host=_env(env, "DAGSTER_PG_HOST"),
-        pg_port=_positive_int(env, "DAGSTER_PG_PORT", 5432),
+        pg_port=int(_number(env, "DAGSTER_PG_PORT", 5432, int)),
         pg_user=_env(env, "DAGSTER_PG_USER") or "dagster",
         pg_db=_env(env, "DAGSTER_PG_DB") or "dagster",
         k8s_namespace=_env(env, "CMS_K8S_NAMESPACE") or "cms",

@@ -133,7 +133,7 @@ def _run_evaluate(args: argparse.Namespace, *, stdout: IO[str] | None = None, st
             raise ValueError("the warehouse has no feed data yet: `cms demo` or the hourly assets load it")
         since = (until - pd.Timedelta(args.since)).to_pydatetime()
         report = evaluate_alerts(
-            wh.query, load_ontology(), load_rules(s.alert_rules_file or None), store, channels_from_settings(s, archive),
+            wh.query, load_ontology(s.domain_file or None), load_rules(s.alert_rules_file or None), store, channels_from_settings(s, archive),
             since, until, marts_schema=wh.marts, dagster_url=s.dagster_url,
         )
     except (ValueError, RulesError, ChannelError) as exc:

@@ -62,7 +62,7 @@ _UTC = dt.timezone.utc
 
 @dataclass(frozen=True)
 class CollectorConfig:
-    """What to collect and how. :meth:`from_settings` reads it from the environment (settings.py)."""
+    """What to collect and how. :meth:`from_settings` takes it from a :class:`cms_dagster.settings.Settings`."""
 
     regions: tuple[str, ...] = ()
     role_arns: tuple[str, ...] = ()
@@ -80,10 +80,8 @@ class CollectorConfig:
     discovery_ttl_s: int = 3600
 
     @classmethod
-    def from_settings(cls, settings: Any = None, **overrides: Any) -> CollectorConfig:
-        from cms_dagster import settings as settings_mod
-
-        s = settings or settings_mod.load()
+    def from_settings(cls, settings: Any, **overrides: Any) -> CollectorConfig:
+        s = settings
         cfg = cls(
             regions=tuple(s.aws_regions),
             role_arns=tuple(s.aws_role_arns),

@@ -201,11 +201,12 @@ def _run_alarms(
         since = _since(args.since, now)
         until = _time(args.until, "--until") if args.until else now
         gap = pd.Timedelta(minutes=args.gap)
-        wh = from_settings(settings_mod.load())
+        s = settings_mod.load()
+        wh = from_settings(s)
         # the days before the window too, to tell the schedule (the same episode every day) from news
         lookback = dt.timedelta(days=RECUR_DAYS) + RECUR_TOLERANCE.to_pytimedelta()
         everything = episodes_between(
-            wh.query, since - lookback, until, load_ontology().dependency_edges(), gap=gap
+            wh.query, since - lookback, until, load_ontology(s.domain_file or None).dependency_edges(), gap=gap
         )
     except (DetectInputError, NoAlarmsTable) as exc:
         print(f"error: {exc}", file=stderr)

@@ -415,12 +415,9 @@ def default_path() -> Path:
 
 
 def load_ontology(path: str | Path | None = None) -> Ontology:
-    """Load the ontology from ``path`` (or ``CMS_DOMAIN_FILE`` via settings, or the packaged default)."""
-    if path is None:
-        from cms_dagster import settings
-
-        path = settings.load().domain_file or default_path()
-    p = Path(path)
+    """Load the ontology from ``path`` (callers pass ``settings.domain_file``, ``CMS_DOMAIN_FILE``), else the
+    packaged default."""
+    p = Path(path) if path else default_path()
     try:
         doc = yaml.safe_load(p.read_text())
     except FileNotFoundError:

@@ -124,7 +124,7 @@ def _run_build(args: argparse.Namespace, *, stdout: IO[str] | None = None, stder
             raise NoAlarmsTable()
         since = _since(args.since, until.to_pydatetime())
         reports = update_reports(
-            wh, Lake.from_settings(s).archive, load_ontology(), llm_from_settings(s), since, until,
+            wh, Lake.from_settings(s).archive, load_ontology(s.domain_file or None), llm_from_settings(s), since, until,
             progress=lambda m: print(m, file=stderr),
         )
     except (NoAlarmsTable, ValueError, LlmError) as exc:

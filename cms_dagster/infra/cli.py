@@ -194,6 +194,13 @@ def _package_options(args: argparse.Namespace) -> PackageOptions:
     )
 
 
+def _templates(args: argparse.Namespace) -> str | None:
+    """--templates-dir, else CMS_INFRA_DIR (settings), else None: the checkout's infra/cloudformation."""
+    from cms_dagster import settings
+
+    return args.templates_dir or settings.load().infra_dir or None
+
+
 def _templates_dir_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--templates-dir",
@@ -210,7 +217,7 @@ def _build_dir() -> Path:
 
 def cmd_templates(args: argparse.Namespace) -> int:
     try:
-        directory = templates_dir(args.templates_dir)
+        directory = templates_dir(_templates(args))
         for i, spec in enumerate(STACKS, 1):
             path = template_path(spec, directory)
             print(f"{i}. cms-<env>-{spec.key:<17} {path}")
@@ -223,12 +230,12 @@ def cmd_templates(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     try:
-        paths = template_files(args.templates_dir)
+        paths = template_files(_templates(args))
     except FileNotFoundError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     if not paths:
-        print(f"error: no templates in {templates_dir(args.templates_dir)}", file=sys.stderr)
+        print(f"error: no templates in {templates_dir(_templates(args))}", file=sys.stderr)
         return 1
     results = lint_templates(paths, tuple(args.regions or DEFAULT_REGIONS))
     failed = 0
@@ -273,7 +280,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     try:
         overrides = deploy_mod.parse_parameter_overrides(args.parameter)
         if args.dry_run:
-            plans = deploy_mod.plan(args.env, overrides, templates_dir=args.templates_dir)
+            plans = deploy_mod.plan(args.env, overrides, templates_dir=_templates(args))
             print(f"Plan for environment {args.env!r} (dry run: no AWS call)")
             for line in deploy_mod.describe_plan(plans):
                 print(line)
@@ -283,7 +290,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
             region=args.region,
             endpoint_url=args.endpoint_url,
             overrides=overrides,
-            templates_dir=args.templates_dir,
+            templates_dir=_templates(args),
             build_dir=args.build_dir or _build_dir(),
             package=_package_options(args),
         )

@@ -6,7 +6,6 @@ wired from that stack's outputs by :mod:`cms_dagster.infra.deploy`; ``inputs`` b
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,18 +110,16 @@ def stack_spec(key: str) -> StackSpec:
     raise KeyError(f"no stack {key!r}; stacks are: {', '.join(s.key for s in STACKS)}")
 
 
-def templates_dir(explicit: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Path:
+def templates_dir(explicit: str | Path | None = None) -> Path:
     """The directory holding the templates.
 
-    In order: ``explicit``, ``$CMS_INFRA_DIR``, ``infra/cloudformation`` in the current directory or
-    one of its parents, and the one beside the installed ``cms_dagster`` package (a source checkout).
+    In order: ``explicit`` (the CLI passes ``--templates-dir``, else ``CMS_INFRA_DIR``), ``infra/cloudformation``
+    in the current directory or one of its parents, and the one beside the installed ``cms_dagster`` package
+    (a source checkout).
     """
-    environ = os.environ if environ is None else environ
     candidates: list[Path] = []
     if explicit:
         candidates.append(Path(explicit))
-    elif environ.get(TEMPLATES_DIR_ENV):
-        candidates.append(Path(environ[TEMPLATES_DIR_ENV]))
     else:
         cwd = Path.cwd().resolve()
         candidates.extend(base / TEMPLATES_SUBDIR for base in (cwd, *cwd.parents))

@@ -1,5 +1,5 @@
-"""Run a guarded SELECT read-only, with a statement timeout: DuckDB opened read-only and interrupted
-at the timeout; Snowflake with STATEMENT_TIMEOUT_IN_SECONDS on the session."""
+"""Run a guarded SELECT read-only, with a statement timeout: DuckDB's published snapshot opened read-only
+(warehouse/snapshot.py: it answers while a build holds the write lock) and interrupted at the timeout; Snowflake with STATEMENT_TIMEOUT_IN_SECONDS on the session."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from cms_dagster.warehouse import duckdb_load
+from cms_dagster.warehouse import snapshot
 from cms_dagster.warehouse.client import Warehouse
 
 DEFAULT_TIMEOUT_S = 10.0
@@ -23,7 +23,7 @@ def run_readonly(warehouse: Warehouse, sql: str, timeout_s: float = DEFAULT_TIME
         path = warehouse.settings.duckdb_path
         if not path.exists():
             raise ExecutionError(f"no warehouse at {path}: build it first (cms demo, or the Dagster assets)")
-        con = duckdb_load.connect(path, read_only=True)
+        con = snapshot.open_reader(path)
         # no files, extensions or settings changes from here on, whatever the SQL says
         con.execute("set enable_external_access = false")
         con.execute("set lock_configuration = true")

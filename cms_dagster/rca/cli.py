@@ -253,7 +253,7 @@ def run_incident(
                 "or point CMS_DUCKDB_PATH at it"
             )
         wh = from_settings(s)
-        ontology = load_ontology()
+        ontology = load_ontology(s.domain_file or None)
         if args.at:
             start = parse_time(args.at, name="--at")
         else:

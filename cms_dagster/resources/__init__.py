@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 
 import dagster as dg
@@ -45,12 +44,7 @@ class CmsResource(dg.ConfigurableResource):
     domain_file: str | None = None
 
     def settings(self) -> settings_mod.Settings:
-        env = dict(os.environ)
-        for f, var in _FIELDS.items():
-            v = getattr(self, f)
-            if v:
-                env[var] = v
-        return settings_mod.load(env)
+        return settings_mod.load(overrides={var: getattr(self, f) for f, var in _FIELDS.items()})
 
     def lake(self) -> Lake:
         return Lake.from_settings(self.settings())
@@ -59,11 +53,13 @@ class CmsResource(dg.ConfigurableResource):
 def build_resources(environ: Mapping[str, str] | None = None) -> dict[str, object]:
     """Resources for the code location. Variables that are set are bound with ``dg.EnvVar`` so that
     they are read at run time and never shown in the UI; unset ones keep the embedded defaults."""
-    env = os.environ if environ is None else environ
+    def is_set(var: str) -> bool:
+        return settings_mod.is_set(var) if environ is None else bool((environ.get(var) or "").strip())
+
     from cms_dagster.resources.alerts import ALERT_FIELDS, AlertsResource
     from cms_dagster.resources.llm import LLM_FIELDS, LlmResource
 
-    kwargs = {f: dg.EnvVar(var) for f, var in _FIELDS.items() if env.get(var)}
-    llm = {f: dg.EnvVar(var) for f, var in LLM_FIELDS.items() if env.get(var)}
-    alerts = {f: dg.EnvVar(var) for f, var in ALERT_FIELDS.items() if env.get(var)}
+    kwargs = {f: dg.EnvVar(var) for f, var in _FIELDS.items() if is_set(var)}
+    llm = {f: dg.EnvVar(var) for f, var in LLM_FIELDS.items() if is_set(var)}
+    alerts = {f: dg.EnvVar(var) for f, var in ALERT_FIELDS.items() if is_set(var)}
     return {"cms": CmsResource(**kwargs), "llm": LlmResource(**llm), "alerts": AlertsResource(**alerts)}

@@ -5,7 +5,6 @@ set ones are bound with ``dg.EnvVar`` by :func:`cms_dagster.resources.build_reso
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import dagster as dg
@@ -50,12 +49,7 @@ class AlertsResource(dg.ConfigurableResource):
     archive_url: str | None = Field(default=None, description="CMS_ARCHIVE_URL: the outbox and alert state")
 
     def settings(self) -> settings_mod.Settings:
-        env = dict(os.environ)
-        for f, var in ALERT_FIELDS.items():
-            v = getattr(self, f)
-            if v:
-                env[var] = str(v)
-        return settings_mod.load(env)
+        return settings_mod.load(overrides={var: getattr(self, f) for f, var in ALERT_FIELDS.items()})
 
     def rules(self) -> RoutingRules:
         return load_rules(self.settings().alert_rules_file or None)

@@ -12,7 +12,6 @@ Fields left unset fall back to the environment (docs/configuration.md); set ones
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -51,12 +50,7 @@ class LlmResource(OpenAIResource):
     cms_home: str | None = Field(default=None, description="where answers are cached (CMS_HOME)")
 
     def settings(self) -> settings_mod.Settings:
-        env = dict(os.environ)
-        for f, var in LLM_FIELDS.items():
-            v = getattr(self, f)
-            if v:
-                env[var] = str(v)
-        return settings_mod.load(env)
+        return settings_mod.load(overrides={var: getattr(self, f) for f, var in LLM_FIELDS.items()})
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         s = self.settings()

@@ -9,10 +9,12 @@ from typing import Any
 
 
 def _setup(args: argparse.Namespace) -> int:
+    from cms_dagster import settings
     from cms_dagster.warehouse import snowflake_setup
 
     try:
-        statements = snowflake_setup.load_statements(strict=not args.dry_run)
+        s = settings.load()
+        statements = snowflake_setup.load_statements(strict=not args.dry_run, settings=s)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -24,7 +26,7 @@ def _setup(args: argparse.Namespace) -> int:
     from cms_dagster.warehouse.snowflake_load import connect
 
     try:
-        conn = connect()
+        conn = connect(s)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -49,7 +51,9 @@ def _export_seeds(args: argparse.Namespace) -> int:
     except OntologyError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    out = Path(args.out) if args.out else dbt_project_dir() / "seeds"
+    from cms_dagster import settings
+
+    out = Path(args.out) if args.out else dbt_project_dir(settings.load()) / "seeds"
     if args.check:
         stale = seeds.stale_seeds(ont, out)
         if stale:
@@ -63,10 +67,11 @@ def _export_seeds(args: argparse.Namespace) -> int:
 
 
 def _prepare(args: argparse.Namespace) -> int:
+    from cms_dagster import settings
     from cms_dagster.warehouse.dbt import prepare
 
     try:
-        path = prepare()
+        path = prepare(settings.process_environment())
     except (RuntimeError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

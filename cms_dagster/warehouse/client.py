@@ -1,5 +1,14 @@
-"""A small warehouse client for the Python side (detection, RCA evidence): query to pandas, replace a
-time span of a table. DuckDB on the embedded default, Snowflake in production; same SQL (qmark params)."""
+"""The warehouse adapter for the Python side (detection, RCA evidence, questions, the dashboard): query to
+pandas, replace a time span of a table. DuckDB on the embedded default, Snowflake in production; same SQL
+(qmark params).
+
+    wh = Warehouse(settings)                       # settings: cms_dagster.settings.Settings
+    wh.query("select * from marts.fct_batch_runs where run_date = ?", [day])   # -> pandas.DataFrame
+
+On DuckDB, :meth:`Warehouse.query` reads the snapshot published after each write
+(cms_dagster.warehouse.snapshot), so it answers while a dbt build or a load holds the write lock, and a
+reader never blocks a writer; :meth:`Warehouse.replace_span` publishes a new snapshot when it commits.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +38,8 @@ def _pyformat(sql: str) -> str:
 
 
 class Warehouse:
+    """DuckDB (embedded) or Snowflake, as ``settings.warehouse`` selects; read-only access through :meth:`query`."""
+
     def __init__(self, settings: settings_mod.Settings) -> None:
         self.settings = settings
         self.kind = settings.warehouse
@@ -36,6 +47,7 @@ class Warehouse:
 
     @contextmanager
     def connect(self) -> Iterator[Any]:
+        """A connection that may write (DuckDB: waits for another writer's lock). Readers use :meth:`query`."""
         if self.kind == "duckdb":
             con = duckdb_load.connect(self.settings.duckdb_path)
             try:
@@ -45,7 +57,7 @@ class Warehouse:
         else:
             from cms_dagster.warehouse.snowflake_load import connect as sf_connect
 
-            con = sf_connect()
+            con = sf_connect(self.settings)
             try:
                 yield con
             finally:
@@ -115,5 +127,6 @@ class Warehouse:
         return len(df)
 
 
-def from_settings(settings: settings_mod.Settings | None = None) -> Warehouse:
-    return Warehouse(settings or settings_mod.load())
+def from_settings(settings: settings_mod.Settings) -> Warehouse:
+    """The same as ``Warehouse(settings)``."""
+    return Warehouse(settings)

@@ -1,14 +1,14 @@
 """The dbt project: where it lives, which target the settings select, and how to prepare its manifest.
 
-One helper maps the environment to a dbt target (``DBT_TARGET``, else ``CMS_WAREHOUSE``: ``duckdb`` or
-``snowflake``); ``dbt_project_dir/profiles.yml`` reads the connection details itself (``CMS_DUCKDB_PATH``,
-``SNOWFLAKE_*``), so no credentials pass through Python. ``prepare()`` runs ``dbt parse`` to write
-``target/manifest.json``, which loading the Dagster ``@dbt_assets`` needs.
+``dbt_target(settings)`` maps the settings to a dbt target (``DBT_TARGET``, else ``CMS_WAREHOUSE``:
+``duckdb`` or ``snowflake``); ``dbt_project_dir/profiles.yml`` reads the connection details itself
+(``CMS_DUCKDB_PATH`` or the ``cms_duckdb_path`` var, ``SNOWFLAKE_*``), so no credentials pass through Python.
+``prepare()`` runs ``dbt parse`` to write ``target/manifest.json``, which loading the Dagster ``@dbt_assets``
+needs. dbt runs as a child process: callers hand it its environment (``settings.process_environment()``).
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -19,22 +19,19 @@ import cms_dagster
 from cms_dagster import settings as settings_mod
 
 TARGETS = ("duckdb", "snowflake")
+WRITING_COMMANDS = ("build", "run", "seed", "snapshot")
 
 
-def dbt_project_dir(environ: Mapping[str, str] | None = None) -> Path:
-    """``CMS_DBT_PROJECT_DIR``, else the ``dbt_project/`` folder beside the ``cms_dagster`` package."""
-    env = os.environ if environ is None else environ
-    override = (env.get("CMS_DBT_PROJECT_DIR") or "").strip()
-    if override:
-        return Path(override).expanduser().resolve()
+def dbt_project_dir(settings: settings_mod.Settings | None = None) -> Path:
+    """``CMS_DBT_PROJECT_DIR`` of the settings, else the ``dbt_project/`` folder beside the ``cms_dagster`` package."""
+    if settings is not None and settings.dbt_project_dir:
+        return Path(settings.dbt_project_dir).expanduser().resolve()
     return Path(cms_dagster.__file__).resolve().parent.parent / "dbt_project"
 
 
-def dbt_target(environ: Mapping[str, str] | None = None) -> str:
+def dbt_target(settings: settings_mod.Settings) -> str:
     """The dbt target: ``DBT_TARGET`` when set, else the warehouse of the settings (``CMS_WAREHOUSE``)."""
-    env = os.environ if environ is None else environ
-    explicit = (env.get("DBT_TARGET") or "").strip().lower()
-    target = explicit or settings_mod.load(env).warehouse
+    target = settings.dbt_target or settings.warehouse
     if target not in TARGETS:
         raise ValueError(f"DBT_TARGET={target!r}: use one of {', '.join(TARGETS)} (or unset it to follow CMS_WAREHOUSE)")
     return target
@@ -45,33 +42,34 @@ def dbt_executable() -> Path:
     return Path(sys.executable).parent / "dbt"
 
 
-def dbt_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Environment for a dbt process: the caller's, plus the target, ``CMS_DUCKDB_PATH`` and no tracking."""
-    env = dict(os.environ if environ is None else environ)
+def dbt_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """Environment for a dbt process: ``environ`` (the caller's), plus the target, ``CMS_DUCKDB_PATH`` and no tracking."""
+    env = dict(environ)
     s = settings_mod.load(env)
-    env.setdefault("DBT_TARGET", dbt_target(env))
+    env.setdefault("DBT_TARGET", dbt_target(s))
     env.setdefault("CMS_DUCKDB_PATH", str(s.duckdb_path))
     env.setdefault("DO_NOT_TRACK", "1")
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     return env
 
 
-def dbt_project(environ: Mapping[str, str] | None = None):  # -> dagster_dbt.DbtProject
+def dbt_project(settings: settings_mod.Settings):  # -> dagster_dbt.DbtProject
     """The ``dagster_dbt.DbtProject`` for the selected target (profiles live in the project folder)."""
     from dagster_dbt import DbtProject
 
-    project_dir = dbt_project_dir(environ)
-    return DbtProject(project_dir=project_dir, profiles_dir=project_dir, target=dbt_target(environ))
+    project_dir = dbt_project_dir(settings)
+    return DbtProject(project_dir=project_dir, profiles_dir=project_dir, target=dbt_target(settings))
 
 
-def manifest_path(environ: Mapping[str, str] | None = None) -> Path:
-    return dbt_project_dir(environ) / "target" / "manifest.json"
+def manifest_path(settings: settings_mod.Settings | None = None) -> Path:
+    return dbt_project_dir(settings) / "target" / "manifest.json"
 
 
-def run_dbt(args: Sequence[str], environ: Mapping[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    """Run ``dbt <args>`` in the project with the target and profiles set; output is captured."""
-    project_dir = dbt_project_dir(environ)
+def run_dbt(args: Sequence[str], environ: Mapping[str, str], check: bool = True) -> subprocess.CompletedProcess:
+    """Run ``dbt <args>`` in the project with the target and profiles set; output is captured. ``environ``
+    is the dbt process's environment (``settings.process_environment()`` for this process's own)."""
     env = dbt_env(environ)
+    project_dir = dbt_project_dir(settings_mod.load(env))
     cmd = [
         str(dbt_executable()),
         *args,
@@ -83,16 +81,20 @@ def run_dbt(args: Sequence[str], environ: Mapping[str, str] | None = None, check
         env["DBT_TARGET"],
     ]
     proc = subprocess.run(cmd, cwd=project_dir, env=env, capture_output=True, text=True)
+    if args and args[0] in WRITING_COMMANDS and env["DBT_TARGET"] == "duckdb":
+        from cms_dagster.warehouse import snapshot
+
+        snapshot.publish_file(Path(env["CMS_DUCKDB_PATH"]))  # what readers open (warehouse/snapshot.py)
     if check and proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-25:])
         raise RuntimeError(f"`dbt {' '.join(args)}` failed (exit {proc.returncode}):\n{tail}")
     return proc
 
 
-def prepare(environ: Mapping[str, str] | None = None) -> Path:
+def prepare(environ: Mapping[str, str]) -> Path:
     """Parse the dbt project (``dbt parse``) and return the path of the manifest it wrote."""
     run_dbt(["parse", "--quiet"], environ)
-    path = manifest_path(environ)
+    path = manifest_path(settings_mod.load(environ))
     if not path.exists():
         raise RuntimeError(f"dbt parse ran but wrote no {path}; run `dbt parse` in {path.parent.parent} to see why")
     return path

@@ -48,7 +48,7 @@ def load_points(
     if settings.warehouse == "snowflake":
         from cms_dagster.warehouse.snowflake_load import load_hours_snowflake
 
-        return load_hours_snowflake(processed, hours, log=log)
+        return load_hours_snowflake(processed, hours, log=log, settings=settings)
     from cms_dagster.warehouse.duckdb_load import load_hours
 
     return load_hours(settings.duckdb_path, processed, hours)

@@ -19,13 +19,13 @@ Snowpipe (infra/snowflake/60_pipe.sql) is the continuous path: it lands files in
 from __future__ import annotations
 
 import datetime as dt
-import os
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from cms_dagster import lake as lake_mod
+from cms_dagster import settings as settings_mod
 from cms_dagster.otel.schema import POINTS_SCHEMA
 from cms_dagster.warehouse.loading import LoadReport, processed_keys_for_hour
 
@@ -155,36 +155,33 @@ def load_partition_snowflake(
         cur.close()
 
 
-def connect(environ: Mapping[str, str] | None = None) -> Any:
-    """A snowflake-connector connection from the ``SNOWFLAKE_*`` variables, session time zone UTC."""
+def connect(settings: settings_mod.Settings, *, role: str | None = None, query_tag: str = "cms") -> Any:
+    """A snowflake-connector connection from the settings' ``SNOWFLAKE_*`` values, session time zone UTC.
+    ``role`` defaults to ``SNOWFLAKE_ROLE`` (dbt, queries); loading passes ``settings.snowflake_load_role``."""
     import snowflake.connector
 
-    env = os.environ if environ is None else environ
-
-    def get(name: str, default: str = "") -> str:
-        return (env.get(f"SNOWFLAKE_{name}") or default).strip()
-
-    if not get("ACCOUNT") or not get("USER"):
+    s = settings
+    if not s.snowflake_account or not s.snowflake_user:
         raise ValueError("set SNOWFLAKE_ACCOUNT and SNOWFLAKE_USER (and SNOWFLAKE_PASSWORD or SNOWFLAKE_PRIVATE_KEY_PATH)")
     params: dict[str, Any] = {
-        "account": get("ACCOUNT"),
-        "user": get("USER"),
-        "role": get("ROLE", "CMS_LOADER"),
-        "warehouse": get("WAREHOUSE", "CMS_TRANSFORM_M"),
-        "database": get("DATABASE", "CMS"),
+        "account": s.snowflake_account,
+        "user": s.snowflake_user,
+        "role": role or s.snowflake_role,
+        "warehouse": s.snowflake_warehouse,
+        "database": s.snowflake_database,
         "schema": "RAW",
-        "session_parameters": {"TIMEZONE": "UTC", "QUERY_TAG": "cms-load"},
+        "session_parameters": {"TIMEZONE": "UTC", "QUERY_TAG": query_tag},
     }
-    if get("PRIVATE_KEY_PATH"):
-        params["private_key_file"] = get("PRIVATE_KEY_PATH")
+    if s.snowflake_private_key_path:
+        params["private_key_file"] = s.snowflake_private_key_path
     else:
-        params["password"] = get("PASSWORD")
-    if get("HOST"):
-        params["host"] = get("HOST")
-    if get("PORT"):
-        params["port"] = int(get("PORT"))
-    if get("PROTOCOL"):
-        params["protocol"] = get("PROTOCOL")
+        params["password"] = s.snowflake_password
+    if s.snowflake_host:
+        params["host"] = s.snowflake_host
+    if s.snowflake_port:
+        params["port"] = int(s.snowflake_port)
+    if s.snowflake_protocol:
+        params["protocol"] = s.snowflake_protocol
     return snowflake.connector.connect(**params)
 
 
@@ -194,14 +191,16 @@ def load_hours_snowflake(
     *,
     conn: Any = None,
     log: Callable[[str], None] | None = None,
-    environ: Mapping[str, str] | None = None,
+    settings: settings_mod.Settings | None = None,
 ) -> LoadReport:
     """Load the processed zone's hours into RAW.METRIC_POINTS: COPY from the external stage when the zone
-    is on S3, else PUT the local files to the internal stage. Opens a connection from the environment
-    unless ``conn`` is given."""
+    is on S3, else PUT the local files to the internal stage. Opens a connection from ``settings`` (with the
+    loading role) unless ``conn`` is given."""
     say = log or (lambda _m: None)
     own = conn is None
-    conn = conn or connect(environ)
+    if conn is None and settings is None:
+        raise ValueError("load_hours_snowflake needs a connection or the settings to open one")
+    conn = conn or connect(settings, role=settings.snowflake_load_role, query_tag="cms-load")
     total = LoadReport()
     try:
         for day, hour in hours:

@@ -10,7 +10,6 @@ assumes to read the buckets). Every statement is ``CREATE ... IF NOT EXISTS``, `
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,12 +23,10 @@ _PLACEHOLDER = re.compile(r"\$\{([A-Z0-9_]+)\}")
 VARIABLES = ("DATABASE", "RAW_URL", "PROCESSED_URL", "S3_ROLE_ARN")
 
 
-def sql_dir(environ: Mapping[str, str] | None = None) -> Path:
-    """``CMS_SNOWFLAKE_SQL_DIR``, else ``infra/snowflake/`` beside the ``cms_dagster`` package."""
-    env = os.environ if environ is None else environ
-    override = (env.get("CMS_SNOWFLAKE_SQL_DIR") or "").strip()
-    if override:
-        return Path(override).expanduser().resolve()
+def sql_dir(settings: settings_mod.Settings | None = None) -> Path:
+    """``CMS_SNOWFLAKE_SQL_DIR`` of the settings, else ``infra/snowflake/`` beside the ``cms_dagster`` package."""
+    if settings is not None and settings.snowflake_sql_dir:
+        return Path(settings.snowflake_sql_dir).expanduser().resolve()
     return Path(cms_dagster.__file__).resolve().parent.parent / "infra" / "snowflake"
 
 
@@ -37,15 +34,14 @@ def _bucket_url(url: str) -> str:
     return url.rstrip("/") + "/" if url.startswith("s3://") else ""
 
 
-def setup_variables(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Values of the placeholders from the environment; a value that cannot be had is ''."""
-    env = os.environ if environ is None else environ
-    s = settings_mod.load(env)
+def setup_variables(settings: settings_mod.Settings) -> dict[str, str]:
+    """Values of the placeholders from the settings; a value that cannot be had is ''."""
+    s = settings
     return {
-        "DATABASE": (env.get("SNOWFLAKE_DATABASE") or "CMS").strip().upper(),
+        "DATABASE": s.snowflake_database.upper(),
         "RAW_URL": _bucket_url(s.raw_url),
         "PROCESSED_URL": _bucket_url(s.processed_url),
-        "S3_ROLE_ARN": (env.get("CMS_SNOWFLAKE_S3_ROLE_ARN") or "").strip(),
+        "S3_ROLE_ARN": s.snowflake_s3_role_arn,
     }
 
 
@@ -136,13 +132,17 @@ def load_statements(
     *,
     strict: bool = True,
     directory: Path | None = None,
+    settings: settings_mod.Settings | None = None,
 ) -> list[Statement]:
-    """Every statement of the setup, in the order it is applied."""
-    d = directory or sql_dir()
+    """Every statement of the setup, in the order it is applied; placeholders from ``variables``, else from
+    ``settings`` (one of the two is needed)."""
+    d = directory or sql_dir(settings)
     files = sorted(d.glob("*.sql"))
     if not files:
         raise FileNotFoundError(f"no *.sql files in {d}: set CMS_SNOWFLAKE_SQL_DIR to the infra/snowflake folder")
-    values = dict(setup_variables() if variables is None else variables)
+    if variables is None and settings is None:
+        raise ValueError("load_statements needs the placeholder values or the settings to take them from")
+    values = dict(setup_variables(settings) if variables is None else variables)
     out: list[Statement] = []
     for f in files:
         for k, sql in enumerate(split_statements(render(f.read_text(), values, strict=strict)), start=1):

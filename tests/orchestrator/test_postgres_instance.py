@@ -176,8 +176,8 @@ def test_the_instance_in_use_is_what_the_settings_say(tmp_path: Path) -> None:
         ({"CMS_DAGSTER_STORAGE": "mysql"}, r"use 'sqlite' \(embedded\) or 'postgres'"),
         ({"CMS_DAGSTER_STORAGE": "postgres"}, "needs DAGSTER_PG_HOST"),
         ({"CMS_DAGSTER_RUN_LAUNCHER": "ecs"}, "use 'local' or 'k8s'"),
-        ({"CMS_DAGSTER_MAX_CONCURRENT_RUNS": "many"}, "whole number"),
-        ({"CMS_DAGSTER_MAX_COLLECTION_RUNS": "0"}, "at least 1"),
+        ({"CMS_DAGSTER_MAX_CONCURRENT_RUNS": "many"}, "give a positive whole number"),
+        ({"CMS_DAGSTER_MAX_COLLECTION_RUNS": "0"}, "give a positive whole number"),
     ],
 )
 def test_wrong_orchestrator_settings_are_refused_with_what_to_do(env: dict[str, str], message: str) -> None:

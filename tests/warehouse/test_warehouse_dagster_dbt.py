@@ -14,6 +14,7 @@ import dagster as dg
 import pytest
 from warehouse_helpers import ScenarioLake, dagster_dbt_target_cleanup, query
 
+from cms_dagster import settings
 from cms_dagster.defs.partitions import hourly_partitions
 from cms_dagster.defs.warehouse import dbt_assets as defs_dbt
 from cms_dagster.warehouse import dbt as warehouse_dbt
@@ -139,11 +140,14 @@ def test_materializing_a_partition_loads_the_hour_and_passes_every_check(
 
 
 def test_the_dbt_target_follows_dbt_target_then_cms_warehouse() -> None:
-    assert warehouse_dbt.dbt_target({"CMS_WAREHOUSE": "snowflake"}) == "snowflake"
-    assert warehouse_dbt.dbt_target({"CMS_WAREHOUSE": "snowflake", "DBT_TARGET": "duckdb"}) == "duckdb"
-    assert warehouse_dbt.dbt_target({}) == "duckdb"
+    def target(**env: str) -> str:
+        return warehouse_dbt.dbt_target(settings.load(env))
+
+    assert target(CMS_WAREHOUSE="snowflake") == "snowflake"
+    assert target(CMS_WAREHOUSE="snowflake", DBT_TARGET="duckdb") == "duckdb"
+    assert target() == "duckdb"
     with pytest.raises(ValueError, match="DBT_TARGET='bigquery'"):
-        warehouse_dbt.dbt_target({"DBT_TARGET": "bigquery"})
-    project = warehouse_dbt.dbt_project({"CMS_WAREHOUSE": "snowflake"})
+        target(DBT_TARGET="bigquery")
+    project = warehouse_dbt.dbt_project(settings.load({"CMS_WAREHOUSE": "snowflake"}))
     assert project.target == "snowflake" and Path(project.project_dir) == warehouse_dbt.dbt_project_dir()
     assert warehouse_dbt.dbt_executable() == Path(sys.executable).parent / "dbt"

@@ -7,10 +7,10 @@ it skipped. The Environment dimension is ``CMS_ENVIRONMENT``: set it to the ``--
 from __future__ import annotations
 
 import datetime as dt
-import os
 
 import dagster as dg
 
+from cms_dagster import settings
 from cms_dagster.infra.run_metrics import METRIC_NAME, NAMESPACE, publish_run_failure, publishing_enabled
 
 __all__ = ["cms_run_failure_metric"]
@@ -23,14 +23,14 @@ __all__ = ["cms_run_failure_metric"]
 )
 def cms_run_failure_metric(context: dg.RunFailureSensorContext) -> None:
     run = context.dagster_run
-    enabled, reason = publishing_enabled(os.environ)
+    enabled, reason = publishing_enabled(settings.process_environment())
     if not enabled:
         context.log.info(
             f"run {run.run_id} of {run.job_name} failed; {NAMESPACE} {METRIC_NAME} skipped: {reason}"
         )
         return
 
-    from cms_dagster import aws, settings
+    from cms_dagster import aws
 
     event_ts = getattr(context.failure_event, "timestamp", None)
     when = dt.datetime.fromtimestamp(event_ts, dt.timezone.utc) if event_ts else None

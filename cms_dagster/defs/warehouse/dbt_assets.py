@@ -21,19 +21,19 @@ follow the dbt folders (staging, intermediate, marts) and seeds. Loading this mo
 
 import datetime
 import json
-import os
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
+from cms_dagster import settings as settings_mod
 from cms_dagster.defs import automation
 from cms_dagster.defs.partitions import hourly_partitions
 from cms_dagster.infra.dagster_instance import DBT_POOL
 from cms_dagster.resources import CmsResource
 from cms_dagster.warehouse import dbt as warehouse_dbt
+from cms_dagster.warehouse import snapshot
 from cms_dagster.warehouse.client import from_settings
 
 SOURCE_KEY = dg.AssetKey(["warehouse", "metric_points"])
@@ -49,7 +49,7 @@ NOT_DIMENSION_TESTS = ("--exclude", "test_name:contains_every")
 # dbt unit tests check SQL logic against fixed inputs: they run in CI (`dbt build`), not on every partition
 NO_UNIT_TESTS = ("--exclude-resource-type", "unit_test")
 
-MANIFEST = warehouse_dbt.manifest_path()
+MANIFEST = warehouse_dbt.manifest_path(settings_mod.load())
 if not MANIFEST.exists():
     raise FileNotFoundError(
         f"the dbt manifest {MANIFEST} is missing, so the dbt assets cannot be loaded: "
@@ -93,25 +93,12 @@ def window_vars(window: dg.TimeWindow | None) -> dict[str, str]:
     return {"window_start": window.start.astimezone(utc).strftime(fmt), "window_end": window.end.astimezone(utc).strftime(fmt)}
 
 
-@contextmanager
-def _dbt_environment(cms: CmsResource) -> Iterator[None]:
-    """The variables dbt's profile reads, from the CMS settings, for the length of one invocation."""
+def _dbt_args(args: list[str], cms: CmsResource, dbt_vars: Mapping[str, str] | None = None) -> list[str]:
+    """``dbt <args>`` against the resource's warehouse: its target, and on DuckDB its database file as the
+    profile's ``cms_duckdb_path`` var (nothing changes the process environment)."""
     s = cms.settings()
-    values = {
-        "CMS_DUCKDB_PATH": str(s.duckdb_path),
-        "DBT_TARGET": warehouse_dbt.dbt_target({**os.environ, "CMS_WAREHOUSE": s.warehouse}),
-        "DO_NOT_TRACK": "1",
-    }
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    all_vars = {**(dbt_vars or {}), **({"cms_duckdb_path": str(s.duckdb_path)} if s.warehouse == "duckdb" else {})}
+    return [*args, "--target", warehouse_dbt.dbt_target(s)] + (["--vars", json.dumps(all_vars)] if all_vars else [])
 
 
 @dbt_assets(
@@ -123,18 +110,21 @@ def _dbt_environment(cms: CmsResource) -> Iterator[None]:
 )
 def dbt_reference_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource, cms: CmsResource) -> Iterator[Any]:
     """The ontology seeds, their staging views and the dimensions built from them alone."""
-    with _dbt_environment(cms):
-        yield from _stream(dbt.cli(["build", *NO_UNIT_TESTS, *ONLY_OWN_TESTS], context=context), cms)
+    yield from _stream(dbt.cli(_dbt_args(["build", *NO_UNIT_TESTS, *ONLY_OWN_TESTS], cms), context=context), cms)
 
 
 def _stream(invocation: Any, cms: CmsResource) -> Iterator[Any]:
     """dbt's events, each model's and seed's with its column schema and (tables) row count attached.
 
     Read after dbt has exited, through the warehouse adapter (dagster-dbt's own fetch_* helpers open the
-    embedded DuckDB file in this process while dbt still holds it)."""
+    embedded DuckDB file in this process while dbt still holds it); on DuckDB the readers' snapshot is
+    published first."""
     events = list(invocation.stream())
     nodes = invocation.manifest["nodes"]
-    wh = from_settings(cms.settings())
+    s = cms.settings()
+    if s.warehouse == "duckdb":  # readers (dashboard, cms ask, sensors) see the build without waiting for dbt's lock
+        snapshot.publish_file(s.duckdb_path)
+    wh = from_settings(s)
     for event in events:
         node = nodes.get(str(event.metadata.get("unique_id").value)) if isinstance(event, dg.Output) and event.metadata.get("unique_id") else None
         if node and node["resource_type"] in ("model", "seed"):
@@ -160,14 +150,12 @@ def _stream(invocation: Any, cms: CmsResource) -> Iterator[Any]:
 )
 def dbt_event_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource, cms: CmsResource) -> Iterator[Any]:
     """Staging over raw.metric_points, intermediate models, facts and marts, for the partition's window."""
-    args = ["build", *NO_UNIT_TESTS, *NOT_DIMENSION_TESTS]
     partitioned = context.has_partition_key or context.has_partition_key_range
     window = window_vars(context.partition_time_window if partitioned else None)
     if window:
-        args += ["--vars", json.dumps(window)]
         context.log.info(f"dbt window {window['window_start']} .. {window['window_end']} (UTC)")
-    with _dbt_environment(cms):
-        yield from _stream(dbt.cli(args, context=context), cms)
+    args = _dbt_args(["build", *NO_UNIT_TESTS, *NOT_DIMENSION_TESTS], cms, window)
+    yield from _stream(dbt.cli(args, context=context), cms)
 
 
 @dbt_assets(
@@ -179,14 +167,13 @@ def dbt_event_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource, cms
 )
 def dbt_observed_dimensions(context: dg.AssetExecutionContext, dbt: DbtCliResource, cms: CmsResource) -> Iterator[Any]:
     """Dimensions over what was observed in any hour (dim_resource), rebuilt whole after the facts."""
-    with _dbt_environment(cms):
-        yield from _stream(dbt.cli(["build", *NO_UNIT_TESTS], context=context), cms)
+    yield from _stream(dbt.cli(_dbt_args(["build", *NO_UNIT_TESTS], cms), context=context), cms)
 
 
 @dg.definitions
 def dbt_defs() -> dg.Definitions:
     # a module with an @dg.definitions function contributes only what the function returns
-    project_dir = str(warehouse_dbt.dbt_project_dir())
+    project_dir = str(warehouse_dbt.dbt_project_dir(settings_mod.load()))
     return dg.Definitions(
         assets=[dbt_reference_assets, dbt_event_assets, dbt_observed_dimensions],
         resources={
