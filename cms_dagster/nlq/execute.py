@@ -23,7 +23,8 @@ def run_readonly(warehouse: Warehouse, sql: str, timeout_s: float = DEFAULT_TIME
         path = warehouse.settings.duckdb_path
         if not path.exists():
             raise ExecutionError(f"no warehouse at {path}: build it first (cms demo, or the Dagster assets)")
-        con = snapshot.open_reader(path)
+        # a connection of its own: the settings below must not reach the process's other readers
+        con = snapshot.open_reader(path, private=True)
         # no files, extensions or settings changes from here on, whatever the SQL says
         con.execute("set enable_external_access = false")
         con.execute("set lock_configuration = true")

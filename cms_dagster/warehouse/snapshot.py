@@ -84,8 +84,12 @@ class WarehouseBusyError(RuntimeError):
     """The live warehouse is locked by a writer and no snapshot has been published yet."""
 
 
-def open_reader(db: Path, retries: int = 30) -> duckdb.DuckDBPyConnection:
-    """A read-only connection that never waits for a writer once a snapshot exists (see the module doc)."""
+def open_reader(db: Path, retries: int = 30, *, private: bool = False) -> duckdb.DuckDBPyConnection:
+    """A read-only connection that never waits for a writer once a snapshot exists (see the module doc).
+
+    ``private=True``: a connection of its own instead of a cursor on the process's shared attachment, for a
+    caller that changes its settings (`cms ask` turns off external access and locks the configuration,
+    which on a shared attachment would hold for every later reader of the process)."""
     db = Path(db)
     snap = snapshot_path(db)
     if not snap.exists() and not db.exists():
@@ -97,7 +101,7 @@ def open_reader(db: Path, retries: int = 30) -> duckdb.DuckDBPyConnection:
             except duckdb.IOException as e:
                 if "lock" not in str(e).lower():
                     raise
-        return _snapshot_reader(snap)
+        return _private_snapshot_reader(snap) if private else _snapshot_reader(snap)
     # nothing published yet: the live file, waiting a little for a writer as before
     for i in range(retries):
         try:
@@ -144,6 +148,17 @@ def _snapshot_reader(snap: Path) -> duckdb.DuckDBPyConnection:
     cur.execute(f'use "{catalog}"')
     cur.execute("SET TimeZone='UTC'")
     return cur
+
+
+def _private_snapshot_reader(snap: Path) -> duckdb.DuckDBPyConnection:
+    """A connection of its own on the published snapshot ``snap`` (an in-memory database attaching it read-only,
+    as :func:`_snapshot_reader` does, so a replaced snapshot is never handed out from DuckDB's instance cache)."""
+    con = duckdb.connect(":memory:")
+    escaped = str(snap).replace("'", "''")
+    con.execute(f"""attach '{escaped}' as "{snap.stem}" (read_only)""")
+    con.execute(f'use "{snap.stem}"')
+    con.execute("SET TimeZone='UTC'")
+    return con
 
 
 def _read_only(path: Path | None) -> duckdb.DuckDBPyConnection:

@@ -152,3 +152,18 @@ def test_a_query_before_any_warehouse_exists_says_which_table_is_missing(tmp_pat
     with pytest.raises(duckdb.CatalogException, match="marts"):
         wh.query("select * from marts.fct_batch_runs")
     assert not (tmp_path / "nothing-yet" / "warehouse.duckdb").exists()  # a reader creates nothing
+
+
+def test_a_question_locking_its_connection_leaves_other_readers_free(tmp_path: Path):
+    from cms_dagster.nlq.execute import run_readonly
+
+    home = tmp_path / "cms"
+    home.mkdir()
+    _seed(home / "warehouse.duckdb")
+    wh = _warehouse(home)
+    assert wh.query("select count(*) as n from marts.prices").n.tolist() == [2]
+    # `cms ask` turns off external access and locks its connection's configuration
+    assert run_readonly(wh, "select symbol from marts.v_prices order by symbol").symbol.tolist() == ["EURUSD", "GBPUSD"]
+    # the process's shared snapshot reader still sets its time zone and answers
+    assert wh.query("select count(*) as n from marts.prices").n.tolist() == [2]
+    assert run_readonly(wh, "select count(*) as n from marts.prices").n.tolist() == [2]
