@@ -60,6 +60,43 @@ def _scope(
     return sql, params
 
 
+def _feeds(feeds: Sequence[str]) -> tuple[str, list]:
+    """The feed filter as an ``and ...`` clause (none for all feeds)."""
+    if not feeds:
+        return "", []
+    clause, params = _in_list("feed_id", feeds)
+    return f" and {clause}", params
+
+
+def _span(
+    query: QueryFn,
+    table: str,
+    columns: Sequence[str],
+    column: str,
+    bounds: tuple[object, object],
+    scope: tuple[str, list],
+    order: str,
+    *,
+    closed: bool = False,
+) -> pd.DataFrame:
+    """``columns`` of ``table`` with ``column`` in [start, end) (``closed``: [start, end]) and the ``scope``
+    clauses, ordered by ``order``."""
+    where, params = scope
+    return query(
+        f"select {', '.join(columns)} from {table} "
+        f"where {column} >= ? and {column} {'<=' if closed else '<'} ?{where} order by {order}",
+        [*bounds, *params],
+    )
+
+
+def _of_runs(query: QueryFn, table: str, columns: Sequence[str], run_ids: Sequence[str], order: str) -> pd.DataFrame:
+    """``columns`` of ``table``'s rows of the given runs (no query, and no rows, for no run)."""
+    if not run_ids:
+        return pd.DataFrame(columns=list(columns))
+    clause, params = _in_list("run_id", run_ids)
+    return query(f"select {', '.join(columns)} from {table} where {clause} order by {order}", params)
+
+
 def missing_tables(query: QueryFn, schema: str, tables: Sequence[str]) -> list[str]:
     """Which of ``tables`` the marts schema lacks (a new estate, or dbt not run yet)."""
     names, params = _in_list("lower(table_name)", [t.lower() for t in tables])
@@ -97,41 +134,22 @@ def feed_minutes(
     query: QueryFn, schema: str, start: dt.datetime, end: dt.datetime, feeds: Sequence[str] = ()
 ) -> pd.DataFrame:
     """Minute rows of fct_feed_status in [start, end): up/down, latency, staleness, data quality."""
-    where, params = "", []
-    if feeds:
-        clause, params = _in_list("feed_id", feeds)
-        where = f" and {clause}"
-    return query(
-        f"""
-        select feed_id, minute_ts, is_up, is_stale, latency_ms, staleness_s, messages, missing_fields,
-               invalid_values
-        from {schema}.fct_feed_status
-        where minute_ts >= ? and minute_ts < ?{where}
-        order by feed_id, minute_ts
-        """,
-        [_naive(start), _naive(end), *params],
-    )
+    return _span(query, f"{schema}.fct_feed_status",
+                 ("feed_id", "minute_ts", "is_up", "is_stale", "latency_ms", "staleness_s", "messages",
+                  "missing_fields", "invalid_values"),
+                 "minute_ts", (_naive(start), _naive(end)), _feeds(feeds), "feed_id, minute_ts")
 
 
 def feed_hours(
     query: QueryFn, schema: str, start: dt.datetime, end: dt.datetime, feeds: Sequence[str] = ()
 ) -> pd.DataFrame:
     """Hourly rows of mart_feed_availability in [start, end): availability, quality rates, latency, staleness."""
-    where, params = "", []
-    if feeds:
-        clause, params = _in_list("feed_id", feeds)
-        where = f" and {clause}"
-    return query(
-        f"""
-        select feed_id, hour_ts, minutes_observed, minutes_up, minutes_down, availability_pct, outages,
-               messages, missing_fields, invalid_values, missing_field_rate, invalid_value_rate,
-               latency_p50_ms, latency_p95_ms, latency_p99_ms, max_staleness_s, stale_minutes
-        from {schema}.mart_feed_availability
-        where hour_ts >= ? and hour_ts < ?{where}
-        order by feed_id, hour_ts
-        """,
-        [_naive(start), _naive(end), *params],
-    )
+    return _span(query, f"{schema}.mart_feed_availability",
+                 ("feed_id", "hour_ts", "minutes_observed", "minutes_up", "minutes_down", "availability_pct",
+                  "outages", "messages", "missing_fields", "invalid_values", "missing_field_rate",
+                  "invalid_value_rate", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "max_staleness_s",
+                  "stale_minutes"),
+                 "hour_ts", (_naive(start), _naive(end)), _feeds(feeds), "feed_id, hour_ts")
 
 
 # ---------------------------------------------------------------- batch processing
@@ -176,18 +194,11 @@ def batch_performance(
     query: QueryFn, schema: str, start: dt.date, end: dt.date, asset_class: str | None = None
 ) -> pd.DataFrame:
     """mart_batch_performance rows (per day and asset class) for days in [start, end]."""
-    scope, params = _scope(asset_class)
-    return query(
-        f"""
-        select run_date, asset_class_id, runs, successful_runs, failed_runs, running_runs, breaches,
-               success_rate_pct, failure_rate_pct, records, bytes, records_per_minute, avg_duration_s,
-               p50_duration_s, duration_index, duration_index_7d, failure_rate_7d_pct
-        from {schema}.mart_batch_performance
-        where run_date >= ? and run_date <= ?{scope}
-        order by run_date, asset_class_id
-        """,
-        [start, end, *params],
-    )
+    return _span(query, f"{schema}.mart_batch_performance",
+                 ("run_date", "asset_class_id", "runs", "successful_runs", "failed_runs", "running_runs", "breaches",
+                  "success_rate_pct", "failure_rate_pct", "records", "bytes", "records_per_minute", "avg_duration_s",
+                  "p50_duration_s", "duration_index", "duration_index_7d", "failure_rate_7d_pct"),
+                 "run_date", (start, end), _scope(asset_class), "run_date, asset_class_id", closed=True)
 
 
 def sla_compliance(
@@ -199,18 +210,11 @@ def sla_compliance(
     job: str | None = None,
 ) -> pd.DataFrame:
     """mart_sla_compliance rows (per day and job) for days in [start, end]."""
-    scope, params = _scope(asset_class, job)
-    return query(
-        f"""
-        select run_date, asset_class_id, job_key, runs, successful_runs, failed_runs, running_runs,
-               on_time_runs, on_time_pct, breaches, p50_duration_s, p95_duration_s,
-               baseline_28d_on_time_pct, baseline_28d_p50_duration_s, p95_duration_ratio_vs_28d
-        from {schema}.mart_sla_compliance
-        where run_date >= ? and run_date <= ?{scope}
-        order by run_date, job_key
-        """,
-        [start, end, *params],
-    )
+    return _span(query, f"{schema}.mart_sla_compliance",
+                 ("run_date", "asset_class_id", "job_key", "runs", "successful_runs", "failed_runs", "running_runs",
+                  "on_time_runs", "on_time_pct", "breaches", "p50_duration_s", "p95_duration_s",
+                  "baseline_28d_on_time_pct", "baseline_28d_p50_duration_s", "p95_duration_ratio_vs_28d"),
+                 "run_date", (start, end), _scope(asset_class, job), "run_date, job_key", closed=True)
 
 
 # ---------------------------------------------------------------- critical sub-stages
@@ -230,44 +234,20 @@ def runs_of_day(query: QueryFn, schema: str, day: dt.date, job: str) -> pd.DataF
 
 def stage_attempts(query: QueryFn, schema: str, run_ids: Sequence[str]) -> pd.DataFrame:
     """Every stage attempt of the given runs (fct_stage_runs rows)."""
-    if not run_ids:
-        return pd.DataFrame(
-            columns=["run_id", "stage_id", "attempt", "status", "started_ts", "finished_ts", "duration_s",
-                     "records", "error_type", "is_final_attempt"]
-        )
-    clause, params = _in_list("run_id", run_ids)
-    return query(
-        f"""
-        select run_id, stage_id, attempt, status, started_ts, finished_ts, duration_s, records, error_type,
-               is_final_attempt
-        from {schema}.fct_stage_runs
-        where {clause}
-        order by run_id, started_ts, attempt
-        """,
-        params,
-    )
+    return _of_runs(query, f"{schema}.fct_stage_runs",
+                    ("run_id", "stage_id", "attempt", "status", "started_ts", "finished_ts", "duration_s", "records",
+                     "error_type", "is_final_attempt"),
+                    run_ids, "run_id, started_ts, attempt")
 
 
 def stage_bottlenecks(query: QueryFn, schema: str, run_ids: Sequence[str]) -> pd.DataFrame:
     """mart_stage_bottlenecks rows of the given runs: elapsed, critical path, baseline."""
-    if not run_ids:
-        return pd.DataFrame(
-            columns=["run_id", "stage_id", "critical_path", "elapsed_s", "is_on_critical_path",
-                     "critical_path_position", "baseline_elapsed_s", "elapsed_vs_baseline",
-                     "is_slower_than_baseline", "share_of_critical_path_pct"]
-        )
-    clause, params = _in_list("run_id", run_ids)
-    return query(
-        f"""
-        select run_id, stage_id, critical_path, attempts, final_status, stage_started_ts, stage_finished_ts,
-               elapsed_s, is_on_critical_path, critical_path_position, share_of_critical_path_pct,
-               baseline_samples, baseline_elapsed_s, elapsed_vs_baseline, is_slower_than_baseline
-        from {schema}.mart_stage_bottlenecks
-        where {clause}
-        order by run_id, critical_path_position
-        """,
-        params,
-    )
+    return _of_runs(query, f"{schema}.mart_stage_bottlenecks",
+                    ("run_id", "stage_id", "critical_path", "attempts", "final_status", "stage_started_ts",
+                     "stage_finished_ts", "elapsed_s", "is_on_critical_path", "critical_path_position",
+                     "share_of_critical_path_pct", "baseline_samples", "baseline_elapsed_s", "elapsed_vs_baseline",
+                     "is_slower_than_baseline"),
+                    run_ids, "run_id, critical_path_position")
 
 
 def stage_trends(query: QueryFn, schema: str, job: str, start: dt.date, end: dt.date) -> pd.DataFrame:
