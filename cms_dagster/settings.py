@@ -48,6 +48,15 @@ SETTINGS: list[Setting] = [
     Setting("SNOWFLAKE_HOST", "warehouse", "host override (stand-ins, private link)"),
     Setting("SNOWFLAKE_PORT", "warehouse", "port override"),
     Setting("SNOWFLAKE_PROTOCOL", "warehouse", "https (default) or http for stand-ins"),
+    Setting(
+        "CMS_SNOWFLAKE_AUTH",
+        "warehouse",
+        "credentials (SNOWFLAKE_USER with a password or key pair) or container (the session token of Snowpark "
+        "Container Services, e.g. Streamlit in Snowflake's container runtime)",
+        "credentials",
+    ),
+    Setting("CMS_SNOWFLAKE_TOKEN_FILE", "warehouse", "the container's OAuth token file (CMS_SNOWFLAKE_AUTH=container)",
+            "/snowflake/session/token"),
     Setting("DBT_TARGET", "warehouse", "dbt target (default: the CMS_WAREHOUSE value)"),
     Setting("CMS_DBT_PROJECT_DIR", "warehouse", "the dbt project", "dbt_project"),
     Setting("CMS_SNOWFLAKE_SQL_DIR", "warehouse", "SQL applied by cms snowflake setup", "infra/snowflake"),
@@ -134,6 +143,7 @@ def _number(environ: Mapping[str, str], name: str, default: float, kind: type = 
     return value
 
 
+SNOWFLAKE_AUTHS = ("credentials", "container")
 ALERT_CHANNELS = ("outbox", "sns", "slack", "webhook", "pagerduty")
 
 
@@ -200,6 +210,10 @@ class Settings:
     snowflake_host: str = ""
     snowflake_port: str = ""
     snowflake_protocol: str = ""
+    # how to sign in: "credentials" (user + password or key pair) or "container" (Snowpark Container Services'
+    # OAuth token file, which Snowflake keeps fresh: read at every connection)
+    snowflake_auth: str = "credentials"
+    snowflake_token_file: str = "/snowflake/session/token"
     snowflake_s3_role_arn: str = ""
     snowflake_sql_dir: str = ""
     # dbt: the target (empty = follow CMS_WAREHOUSE) and project folder (empty = dbt_project/ of the checkout)
@@ -240,6 +254,12 @@ def load(environ: Mapping[str, str] | None = None, *, overrides: Mapping[str, st
     warehouse = (_env(env, "CMS_WAREHOUSE") or "duckdb").lower()
     if warehouse not in ("duckdb", "snowflake"):
         raise ValueError(f"CMS_WAREHOUSE={warehouse!r}: use 'duckdb' (embedded) or 'snowflake'")
+    snowflake_auth = (_env(env, "CMS_SNOWFLAKE_AUTH") or "credentials").lower()
+    if snowflake_auth not in SNOWFLAKE_AUTHS:
+        raise ValueError(
+            f"CMS_SNOWFLAKE_AUTH={snowflake_auth!r}: use 'credentials' (SNOWFLAKE_USER with SNOWFLAKE_PASSWORD or "
+            "SNOWFLAKE_PRIVATE_KEY_PATH) or 'container' (inside Snowpark Container Services)"
+        )
     llm = (_env(env, "CMS_LLM") or "offline").lower()
     if llm not in ("offline", "openai"):
         raise ValueError(f"CMS_LLM={llm!r}: use 'offline' or 'openai'")
@@ -301,6 +321,8 @@ def load(environ: Mapping[str, str] | None = None, *, overrides: Mapping[str, st
         snowflake_host=_env(env, "SNOWFLAKE_HOST"),
         snowflake_port=_env(env, "SNOWFLAKE_PORT"),
         snowflake_protocol=_env(env, "SNOWFLAKE_PROTOCOL"),
+        snowflake_auth=snowflake_auth,
+        snowflake_token_file=_env(env, "CMS_SNOWFLAKE_TOKEN_FILE") or "/snowflake/session/token",
         snowflake_s3_role_arn=_env(env, "CMS_SNOWFLAKE_S3_ROLE_ARN"),
         snowflake_sql_dir=_env(env, "CMS_SNOWFLAKE_SQL_DIR"),
         dbt_target=_env(env, "DBT_TARGET").lower(),

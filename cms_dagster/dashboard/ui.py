@@ -43,7 +43,9 @@ class Source:
     @property
     def where(self) -> str:
         s = self.settings
-        return f"DuckDB {s.duckdb_path}" if s.warehouse == "duckdb" else "Snowflake"
+        if s.warehouse == "duckdb":
+            return f"DuckDB {s.duckdb_path}"
+        return "Snowflake (container session)" if s.snowflake_auth == "container" else "Snowflake"
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=500)

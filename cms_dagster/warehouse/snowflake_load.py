@@ -157,25 +157,35 @@ def load_partition_snowflake(
 
 def connect(settings: settings_mod.Settings, *, role: str | None = None, query_tag: str = "cms") -> Any:
     """A snowflake-connector connection from the settings' ``SNOWFLAKE_*`` values, session time zone UTC.
-    ``role`` defaults to ``SNOWFLAKE_ROLE`` (dbt, queries); loading passes ``settings.snowflake_load_role``."""
+    ``role`` defaults to ``SNOWFLAKE_ROLE`` (dbt, queries); loading passes ``settings.snowflake_load_role``.
+    With ``CMS_SNOWFLAKE_AUTH=container`` it signs in with the container's session token instead of a user
+    (:func:`container_auth`), as the service's owner role unless ``role`` is given."""
     import snowflake.connector
 
     s = settings
-    if not s.snowflake_account or not s.snowflake_user:
-        raise ValueError("set SNOWFLAKE_ACCOUNT and SNOWFLAKE_USER (and SNOWFLAKE_PASSWORD or SNOWFLAKE_PRIVATE_KEY_PATH)")
+    if s.snowflake_auth == "container":
+        auth = container_auth(s)
+        if role:
+            auth["role"] = role
+    else:
+        if not s.snowflake_account or not s.snowflake_user:
+            raise ValueError(
+                "set SNOWFLAKE_ACCOUNT and SNOWFLAKE_USER (and SNOWFLAKE_PASSWORD or SNOWFLAKE_PRIVATE_KEY_PATH), "
+                "or CMS_SNOWFLAKE_AUTH=container inside Snowpark Container Services"
+            )
+        auth = {"user": s.snowflake_user, "role": role or s.snowflake_role}
+        if s.snowflake_private_key_path:
+            auth["private_key_file"] = s.snowflake_private_key_path
+        else:
+            auth["password"] = s.snowflake_password
     params: dict[str, Any] = {
         "account": s.snowflake_account,
-        "user": s.snowflake_user,
-        "role": role or s.snowflake_role,
         "warehouse": s.snowflake_warehouse,
         "database": s.snowflake_database,
         "schema": "RAW",
         "session_parameters": {"TIMEZONE": "UTC", "QUERY_TAG": query_tag},
+        **auth,
     }
-    if s.snowflake_private_key_path:
-        params["private_key_file"] = s.snowflake_private_key_path
-    else:
-        params["password"] = s.snowflake_password
     if s.snowflake_host:
         params["host"] = s.snowflake_host
     if s.snowflake_port:
@@ -183,6 +193,30 @@ def connect(settings: settings_mod.Settings, *, role: str | None = None, query_t
     if s.snowflake_protocol:
         params["protocol"] = s.snowflake_protocol
     return snowflake.connector.connect(**params)
+
+
+def container_auth(settings: settings_mod.Settings) -> dict[str, Any]:
+    """Sign-in of code running in Snowpark Container Services (a Streamlit in Snowflake app on the container
+    runtime, a service): the OAuth token Snowflake writes to ``CMS_SNOWFLAKE_TOKEN_FILE``
+    (``/snowflake/session/token``), read at every connection since Snowflake refreshes it every few minutes;
+    ``SNOWFLAKE_HOST`` (the account's internal host, which the runtime sets with ``SNOWFLAKE_ACCOUNT``)
+    keeps the connection inside Snowflake."""
+    s = settings
+    path = Path(s.snowflake_token_file)
+    try:
+        token = path.read_text().strip()
+    except OSError:
+        raise ValueError(
+            f"CMS_SNOWFLAKE_AUTH=container: no session token at {path} (it exists only inside Snowpark Container "
+            "Services; elsewhere use CMS_SNOWFLAKE_AUTH=credentials, or point CMS_SNOWFLAKE_TOKEN_FILE at the token)"
+        ) from None
+    if not token:
+        raise ValueError(f"CMS_SNOWFLAKE_AUTH=container: the session token file {path} is empty")
+    if not s.snowflake_account or not s.snowflake_host:
+        raise ValueError(
+            "CMS_SNOWFLAKE_AUTH=container needs SNOWFLAKE_ACCOUNT and SNOWFLAKE_HOST (the container runtime sets both)"
+        )
+    return {"authenticator": "oauth", "token": token}
 
 
 def load_hours_snowflake(
