@@ -16,10 +16,12 @@ examples:
   cms incidents list --json --status open
   cms incidents list --since 24h           # the incidents of the last day (open ones included)
   cms incidents show inc-20261125-2000-3f2a1b
-  cms incidents build --since 7d           # write or update the reports of the last week's episodes
+  cms incidents build --since 7d           # write or update the reports of the last week's incidents
+  cms incidents build --since 7d --workers 2   # two processes rank causes side by side
 
 Reports are written by the intelligence/incident_report asset, which a sensor materializes for every
-confirmed alarm episode (one dynamic partition per incident) as the anomalies asset runs; `build` does the
+incident (confirmed alarm episodes that are one problem: related in the ontology and close in time; one
+dynamic partition per incident) as the anomalies asset runs; `build` does the
 same from the command line. Each report is stored in the warehouse (intelligence.incidents) and in the
 lake's archive zone (incidents/<id>.json).
 """
@@ -107,7 +109,7 @@ def _run_build(args: argparse.Namespace, *, stdout: IO[str] | None = None, stder
     from cms_dagster import settings as settings_mod
     from cms_dagster.detect.episodes import NoAlarmsTable
     from cms_dagster.domain import load_ontology
-    from cms_dagster.incidents.run import update_reports
+    from cms_dagster.incidents.run import update_reports, update_reports_in_parallel
     from cms_dagster.lake import Lake
     from cms_dagster.llm import LlmError
     from cms_dagster.llm import from_settings as llm_from_settings
@@ -123,10 +125,15 @@ def _run_build(args: argparse.Namespace, *, stdout: IO[str] | None = None, stder
         if until is None:
             raise NoAlarmsTable()
         since = _since(args.since, until.to_pydatetime())
-        reports = update_reports(
-            wh, Lake.from_settings(s).archive, load_ontology(s.domain_file or None), llm_from_settings(s), since, until,
-            progress=lambda m: print(m, file=stderr),
-        )
+        if args.workers < 1:
+            raise ValueError(f"--workers {args.workers}: give 1 or more processes")
+        if args.workers > 1:
+            reports = update_reports_in_parallel(s, since, until, workers=args.workers, progress=lambda m: print(m, file=stderr))
+        else:
+            reports = update_reports(
+                wh, Lake.from_settings(s).archive, load_ontology(s.domain_file or None), llm_from_settings(s), since,
+                until, progress=lambda m: print(m, file=stderr),
+            )
     except (NoAlarmsTable, ValueError, LlmError) as exc:
         print(f"error: {exc}", file=stderr)
         return 2
@@ -141,7 +148,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "incidents",
         help="incident reports: ranked causes, blast radius, timeline, remediation, narrative",
-        description="Read the incident reports (one per confirmed alarm episode) or build them by hand.",
+        description="Read the incident reports (one per incident: confirmed alarm episodes that are one problem) or build them by hand.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -166,9 +173,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show.set_defaults(func=_run_show)
     build = sub.add_parser(
         "build", help="write or update the reports of recent confirmed episodes",
-        description="Write or update the report of every confirmed alarm episode since --since (before the "
+        description="Write or update the report of every incident with alarms since --since (before the "
         "detector's latest scored time), as the incident_report asset does.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     build.add_argument("--since", default="7d", help="a duration before the latest scored time (7d) or an ISO time")
+    build.add_argument("--workers", type=int, default=1, help="processes that build reports side by side (default 1)")
     build.set_defaults(func=_run_build)

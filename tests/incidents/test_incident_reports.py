@@ -27,7 +27,7 @@ from cms_dagster.incidents.report import (
     incident_id,
     scored_until,
 )
-from cms_dagster.incidents.run import episode_versions, update_reports
+from cms_dagster.incidents.run import episode_versions, update_reports, update_reports_in_parallel
 from cms_dagster.incidents.store import get_report, list_reports
 from cms_dagster.lake import Lake
 from cms_dagster.llm import OfflineLlm, OpenAiLlm
@@ -290,3 +290,17 @@ def test_stored_reports_are_read_for_a_time_range(estate):
     assert list_reports(wh.query, since=dt.datetime(2026, 11, 25, 20, 7, tzinfo=utc)) == []
     assert list_reports(wh.query, until=dt.datetime(2026, 11, 25, 20, 0)) == []
     assert len(list_reports(wh.query, "closed", until=dt.datetime(2026, 11, 25, 20, 1))) == 1
+
+
+@pytest.mark.slow
+def test_reports_built_by_worker_processes_are_those_built_in_one(estate):
+    t0 = pd.Timestamp(OUTAGE).tz_localize(None)
+    # a second incident: the database alarms far past any scale two hours after the outage ended
+    write_alarms(estate.duckdb_path, extra=[(t0 + pd.Timedelta("4h"), "rds:positions-db", "CPUUtilization", 0.999)])
+    wh = Warehouse(estate)
+    since, until = _window(wh)
+    alone = update_reports(wh, Lake.from_settings(estate).archive, load_ontology(), OfflineLlm(), since, until)
+    pooled = update_reports_in_parallel(estate, since, until, workers=2)
+    assert len(alone) == 2
+    assert [(r["id"], r["causes"], r["narrative"]) for r in pooled] == [(r["id"], r["causes"], r["narrative"]) for r in alone]
+    assert sorted(r["id"] for r in list_reports(wh.query)) == sorted(r["id"] for r in alone)

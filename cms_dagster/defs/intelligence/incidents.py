@@ -1,9 +1,10 @@
 """Incident reports in Dagster: one dynamic partition per incident, requested by a sensor as the detector runs.
 
-The sensor reads the anomalies asset's new materializations, finds the confirmed alarm episodes of the
-hours they cover (and a day before) and requests an ``incident_report`` run for each incident whose report
-is new or out of date: the run key is ``<incident id>:<alarms>:<open|closed>``, so a report is rewritten
-when more alarms join and once more when the episode closes, and a re-run or back-fill of the same data
+The sensor reads the anomalies asset's new materializations, finds the incidents (confirmed alarm episodes
+grouped by cms_dagster.incidents.grouping) of the hours they cover (and a day before) and requests an
+``incident_report`` run for each incident whose report is new or out of date: the run key is
+``<incident id>:<alarms>:<open|closed>``, so a report is rewritten when more alarms or episodes join and
+once more when the incident closes, and a re-run or back-fill of the same data
 asks for nothing new. The report's Markdown is the materialization's metadata; the report itself goes to
 the warehouse (intelligence.incidents) and the lake (archive zone, incidents/<id>.json).
 """
@@ -36,7 +37,8 @@ incident_partitions = dg.DynamicPartitionsDefinition(name="incidents")
     # an incident depends on the detector's alarms around it, not on one hour of them
     deps=[dg.AssetDep(ANOMALIES, partition_mapping=dg.AllPartitionMapping())],
     kinds={"python", "openai"},
-    description="intelligence.incident_report: one partition per incident (a confirmed alarm episode; id "
+    description="intelligence.incident_report: one partition per incident (confirmed alarm episodes "
+    "related in the ontology and close in time; id "
     "inc-YYYYMMDD-HHMM-<entity hash>). Ranked causes with evidence (cms rca incident's analysis), blast "
     "radius from the ontology, timeline, the runbook's remediation and a checked narrative (OpenAI or the "
     "offline engine). Stored in intelligence.incidents and the lake; shown here as Markdown.",
@@ -49,7 +51,7 @@ def incident_report(context: dg.AssetExecutionContext, cms: CmsResource, llm: Ll
     episode = find_episode(wh.query, context.partition_key, ontology, until=until)
     if episode is None:
         raise dg.Failure(
-            f"no confirmed alarm episode is incident {context.partition_key} in intelligence.anomalies: "
+            f"no group of confirmed alarm episodes is incident {context.partition_key} in intelligence.anomalies: "
             "materialize intelligence/anomalies for its hours first"
         )
     with llm.adapter(context) as engine:
@@ -90,8 +92,8 @@ incident_report_job = dg.define_asset_job(
     job=incident_report_job,
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Requests an incident_report run per confirmed alarm episode as intelligence/anomalies "
-    "materializes (new incident, more alarms, episode closed).",
+    description="Requests an incident_report run per incident (confirmed alarm episodes grouped) as intelligence/anomalies "
+    "materializes (new incident, more alarms, incident closed).",
 )
 def incident_report_sensor(context: dg.SensorEvaluationContext, cms: CmsResource) -> dg.SensorResult | dg.SkipReason:
     after = int(context.cursor) if context.cursor else None
