@@ -18,9 +18,9 @@ an incident is the episodes that belong together:
 **Stable ids.** Grouping is read from a point before the window where nothing links across: no episode
 (confirmed or not) spans it and no confirmed episode ended within ``far`` before it. Incidents after such
 a point are the same whatever earlier data was read, so a back-fill, a re-run, the sensor's window and
-``cms incidents build --since`` all give the same incidents and ids. The point is searched in the
-``lookback`` before the window (a day by default); if the estate alarmed without pause for all of it,
-grouping starts at the look-back's start.
+``cms incidents build --since`` all give the same incidents and ids. The point is searched in the 4 hours
+before the window, then in the whole ``lookback`` (a day by default); if the estate alarmed without pause
+for all of it, grouping starts at the look-back's start.
 
 Plain Python (pandas); no Dagster.
 """
@@ -57,6 +57,7 @@ DEFAULT_NEAR = pd.Timedelta(minutes=30)
 DEFAULT_FAR = pd.Timedelta(hours=2)
 DEFAULT_SPAN = pd.Timedelta(hours=6)
 DEFAULT_LOOKBACK = pd.Timedelta(days=1)
+SHORT_LOOKBACK = pd.Timedelta(hours=4)
 
 
 class Relations:
@@ -171,8 +172,13 @@ def incidents_between(
     NoAlarmsTable when detection has not run on this warehouse yet."""
     relations = relations or Relations(ontology.dependency_edges())
     since_ts = pd.Timestamp(since).tz_convert("UTC") if pd.Timestamp(since).tzinfo else pd.Timestamp(since, tz="UTC")
-    lo = since_ts - lookback
-    eps = episodes_between(query, lo.to_pydatetime(), until, relations.related)
-    start = _quiet_point(eps, lo, since_ts, options.get("far", DEFAULT_FAR))
+    far = options.get("far", DEFAULT_FAR)
+    # a short look-back first (a quiet point is usually within hours), the whole one when it has none
+    for back in sorted({min(lookback, SHORT_LOOKBACK), lookback}):
+        lo = since_ts - back
+        eps = episodes_between(query, lo.to_pydatetime(), until, relations.related)
+        start = _quiet_point(eps, lo, since_ts, far)
+        if start > lo:
+            break
     incidents = group_episodes([e for e in eps if e.start >= start], relations, **options)
     return [i for i in incidents if i.end >= since_ts]
