@@ -192,6 +192,40 @@ class _Base:
             )
         return budget - prompt
 
+    def structured(
+        self,
+        system: str,
+        user: str,
+        json_schema: Mapping[str, Any],
+        name: str,
+        *,
+        offline: Callable[[], dict[str, Any]] | None = None,
+        max_tokens: int | None = None,
+    ) -> LlmResult:
+        """The cached answer to this request, or a new one (within the token budget, checked against the
+        schema, then cached)."""
+        key = request_key(self.engine, self.model, system, user, json_schema, name)
+        hit = self._from_cache(key)
+        if hit is not None:
+            return hit
+        room = self._budget(system, user, json_schema, max_tokens)
+        data, model, used = self._answer(system, user, json_schema, name, room, offline)
+        data = validate_answer(data, json_schema, name)
+        self.cache.put(key, {"data": data, "model": model})
+        return LlmResult(data=data, engine=self.engine, model=model, usage=used, key=key)
+
+    def _answer(
+        self,
+        system: str,
+        user: str,
+        json_schema: Mapping[str, Any],
+        name: str,
+        room: int,
+        offline: Callable[[], dict[str, Any]] | None,
+    ) -> tuple[Any, str, Usage]:
+        """(the answer, the model that gave it, tokens used) for a request not in the cache."""
+        raise NotImplementedError
+
 
 class OfflineLlm(_Base):
     """The deterministic engine: the caller's template answers, checked against the same schema."""
@@ -215,14 +249,19 @@ class OfflineLlm(_Base):
             raise LlmUnavailableError(
                 f"the offline engine has no template for {name}: set CMS_LLM=openai (and OPENAI_API_KEY)"
             )
-        key = request_key(self.engine, self.model, system, user, json_schema, name)
-        hit = self._from_cache(key)
-        if hit is not None:
-            return hit
-        self._budget(system, user, json_schema, max_tokens)
-        data = validate_answer(offline(), json_schema, name)
-        self.cache.put(key, {"data": data, "model": self.model})
-        return LlmResult(data=data, engine=self.engine, model=self.model, key=key)
+        return super().structured(system, user, json_schema, name, offline=offline, max_tokens=max_tokens)
+
+    def _answer(
+        self,
+        system: str,
+        user: str,
+        json_schema: Mapping[str, Any],
+        name: str,
+        room: int,
+        offline: Callable[[], dict[str, Any]] | None,
+    ) -> tuple[Any, str, Usage]:
+        assert offline is not None  # structured() refused a request without a template
+        return offline(), self.model, Usage()
 
 
 class OpenAiLlm(_Base):
@@ -234,23 +273,17 @@ class OpenAiLlm(_Base):
         super().__init__(model, max_tokens, cache)
         self.client = client
 
-    def structured(
+    def _answer(
         self,
         system: str,
         user: str,
         json_schema: Mapping[str, Any],
         name: str,
-        *,
-        offline: Callable[[], dict[str, Any]] | None = None,
-        max_tokens: int | None = None,
-    ) -> LlmResult:
+        room: int,
+        offline: Callable[[], dict[str, Any]] | None,
+    ) -> tuple[Any, str, Usage]:
         import openai
 
-        key = request_key(self.engine, self.model, system, user, json_schema, name)
-        hit = self._from_cache(key)
-        if hit is not None:
-            return hit
-        room = self._budget(system, user, json_schema, max_tokens)
         try:
             response = self.client.chat.completions.create(
                 model=self.model,
@@ -294,10 +327,7 @@ class OpenAiLlm(_Base):
             data = json.loads(message.content or "")
         except ValueError:
             raise LlmAnswerError(f"the {name} answer is not JSON: {_short(message.content or '(empty)')}") from None
-        data = validate_answer(data, json_schema, name)
-        model = getattr(response, "model", None) or self.model
-        self.cache.put(key, {"data": data, "model": model})
-        return LlmResult(data=data, engine=self.engine, model=model, usage=used, key=key)
+        return data, getattr(response, "model", None) or self.model, used
 
 
 def _short(text: Any, n: int = 160) -> str:

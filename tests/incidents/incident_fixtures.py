@@ -4,18 +4,13 @@ Times are fixed in the past (the data is history; nothing here reads the clock).
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import pandas as pd
 
 from cms_dagster.domain import load_ontology
-
-U = dt.timezone.utc
-OUTAGE = dt.datetime(2026, 11, 25, 20, 0, tzinfo=U)  # a Wednesday
-DAYS = pd.date_range("2026-11-16 21:00", periods=10, freq="D")  # equities.eod_pricing runs at 21:00
+from tests.rca.marts_helpers import DAYS, OUTAGE, outage_minutes
 
 
 def write_marts(path: Path, feed_name: str = "cme-mdp") -> None:
@@ -23,32 +18,7 @@ def write_marts(path: Path, feed_name: str = "cme-mdp") -> None:
     40 minutes; daily runs of equities.eod_pricing."""
     con = duckdb.connect(str(path))
     con.execute("set TimeZone='UTC'")
-    minutes = pd.date_range("2026-11-16", "2026-11-26", freq="min", inclusive="left")
-    rng = np.random.default_rng(7)
-    busy = np.where((minutes.hour >= 19) & (minutes.hour < 22), 2.0, 1.0)
-    t0 = pd.Timestamp(OUTAGE).tz_localize(None)
-    down = np.asarray((minutes >= t0) & (minutes < t0 + pd.Timedelta("40min")))
-    infra = pd.DataFrame(
-        {
-            "entity_id": "rds:orders-db",
-            "metric": "CPUUtilization",
-            "namespace": "AWS/RDS",
-            "minute_ts": minutes,
-            "avg_value": 20 * busy + rng.normal(0, 1, len(minutes)),
-        }
-    )
-    feed = pd.DataFrame(
-        {
-            "feed_id": feed_name,
-            "minute_ts": minutes,
-            "is_up": ~down,
-            "latency_ms": 12.0 * rng.lognormal(0, 0.05, len(minutes)),
-            "staleness_s": np.where(down, 600.0, 1.0),
-            "messages": np.where(down, 0.0, 5000.0 * busy * rng.lognormal(0, 0.05, len(minutes))),
-            "missing_fields": 0,
-            "invalid_values": 0,
-        }
-    )
+    infra, feed = outage_minutes(feed_name)
     runs = pd.DataFrame(
         {
             "job_key": "commodities.eod_settlement_prices",

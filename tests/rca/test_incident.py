@@ -9,10 +9,9 @@ import json
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import pandas as pd
 import pytest
-from marts_helpers import store_marts
+from marts_helpers import OUTAGE, outage_minutes, store_marts
 
 from cms_dagster.domain import load_ontology
 from cms_dagster.rca.cli import register
@@ -20,40 +19,13 @@ from cms_dagster.rca.incident import analyse_incident
 from cms_dagster.rca.validate import RcaInputError
 
 U = dt.timezone.utc
-OUTAGE = dt.datetime(2026, 11, 25, 20, 0, tzinfo=U)  # a Wednesday
 
 
 def _write_marts(path: Path) -> None:
     """Ten days of minutes for a database and a feed with a daily busy hour; the feed drops at OUTAGE."""
     con = duckdb.connect(str(path))
     con.execute("set TimeZone='UTC'")
-    minutes = pd.date_range("2026-11-16", "2026-11-26", freq="min", inclusive="left")
-    rng = np.random.default_rng(7)
-    busy = np.where((minutes.hour >= 19) & (minutes.hour < 22), 2.0, 1.0)  # the same every day
-    t0 = pd.Timestamp(OUTAGE).tz_localize(None)
-    down = np.asarray((minutes >= t0) & (minutes < t0 + pd.Timedelta("40min")))
-    infra = pd.DataFrame(
-        {
-            "entity_id": "rds:orders-db",
-            "metric": "CPUUtilization",
-            "namespace": "AWS/RDS",
-            "minute_ts": minutes,
-            "avg_value": 20 * busy + rng.normal(0, 1, len(minutes)),
-        }
-    )
-    feed = pd.DataFrame(
-        {
-            "feed_id": "cme-mdp",
-            "minute_ts": minutes,
-            "is_up": ~down,
-            "latency_ms": 12.0 * rng.lognormal(0, 0.05, len(minutes)),
-            "staleness_s": np.where(down, 600.0, 1.0),
-            "messages": np.where(down, 0.0, 5000.0 * busy * rng.lognormal(0, 0.05, len(minutes))),
-            "missing_fields": 0,
-            "invalid_values": 0,
-        }
-    )
-    store_marts(con, infra, feed)
+    store_marts(con, *outage_minutes())
     con.close()
 
 
