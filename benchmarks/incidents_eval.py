@@ -189,7 +189,7 @@ def alerts_live(home: Path, incidents: list[Incident], s: SamplingSettings, step
     outside = [m for m in pages if not any(inside(pd.Timestamp(a["at"])) for a in m["alerts"])]
     days = (end - pd.Timestamp(s.start) - pd.Timedelta(days=1)) / pd.Timedelta(days=1)
     symptoms = [st["alert"] for st in store.all() if st["alert"]["source"] in ("feed", "batch_run")]
-    with_symptom, paged, paged_10 = 0, 0, 0
+    with_symptom, paged, paged_10, delays = 0, 0, 0, []
     for a, b in windows:
         mine = [x for x in symptoms if a <= pd.Timestamp(x["at"]) < b]
         if not mine:
@@ -200,11 +200,13 @@ def alerts_live(home: Path, incidents: list[Incident], s: SamplingSettings, step
         if sent:
             paged += 1
             paged_10 += (min(sent) - first) <= pd.Timedelta(minutes=10)
+            delays.append((min(sent) - first) / pd.Timedelta(minutes=1))
     kinds = Counter(a["source"] for m in outside for a in m["alerts"])
     return {
         "evaluations": n, "messages": len(messages), "pages": len(pages), "pages_outside": len(outside),
         "days": round(days, 1), "pages_outside_per_day": round(len(outside) / days, 2), "outside_by_source": dict(kinds),
         "incidents_with_symptom": with_symptom, "paged": paged, "paged_within_10min": paged_10,
+        "minutes_to_page": sorted(delays), "pages_per_day": round(len(pages) / days, 2),
     }
 
 
@@ -216,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep", type=Path, help="build into this directory and keep it")
     p.add_argument("--reuse", type=Path, help="measure on a kept build")
     p.add_argument("--step-min", type=int, default=10, help="minutes of data between alert evaluations")
-    p.add_argument("--skip", default="", help="comma-separated phases to leave out: narratives, alerts")
+    p.add_argument("--skip", default="", help="comma-separated phases to leave out: reports, narratives, alerts")
     args = p.parse_args(argv)
     timings: dict[str, float] = {}
     s = SamplingSettings(seed=args.seed, days=args.days, per_kind=args.per_kind)
@@ -230,30 +232,32 @@ def main(argv: list[str] | None = None) -> int:
         incidents = sample_incidents(load_ontology(), s)
         build(home, incidents, s, timings)
         (home / LABELS).write_text(json.dumps([i.label() for i in incidents]))
-    t = time.perf_counter()
-    rows, built, st = reports(home, incidents)
-    timings["reports"] = time.perf_counter() - t
-    n = len(rows)
-    one = sum(r["reports"] == 1 for r in rows)
-    none = sum(r["reports"] == 0 for r in rows)
-    many = sum(r["reports"] > 1 for r in rows)
-    one_by_time = sum(r["by_time"] == 1 for r in rows)
-    hits = sum(r["hit"] for r in rows)
-    cites_ok = sum(set(r["narrative"]["evidence_ids"]) <= {e["id"] for e in r["evidence"]} for r in built)
-    say(
-        f"\nreports: {st['incidents']} incidents ({st['episodes']} confirmed episodes) over {st['days']} days; "
-        f"{n} injected: exactly one matching report {one}, none {none}, several {many} ({timings['reports']:.0f} s)"
-    )
-    say(
-        f"reports matching no injected incident: {st['unmatched']} = {st['unmatched'] / st['days']:.2f}/day; "
-        f"by time alone (any report starting in the window) exactly one: {one_by_time}/{n}"
-    )
-    for r in rows:
-        if r["reports"] != 1 or not r["hit"]:
-            say(f"  {r['id']} {r['kind']:27} root {r['root']:45} reports {r['reports']} {r.get('episodes', '')}  top {r['top']}")
-    say(f"top cause of the incident's first report = label root: {hits}/{n} = {hits / n:.3f}")
-    say(f"offline narratives citing only existing evidence: {cites_ok}/{len(built)}")
     skip = {x.strip() for x in args.skip.split(",") if x.strip()}
+    built: list[dict] = []
+    if "reports" not in skip:
+        t = time.perf_counter()
+        rows, built, st = reports(home, incidents)
+        timings["reports"] = time.perf_counter() - t
+        n = len(rows)
+        one = sum(r["reports"] == 1 for r in rows)
+        none = sum(r["reports"] == 0 for r in rows)
+        many = sum(r["reports"] > 1 for r in rows)
+        one_by_time = sum(r["by_time"] == 1 for r in rows)
+        hits = sum(r["hit"] for r in rows)
+        cites_ok = sum(set(r["narrative"]["evidence_ids"]) <= {e["id"] for e in r["evidence"]} for r in built)
+        say(
+            f"\nreports: {st['incidents']} incidents ({st['episodes']} confirmed episodes) over {st['days']} days; "
+            f"{n} injected: exactly one matching report {one}, none {none}, several {many} ({timings['reports']:.0f} s)"
+        )
+        say(
+            f"reports matching no injected incident: {st['unmatched']} = {st['unmatched'] / st['days']:.2f}/day; "
+            f"by time alone (any report starting in the window) exactly one: {one_by_time}/{n}"
+        )
+        for r in rows:
+            if r["reports"] != 1 or not r["hit"]:
+                say(f"  {r['id']} {r['kind']:27} root {r['root']:45} reports {r['reports']} {r.get('episodes', '')}  top {r['top']}")
+        say(f"top cause of the incident's first report = label root: {hits}/{n} = {hits / n:.3f}")
+        say(f"offline narratives citing only existing evidence: {cites_ok}/{len(built)}")
     if "narratives" in skip:
         built = []
     t = time.perf_counter()
@@ -277,8 +281,11 @@ def main(argv: list[str] | None = None) -> int:
         say(
             f"incidents with a symptom: {al['incidents_with_symptom']}; paged {al['paged']} "
             f"({al['paged'] / al['incidents_with_symptom']:.3f}), within 10 min {al['paged_within_10min']} "
-            f"({al['paged_within_10min'] / al['incidents_with_symptom']:.3f})"
+            f"({al['paged_within_10min'] / al['incidents_with_symptom']:.3f}); minutes from the symptom's data "
+            f"time to the page: median {pd.Series(al['minutes_to_page'], dtype=float).median():.0f}, "
+            f"max {max(al['minutes_to_page'], default=float('nan')):.0f}"
         )
+    say(f"pages per simulated day, all: {al['pages_per_day']}")
     say("timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))
     if not args.keep and not args.reuse:
         say(f"(build left in {home}; pass --keep DIR to choose where, --reuse DIR to measure again)")
