@@ -6,7 +6,10 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cms_dagster.settings import Settings
 
 APP = Path(__file__).with_name("app.py")
 
@@ -25,6 +28,13 @@ def streamlit_command(host: str, port: int) -> list[str]:
     ]
 
 
+def reading(settings: Settings) -> str:
+    """Which warehouse the dashboard reads, in words (the CLI's first line and the sidebar say it)."""
+    if settings.warehouse == "duckdb":
+        return f"DuckDB {settings.duckdb_path}"
+    return "Snowflake (container session)" if settings.snowflake_auth == "container" else "Snowflake"
+
+
 def run_dashboard(args: argparse.Namespace) -> int:
     from cms_dagster import settings as settings_mod
 
@@ -36,7 +46,7 @@ def run_dashboard(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         print(f"cms dashboard: --port {args.port} is not a TCP port (1-65535)", file=sys.stderr)
         return 2
-    where = f"DuckDB {s.duckdb_path}" if s.warehouse == "duckdb" else "Snowflake"
+    where = reading(s)
     if s.warehouse == "duckdb" and not s.duckdb_path.exists():
         print(f"cms dashboard: no warehouse at {s.duckdb_path} yet; the pages will say so until `cms demo` "
               "(or the Dagster assets) build it", file=sys.stderr)

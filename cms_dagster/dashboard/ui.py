@@ -15,6 +15,7 @@ import streamlit as st
 from cms_dagster import settings as settings_mod
 from cms_dagster.dashboard import filters as filters_mod
 from cms_dagster.dashboard import queries
+from cms_dagster.dashboard.cli import reading
 from cms_dagster.domain import load_ontology
 from cms_dagster.domain.model import Ontology
 from cms_dagster.warehouse.client import Warehouse
@@ -42,10 +43,7 @@ class Source:
 
     @property
     def where(self) -> str:
-        s = self.settings
-        if s.warehouse == "duckdb":
-            return f"DuckDB {s.duckdb_path}"
-        return "Snowflake (container session)" if s.snowflake_auth == "container" else "Snowflake"
+        return reading(self.settings)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=500)
@@ -90,6 +88,18 @@ def require_tables(src: Source, page: str) -> bool:
         )
         return False
     return True
+
+
+def page_extent(src: Source, pages: Sequence[str], nothing_yet: str) -> dict[str, pd.Timestamp | None] | None:
+    """The warehouse's data extent for a page that reads the marts of ``pages``; None once the page has said
+    why it has nothing to show (marts missing: :func:`require_tables`; marts empty: ``nothing_yet``)."""
+    if not all(require_tables(src, p) for p in pages):
+        return None
+    ext = extent(src)
+    if ext["latest"] is None:
+        st.info(nothing_yet)
+        return None
+    return ext
 
 
 def empty(what: str) -> None:

@@ -44,12 +44,11 @@ def live_timeline(f) -> None:
 
 
 def body() -> None:
-    if not ui.require_tables(src, "batches"):
+    ext = ui.page_extent(src, ["batches"], "The warehouse holds no batch runs yet: once the first runs are loaded, "
+                         "this page fills.")
+    if ext is None:
         return
-    latest = ui.extent(src)["latest"]
-    if latest is None:
-        st.info("The warehouse holds no batch runs yet: once the first runs are loaded, this page fills.")
-        return
+    latest = ext["latest"]
     f = ui.page_filters(filters)
     live_timeline(f)
     start, end = f.window(latest)

@@ -47,12 +47,11 @@ def live_grid(f, feeds: list[str]) -> None:
 
 
 def body() -> None:
-    if not ui.require_tables(src, "feeds"):
+    ext = ui.page_extent(src, ["feeds"], "The warehouse holds no feed heartbeats yet: once the first hour is "
+                         "loaded, this page fills.")
+    if ext is None:
         return
-    latest = ui.extent(src)["latest"]
-    if latest is None:
-        st.info("The warehouse holds no feed heartbeats yet: once the first hour is loaded, this page fills.")
-        return
+    latest = ext["latest"]
     f = ui.page_filters(filters)
     feeds = f.feeds(src.ontology)
     live_grid(f, feeds)

@@ -157,11 +157,9 @@ def reports_view(start: pd.Timestamp, end: pd.Timestamp) -> bool:
 
 
 def body() -> None:
-    if not ui.require_tables(src, "incidents"):
-        return
-    ext = ui.extent(src)
-    if ext["latest"] is None:
-        st.info("The warehouse holds no data yet: once the first hours are loaded, this page fills.")
+    ext = ui.page_extent(src, ["incidents"], "The warehouse holds no data yet: once the first hours are loaded, "
+                         "this page fills.")
+    if ext is None:
         return
     start, end = filters.window(ext["latest"])
     if reports_view(start, end):

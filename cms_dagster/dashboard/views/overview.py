@@ -17,12 +17,11 @@ DAY = pd.Timedelta(hours=24)
 
 
 def body() -> None:
-    if not ui.require_tables(src, "batches") or not ui.require_tables(src, "feeds"):
+    ext = ui.page_extent(src, ["batches", "feeds"], "The warehouse holds no data yet: once the first hour is loaded, "
+                         "this page fills.")
+    if ext is None:
         return
-    latest = ui.extent(src)["latest"]
-    if latest is None:
-        st.info("The warehouse holds no data yet: once the first hour is loaded, this page fills.")
-        return
+    latest = ext["latest"]
     f = ui.page_filters(filters)
     end = f.window(latest)[1]
     st.caption(f"As of {end - pd.Timedelta(minutes=1):%Y-%m-%d %H:%M} UTC (the latest data{'' if f.end is None else ' before the chosen end'}).")

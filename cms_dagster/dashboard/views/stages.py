@@ -23,11 +23,9 @@ def _pick(label: str, options: list[str], wanted: str | None, key: str, fmt=str)
 
 
 def body() -> None:
-    if not ui.require_tables(src, "stages"):
-        return
-    ext = ui.extent(src)
-    if ext["latest"] is None:
-        st.info("The warehouse holds no batch runs yet: once the first runs are loaded, this page fills.")
+    ext = ui.page_extent(src, ["stages"], "The warehouse holds no batch runs yet: once the first runs are loaded, "
+                         "this page fills.")
+    if ext is None:
         return
     f = filters
     last_day = ui.latest_day(ext["latest"] if f.end is None else f.end)
