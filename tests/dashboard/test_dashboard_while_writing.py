@@ -35,11 +35,11 @@ con.close()
 """
 
 
-@pytest.fixture
-def written_db(tmp_path: Path, scenario_db: Path) -> Iterator[Path]:
-    """A copy of the scenario with its snapshot published, and a writer process holding its write lock."""
-    db = tmp_path / "live" / "warehouse.duckdb"
-    db.parent.mkdir()
+@pytest.fixture(scope="module")
+def written_db(tmp_path_factory: pytest.TempPathFactory, scenario_db: Path) -> Iterator[Path]:
+    """A copy of the scenario with its snapshot published, and a writer process holding its write lock
+    while every page of the module renders."""
+    db = tmp_path_factory.mktemp("live") / "warehouse.duckdb"
     shutil.copyfile(scenario_db, db)
     con = duckdb.connect(str(db))
     snapshot.publish(con, db)
