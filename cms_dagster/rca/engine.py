@@ -21,7 +21,13 @@ import pandas as pd
 from cms_dagster.domain.graph import dependency_closure, reach
 from cms_dagster.rca.findings import Candidate, as_timedelta, as_timestamp, evidence_from_row
 from cms_dagster.rca.residual import residual_strength
-from cms_dagster.rca.series import DEFAULT_ONSET_Z, DEFAULT_PERSISTENCE, DEFAULT_THRESHOLD, series_stats
+from cms_dagster.rca.series import (
+    DEFAULT_ONSET_Z,
+    DEFAULT_PERSISTENCE,
+    DEFAULT_THRESHOLD,
+    pooled_short_strength,
+    series_stats,
+)
 from cms_dagster.rca.validate import (
     PreparedMetrics,
     RcaInputError,
@@ -39,6 +45,7 @@ __all__ = [
     "Propagation",
     "anomaly_weight",
     "confidence",
+    "first_anomalous_dependents",
     "lateness_factor",
     "propagate",
     "rank",
@@ -46,7 +53,6 @@ __all__ = [
 ]
 
 EXPLAINED_FLOOR = 0.05  # what is left of a node's score when a sure root among its dependencies explains it
-COVERAGE_WEIGHT = 1.0  # bonus for explaining every other anomalous node: score x (1 + weight x share)
 LATENESS_STEPS = 10.0  # a node that moved this many sampling steps after the first anomalous one scores half
 QUIET_FACTOR = 0.5  # a node whose series all stay under this x threshold blocks explanations through it
 SURE_FACTOR = 5.0 / 3.0  # a node is surely anomalous from SURE_FACTOR x threshold (robust |z| 5 by default)
@@ -126,6 +132,30 @@ def anomaly_weight(strength: float, threshold: float) -> float:
     return min(1.0, strength / (SURE_FACTOR * threshold)) ** 2
 
 
+def first_anomalous_dependents(
+    node: str, callers: Mapping[str, Iterable[str]], anomalous: Container[str]
+) -> set[str]:
+    """The anomalous nodes that depend on ``node``, each the first anomalous one on its path up the graph.
+
+    ``callers`` maps a node to the nodes that depend on it directly. Nodes that are not anomalous (with or
+    without metrics) are looked through, anomalous ones end the path: their own dependents are theirs to
+    account for. This is the set CIRCA's descendant adjustment adds to a node's score.
+    """
+    found: set[str] = set()
+    seen = {node}
+    stack = list(callers.get(node, ()))
+    while stack:
+        nxt = stack.pop()
+        if nxt in seen:
+            continue
+        seen.add(nxt)
+        if nxt in anomalous:
+            found.add(nxt)
+        else:
+            stack.extend(callers.get(nxt, ()))
+    return found
+
+
 def rank_series(
     stats: pd.DataFrame,
     edges: list[tuple[str, str]],
@@ -182,9 +212,24 @@ def rank_series(
     prop = propagate(anomalous, plaus, edges, tolerance=tolerance, quiet=quiet, strict=censored)
 
     allowed = dependency_closure(edges, target) if target is not None else None
+    callers: dict[str, list[str]] = {}
+    for source, dep in edges:
+        callers.setdefault(dep, []).append(source)
     by_node: dict[str, list[dict[str, Any]]] = {}
     for r in order.to_dict("records"):
         by_node.setdefault(r["node"], []).append(r)  # strongest series first
+    # what an anomalous dependent lends to the nodes it depends on: the part of its move that its dependencies'
+    # history explains (log1p(strength) - log1p(residual)) when the regression was informative, all of it when
+    # nothing was fitted (nothing says its dependencies could not have caused it)
+    strongest = order.groupby("node", sort=True).head(1).set_index("node")
+    credit = {}
+    for c in anomalous:
+        lead = strongest.loc[c]
+        explained = "residual" in strongest.columns and bool(
+            pd.notna(lead["residual"]) and lead["explained_share"] >= INFORMATIVE_FIT
+        )
+        unexplained = math.log1p(float(lead["residual"])) if explained else 0.0
+        credit[c] = math.log1p(float(lead["strength"])) - unexplained
     rows = []
     first = min((t for t in anomalous.values() if t is not None), default=None)
     for n, a in node_strength.items():
@@ -193,12 +238,9 @@ def rank_series(
         cause = float(node_cause[n])
         base = math.log1p(cause)
         if n in anomalous:
-            score = (
-                base
-                * prop.independence[n]
-                * (1.0 + COVERAGE_WEIGHT * prop.coverage[n])
-                * anomaly_weight(cause, threshold)
-            )
+            # descendant adjustment (CIRCA): what the node's anomaly can account for among its dependents
+            adjusted = base + sum(credit[c] for c in first_anomalous_dependents(n, callers, anomalous))
+            score = adjusted * prop.independence[n] * anomaly_weight(cause, threshold)
             score *= lateness_factor(anomalous[n], first, step, as_timedelta(node_step.get(n)))
         else:
             score = EXPLAINED_FLOOR**2 * math.log1p(float(a))
@@ -245,6 +287,25 @@ def lateness_factor(
     if onset is None or first is None or step is None or step <= pd.Timedelta(0):
         return 1.0
     return 1.0 / (1.0 + max((onset - first) / (step * LATENESS_STEPS), 0.0))
+
+
+def apply_pooled_strength(
+    stats: pd.DataFrame, pooled: np.ndarray, threshold: float, start: pd.Timestamp
+) -> None:
+    """Put the pooled strength of short-history series (:func:`pooled_short_strength`) into ``stats``, in place:
+    strength, signed z, whether it moved, and an onset at ``start`` for those that now moved."""
+    use = ~np.isnan(pooled)
+    if not use.any():
+        return
+    strength = stats["strength"].to_numpy(dtype=float).copy()
+    z = stats["z"].to_numpy(dtype=float).copy()
+    strength[use] = pooled[use]
+    z[use] = np.where(z[use] < 0, -pooled[use], pooled[use])
+    moved = strength >= threshold
+    onset = stats["moved_at"].copy()
+    onset[use & moved & onset.isna().to_numpy()] = start
+    onset[~moved] = pd.NaT
+    stats["strength"], stats["z"], stats["moved"], stats["moved_at"] = strength, z, moved, onset
 
 
 def warn_unknown_nodes(edges: list[tuple[str, str]], known: set[str]) -> None:
@@ -356,6 +417,14 @@ def rank(
     )
     prepared, edges, stats = inc.prepared, inc.edges, inc.stats
     warn_unknown_nodes(edges, set(stats["node"]))
+    apply_pooled_strength(
+        stats,
+        pooled_short_strength(
+            prepared, stats, inc.start_ns, end_ns=inc.end_ns, baseline_ns=inc.baseline_ns, persistence=persistence
+        ),
+        threshold,
+        inc.start,
+    )
     stats["residual"], stats["explained_share"] = residual_strength(
         prepared, stats, edges, inc.start_ns, end_ns=inc.end_ns, baseline_ns=inc.baseline_ns, persistence=persistence
     )

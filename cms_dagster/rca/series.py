@@ -28,7 +28,15 @@ import pandas as pd
 
 from cms_dagster.rca.validate import PreparedMetrics
 
-__all__ = ["DEFAULT_ONSET_Z", "DEFAULT_PERSISTENCE", "DEFAULT_THRESHOLD", "Z_LIMIT", "series_stats"]
+__all__ = [
+    "DEFAULT_ONSET_Z",
+    "DEFAULT_PERSISTENCE",
+    "DEFAULT_THRESHOLD",
+    "MIN_SCALE_POINTS",
+    "Z_LIMIT",
+    "pooled_short_strength",
+    "series_stats",
+]
 
 DEFAULT_THRESHOLD = 3.0  # sustained robust |z| from which a series counts as moved
 DEFAULT_PERSISTENCE = 5  # consecutive incident points a move must last (median of a window)
@@ -315,3 +323,60 @@ def series_stats(
         },
         columns=COLUMNS,
     )
+
+
+MIN_SCALE_POINTS = 10  # history points a series needs before its own spread can measure a move
+
+
+def pooled_short_strength(
+    prepared: PreparedMetrics,
+    stats: pd.DataFrame,
+    start_ns: int,
+    *,
+    end_ns: int | None = None,
+    baseline_ns: int | None = None,
+    persistence: int = DEFAULT_PERSISTENCE,
+    min_points: int = MIN_SCALE_POINTS,
+) -> np.ndarray:
+    """Strength of the series whose history is too short for a scale of their own, from a scale shared by the
+    series of the same metric name; NaN for the others (they keep ``stats["strength"]``).
+
+    With one or two points before ``start`` a series' median is a guess and its MAD is 0 or a single
+    difference: ``series_stats`` then falls back to 1 % of the magnitude, which makes every series that moved
+    by a few per cent a sure move. Here each incident point's relative change from the history's median,
+    (x − b) / (|x| + |b|) (bounded in [−1, 1], defined at 0), is measured against the robust spread (MAD x
+    1.4826, around the median) of the same changes of every short series with the same metric name: in an
+    incident most series do not move, so their changes are what "usual" means when nothing else says it.
+    The strength is the same sustained |z| as ``series_stats`` (median of each window of ``persistence``
+    points, of all of them when fewer).
+    """
+    n = len(prepared.series_node)
+    out = np.full(n, np.nan)
+    n_hist = stats["n_history"].to_numpy()
+    short = (n_hist > 0) & (n_hist < min_points) & (stats["n_incident"].to_numpy() > 0)
+    if not short.any():
+        return out
+    t, v, s = prepared.time, prepared.value, prepared.series
+    inc = (t >= start_ns) & short[s]
+    if end_ns is not None:
+        inc &= t <= end_ns
+    base = stats["baseline"].to_numpy(dtype=float)
+    iv, is_ = v[inc], s[inc]
+    denom = np.abs(iv) + np.abs(base[is_])
+    change = np.divide(iv - base[is_], denom, out=np.zeros(len(iv)), where=denom > 0)
+    metric = np.asarray(stats["metric"].to_numpy()[is_], dtype=object)
+    frame = pd.DataFrame({"series": is_, "metric": metric, "change": change})
+    centre = frame.groupby("metric")["change"].transform("median")
+    spread = 1.4826 * (frame["change"] - centre).abs().groupby(frame["metric"]).transform("median")
+    fallback = frame["change"].abs().groupby(frame["metric"]).transform("mean")
+    spread = spread.where(spread > 0, fallback).where(lambda x: x > 0, 1.0)
+    frame["z"] = frame["change"] / spread
+    width = max(int(persistence), 1)
+    for i, z in frame.groupby("series", sort=True)["z"]:
+        values = z.to_numpy()
+        if len(values) < width:
+            out[i] = float(abs(np.median(values)))
+        else:
+            windows = np.lib.stride_tricks.sliding_window_view(values, width)
+            out[i] = float(np.max(np.abs(np.median(windows, axis=1))))
+    return out
