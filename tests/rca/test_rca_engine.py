@@ -248,3 +248,50 @@ def test_a_dependency_that_moved_at_the_same_point_does_not_explain_a_break_its_
     # the front end only passes the service's slowdown on: its history predicts it from the service
     assert by_node["front"].strength > by_node["svc"].strength
     assert by_node["front"].score < 0.1 * ranked[0].score
+
+
+def _five_minute_frame(series: dict[tuple[str, str], np.ndarray], start_index: int) -> tuple[pd.DataFrame, pd.Timestamp]:
+    times = pd.date_range("2026-11-27T00:00:00Z", periods=len(next(iter(series.values()))), freq="5min")
+    frames = [
+        pd.DataFrame({"time": times, "node": node, "metric": metric, "value": values})
+        for (node, metric), values in series.items()
+    ]
+    return pd.concat(frames, ignore_index=True), times[start_index]
+
+
+def test_a_service_whose_fault_reaches_several_callers_beats_a_leaf_mirroring_it_with_a_larger_move() -> None:
+    # front calls svc and lb (the load balancer's own view of svc, a leaf); a batch client calls svc too.
+    # svc slows down; lb shows the same slowdown, larger; front and the client inherit it.
+    rng = np.random.default_rng(5)
+    n_hist, n_inc = 400, 3
+    n = n_hist + n_inc
+    svc = 10 + rng.normal(0, 0.5, n)
+    lb = 12 + rng.normal(0, 0.5, n)
+    svc[n_hist:] += 20
+    lb[n_hist:] += 30
+    front = 50 + 0.5 * (svc - 10) + 0.5 * (lb - 12) + rng.normal(0, 0.5, n)
+    client = 20 + (svc - 10) + rng.normal(0, 0.5, n)
+    frame, start = _five_minute_frame(
+        {("svc", "latency"): svc, ("lb", "latency"): lb, ("front", "latency"): front, ("client", "latency"): client},
+        n_hist,
+    )
+    edges = [("front", "svc"), ("front", "lb"), ("client", "svc")]
+    ranked = rank(frame, edges, start)
+    by_node = {c.node: c for c in ranked}
+    assert by_node["lb"].strength > by_node["svc"].strength  # the larger move is the mirror's
+    assert ranked[0].node == "svc"
+
+
+def test_with_two_points_of_history_only_a_move_beyond_its_peers_counts() -> None:
+    # every series wobbles by a few per cent between two history points and the incident; one doubles
+    rng = np.random.default_rng(11)
+    series = {}
+    for i in range(12):
+        level = 100.0 * (i + 1)
+        series[(f"svc{i}", "latency")] = level * (1 + rng.normal(0, 0.03, 5))
+    series[("svc3", "latency")][2:] *= 2.0
+    frame, start = _five_minute_frame(series, 2)
+    edges = [("front", f"svc{i}") for i in range(12)]
+    ranked = rank(frame, edges, start)
+    assert ranked[0].node == "svc3"
+    assert [c.node for c in ranked if c.anomalous] == ["svc3"]
