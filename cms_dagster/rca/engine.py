@@ -175,6 +175,9 @@ def rank_series(
     leave unexplained, and one whose onset is the incident's first point (``start``) is not explained away by a
     dependency that moved at the same point when its dependencies predicted at least INFORMATIVE_FIT of its
     history's variance: at that point time says nothing of order, and the regression has judged the tie.
+    An anomalous node's score also gains what its first anomalous dependents lend it (CIRCA's descendant
+    adjustment, see :func:`first_anomalous_dependents`): the part of their move their own dependencies'
+    history explains, all of it for those without an informative fit.
     """
     known = set(stats["node"])
     graph_nodes = {x for e in edges for x in e}
