@@ -20,7 +20,7 @@ import pandas as pd
 
 from cms_dagster.domain.graph import dependency_closure, reach
 from cms_dagster.rca.findings import Candidate, as_timedelta, as_timestamp, evidence_from_row
-from cms_dagster.rca.residual import residual_strength
+from cms_dagster.rca.residual import MIN_FIT_POINTS, residual_strength
 from cms_dagster.rca.series import (
     DEFAULT_ONSET_Z,
     DEFAULT_PERSISTENCE,
@@ -174,7 +174,8 @@ def rank_series(
     With ``residual`` and ``explained_share`` columns (see :func:`rank`) a node scores what its dependencies
     leave unexplained, and one whose onset is the incident's first point (``start``) is not explained away by a
     dependency that moved at the same point when its dependencies predicted at least INFORMATIVE_FIT of its
-    history's variance: at that point time says nothing of order, and the regression has judged the tie.
+    history's variance (at that point time says nothing of order, and the regression has judged the tie), nor
+    when its history is too short for any fit (MIN_FIT_POINTS): nothing says which of the two came first.
     An anomalous node's score also gains what its first anomalous dependents lend it (CIRCA's descendant
     adjustment, see :func:`first_anomalous_dependents`): the part of their move their own dependencies'
     history explains, all of it for those without an informative fit.
@@ -195,6 +196,9 @@ def rank_series(
     if "residual" in order.columns:
         informative = order["residual"].notna() & (order["explained_share"] >= INFORMATIVE_FIT)
         fitted = set(order.loc[informative & order["moved"], "node"])
+        # nodes whose history is too short for any fit: nothing can judge a tie in time for them either
+        longest = order.groupby("node", sort=True)["n_history"].max()
+        fitted |= set(longest.index[longest < MIN_FIT_POINTS])
         own = order["residual"].fillna(order["strength"])
         node_cause = own.groupby(order["node"], sort=True).max()
     moved = order[order["moved"]]
