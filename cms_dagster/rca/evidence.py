@@ -207,12 +207,24 @@ def seasonal_adjust(
     """
     if frame.empty:
         return frame.loc[:, LONG_COLUMNS].copy()
+    lo_ts, hi_ts = _utc(lo), _utc(hi)
+    offsets = sorted(
+        set(range(1, max(int(reference_days), 0) + 1)) | {7 * w for w in range(1, reference_weeks + 1)}
+    )
     f = frame.copy()
     f["time"] = pd.to_datetime(f["time"], utc=True)
+    # only [lo, hi) and its shifts by the reference offsets are read: weeks of history between them are not
+    # pivoted (most of the cost of a long reference span)
+    needed = (f["time"] >= lo_ts) & (f["time"] < hi_ts)
+    for k in offsets:
+        shift = pd.Timedelta(days=k)
+        needed |= (f["time"] >= lo_ts - shift) & (f["time"] < hi_ts - shift)
+    f = f[needed]
+    if f.empty:
+        return frame.loc[[], LONG_COLUMNS].copy()
     wide = f.pivot_table(
         index="time", columns=["entity", "metric"], values="value", aggfunc="mean", sort=True
     )
-    lo_ts, hi_ts = _utc(lo), _utc(hi)
     values = wide.to_numpy(dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         logs = pd.DataFrame(
@@ -223,9 +235,6 @@ def seasonal_adjust(
     target = wide.index[(wide.index >= lo_ts) & (wide.index < hi_ts)]
     x = wide.reindex(target).to_numpy(dtype=float)
     kind = _day_type(target)
-    offsets = sorted(
-        set(range(1, max(int(reference_days), 0) + 1)) | {7 * w for w in range(1, reference_weeks + 1)}
-    )
     shapes = []
     for k in offsets:
         back = target - pd.Timedelta(days=k)
