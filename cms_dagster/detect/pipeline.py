@@ -1,7 +1,9 @@
 """Score the warehouse's fact tables hour by hour, carrying detector state in the lake.
 
-Series (entity id + metric) come from ``fct_infra_metrics``, ``fct_feed_status``, ``fct_batch_runs`` and
-``fct_stage_runs``. A run over [start, end) restores the latest checkpoint at or before ``start`` (one
+Minute series (entity id + metric) come from ``fct_infra_metrics`` and ``fct_feed_status`` and go through
+the streaming detector. Batch runs (``fct_batch_runs``) and stage runs (``fct_stage_runs``) are judged run
+by run against the same entity's runs at the same schedule slot (``cms_dagster.detect.runs``): their
+sources ``batch`` and ``stage`` need no checkpoint, only the runs of the weeks before. A run over [start, end) restores the latest checkpoint at or before ``start`` (one
 gzip'd JSON per source and hour boundary under ``checkpoints/detect/<source>/``), scores every point from
 that checkpoint's time up to ``end`` in one pass (identical to hourly chunks), replaces the anomalies of
 the re-scored span, and saves the checkpoint at ``end``. Checkpoints after ``end`` were derived from the
@@ -20,6 +22,7 @@ import orjson
 import pandas as pd
 
 from cms_dagster.detect.api import DetectorState, score_long_frame
+from cms_dagster.detect.runs import RUN_SOURCES, judge_window
 from cms_dagster.lake import Zone
 
 CHECKPOINT_PREFIX = "checkpoints/detect"
@@ -38,7 +41,6 @@ def _union(table: str, entity: str, time_col: str, metrics: list[tuple[str, str]
     return "\nunion all\n".join(parts)
 
 
-_FAILED = "case when status = 'failed' then 1 else 0 end"
 # per source: the union of (entity_id, metric, ts, value) selects; each takes [start, end) parameters
 SOURCES: dict[str, tuple[str, int]] = {
     "infra": (
@@ -66,30 +68,6 @@ SOURCES: dict[str, tuple[str, int]] = {
             ],
         ),
         6,
-    ),
-    "batch": (
-        _union(
-            "fct_batch_runs",
-            "'job:' || job_key",
-            "actual_end_ts",
-            [("duration_s", "duration_s"), ("failed", _FAILED), ("records", "records")],
-            " and status <> 'running'",
-        )
-        + "\nunion all\n"
-        + _union(
-            "fct_batch_runs", "'job:' || job_key", "actual_start_ts", [("start_delay_s", "start_delay_s")]
-        ),
-        4,
-    ),
-    "stage": (
-        _union(
-            "fct_stage_runs",
-            "'stage:' || stage_key",
-            "finished_ts",
-            [("duration_s", "duration_s"), ("failed", _FAILED)],
-            " and status <> 'running'",
-        ),
-        2,
     ),
 }
 ANOMALY_COLUMNS = [
@@ -224,5 +202,21 @@ def score_window(
         rep.rescored_from = min(rep.rescored_from or begin, begin)
         log(
             f"{source}: {batch.points:,} points in {len(batch.states)} series from {begin:%Y-%m-%d %H:%M} to {stop:%Y-%m-%d %H:%M}; {int(an['is_alarm'].sum())} alarm(s)"
+        )
+    for source in RUN_SOURCES:
+        verdicts, runs, entities = judge_window(query, source, start, end, marts_schema)
+        an = verdicts[verdicts["score"] >= MIN_SCORE].copy()
+        an["source"] = source
+        an["is_alarm"] = an["score"] >= ALARM
+        an = an.astype(ANOMALY_DTYPES)
+        write(source, start, end, an[ANOMALY_COLUMNS])
+        rep.points += runs
+        rep.series += entities
+        rep.anomalies += len(an)
+        rep.alarms += int(an["is_alarm"].sum())
+        rep.by_source[source] = runs
+        log(
+            f"{source}: {runs:,} runs of {entities} entities judged per run from {start:%Y-%m-%d %H:%M} to "
+            f"{end:%Y-%m-%d %H:%M}; {int(an['is_alarm'].sum())} alarm(s)"
         )
     return rep

@@ -43,12 +43,15 @@ def _build_marts(wh, spike_at: dt.datetime, value_shift: float = 0.0) -> None:
             "invalid_values": 0,
         }
     )
+    hours = minutes[0::60]
     runs = pd.DataFrame(
         {
+            "run_id": [f"r{k}" for k in range(len(hours))],
             "job_key": "fx.spot_rates_snapshot",
             "status": "success",
+            "scheduled_start_ts": hours,
             "actual_start_ts": minutes[5::60],
-            "actual_end_ts": minutes[9::60][: len(minutes[5::60])],
+            "actual_end_ts": minutes[9::60][: len(hours)],
             "duration_s": 240.0,
             "start_delay_s": 30.0,
             "records": 12000,
@@ -56,12 +59,19 @@ def _build_marts(wh, spike_at: dt.datetime, value_shift: float = 0.0) -> None:
     )
     stages = pd.DataFrame(
         {
+            "run_id": runs["run_id"],
             "stage_key": "fx.spot_rates_snapshot.ingest",
             "status": "success",
-            "finished_ts": minutes[7::60],
+            "attempt": 1,
+            "is_final_attempt": True,
+            "started_ts": minutes[5::60],
+            "finished_ts": minutes[7::60][: len(hours)],
             "duration_s": 120.0,
+            "records": 12000,
         }
     )
+    late = hours >= spike_at.replace(tzinfo=None)
+    runs.loc[late, "status"] = "failed"  # the job fails from the spike on
     with wh.connect() as con:
         con.execute("create schema if not exists marts")
         for name, df in [
@@ -103,6 +113,9 @@ def test_hourly_runs_give_the_same_anomalies_as_one_run(env, tmp_path: Path) -> 
     alarm = one[(one.series == "rds:orders-db|CPUUtilization") & one.is_alarm]
     assert alarm.ts.min() == pd.Timestamp(spike.replace(tzinfo=None))  # caught at once, no look-ahead
     assert set(one.columns) >= {"score", "kind", "baseline", "observed"}
+    failed = one[(one.series == "job:fx.spot_rates_snapshot|failed") & one.is_alarm]
+    assert failed.ts.min() == pd.Timestamp("2026-11-17 07:09")  # the first run after the spike, judged alone
+    assert not one[one.source == "stage"].is_alarm.any()  # its stage ran as usual
     # the same in hourly partitions, each from the previous checkpoint
     wh2 = from_settings(settings.load({"CMS_HOME": str(tmp_path / "h2")}))
     lake2 = Lake.from_settings(settings.load({"CMS_HOME": str(tmp_path / "h2")}))
