@@ -1,6 +1,5 @@
 """Per-run judging: each job or stage run against the same entity's runs at the same schedule slot."""
 
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -43,7 +42,7 @@ def test_a_job_with_two_daily_windows_and_quieter_weekends_raises_no_alarm() -> 
     assert not (verdicts["score"] >= 0.5).any(), verdicts.sort_values("score").tail()
 
 
-def test_a_run_three_times_slower_than_its_slot_alarms_as_slow_and_one_as_slow_as_the_other_slot_does_not() -> None:
+def test_a_run_three_times_slower_than_its_slot_alarms_and_one_as_long_as_the_other_slot_too() -> None:
     runs = _two_slot_job(days=19)  # the last day is a Friday
     last_morning = runs.index[runs["slot_ts"].dt.hour == 6][-1]
     runs.loc[last_morning, "duration_s"] *= 3
@@ -81,7 +80,9 @@ def test_a_run_judged_only_from_since_and_only_from_the_runs_before_it() -> None
     later.loc[later.index[-1], "duration_s"] *= 5
     before = judge_runs(runs, since=since)
     after = judge_runs(later, since=since)
-    pd.testing.assert_frame_equal(before[before["ts"] < runs["ts"].iloc[-1]], after[after["ts"] < runs["ts"].iloc[-1]])
+    pd.testing.assert_frame_equal(
+        before[before["ts"] < runs["ts"].iloc[-1]], after[after["ts"] < runs["ts"].iloc[-1]]
+    )
 
 
 def test_the_score_reaches_the_alarm_level_at_z_alarm() -> None:
