@@ -152,8 +152,10 @@ An episode is a group of alarms (rows of intelligence.anomalies with is_alarm) a
 related entities: the same one, or one depending on the other through the ontology (a feed, the stages
 reading it, their job). It is confirmed when it spans two entities or more, or one alarm scores 0.99 or
 more. Each confirmed episode is a problem worth a look: `cms rca incident --at START` ranks its causes;
-one marked 'schedule' began within 20 minutes of the same time of day on 2 of the 3 days before, on one
-of its entities (a batch window, a market open): the estate's rhythm, not news.
+one marked 'schedule' began within 20 minutes of the same time of day on 2 of the 3 days before, or of the
+same time on the same weekday one or two weeks before, on one of its entities (a batch window, a market
+open): the estate's rhythm, not news. Job and stage runs alarm when a run fails, or takes, starts or handles
+records far from the same job's runs at the same schedule slot (see `cms_dagster/detect/runs.py`).
 """
 
 
@@ -192,7 +194,7 @@ def _run_alarms(
     from cms_dagster.domain import load_ontology
     from cms_dagster.warehouse.client import from_settings
 
-    from .episodes import RECUR_DAYS, RECUR_TOLERANCE, NoAlarmsTable, episodes_between, recurs_daily
+    from .episodes import SCHEDULE_LOOKBACK, NoAlarmsTable, episodes_between, is_schedule, recurs_daily
 
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
@@ -203,8 +205,8 @@ def _run_alarms(
         gap = pd.Timedelta(minutes=args.gap)
         s = settings_mod.load()
         wh = from_settings(s)
-        # the days before the window too, to tell the schedule (the same episode every day) from news
-        lookback = dt.timedelta(days=RECUR_DAYS) + RECUR_TOLERANCE.to_pytimedelta()
+        # the weeks before the window too, to tell the schedule (the same episode every day or week) from news
+        lookback = SCHEDULE_LOOKBACK.to_pytimedelta()
         everything = episodes_between(
             wh.query, since - lookback, until, load_ontology(s.domain_file or None).dependency_edges(), gap=gap
         )
@@ -212,13 +214,16 @@ def _run_alarms(
         print(f"error: {exc}", file=stderr)
         return 2
     episodes = [e for e in everything if e.start >= pd.Timestamp(since)]
-    schedule = {id(e) for e in episodes if e.confirmed and recurs_daily(e, everything)}
+    schedule = {id(e) for e in episodes if e.confirmed and is_schedule(e, everything)}
     shown = [e for e in episodes if args.all or e.confirmed]
     if args.json:
         doc = {
             "since": since.isoformat().replace("+00:00", "Z"),
             "until": until.isoformat().replace("+00:00", "Z"),
-            "episodes": [{**e.to_dict(), "recurs_daily": id(e) in schedule} for e in shown],
+            "episodes": [
+                {**e.to_dict(), "schedule": id(e) in schedule, "recurs_daily": recurs_daily(e, everything)}
+                for e in shown
+            ],
         }
         stdout.write(json.dumps(doc, indent=2) + "\n")
         return 0
@@ -231,8 +236,8 @@ def _run_alarms(
     )
     if schedule:
         stdout.write(
-            f"{len(schedule)} of the confirmed ones recur at the same time of day on earlier days "
-            "(marked 'schedule': batch windows, market opens)\n"
+            f"{len(schedule)} of the confirmed ones recur at the same time of day on earlier days, or on the "
+            "same weekday a week or two before (marked 'schedule': batch windows, market opens)\n"
         )
     if not shown:
         return 0

@@ -37,7 +37,10 @@ __all__ = [
     "group_alarms",
     "label_alarms",
     "latest_alarm",
+    "SCHEDULE_LOOKBACK",
+    "is_schedule",
     "recurs_daily",
+    "recurs_weekly",
     "related",
 ]
 
@@ -205,6 +208,38 @@ def recurs_daily(
         ):
             hits += 1
     return hits >= min_days
+
+
+RECUR_WEEKS = 2  # earlier weeks looked at for the same episode at the same time on the same weekday
+
+
+def recurs_weekly(
+    episode: Episode,
+    earlier: Iterable[Episode],
+    *,
+    weeks: int = RECUR_WEEKS,
+    tolerance: pd.Timedelta = RECUR_TOLERANCE,
+) -> bool:
+    """Whether ``episode`` is the weekly schedule: an episode on one of its entities began within
+    ``tolerance`` of the same time on the same weekday in one of the ``weeks`` weeks before (a market that
+    opens on Sunday evening, a job that runs on Saturdays only). An incident does not come back a week
+    later to the minute."""
+    mine = set(episode.entities)
+    for k in range(1, weeks + 1):
+        at = episode.start - pd.Timedelta(days=7 * k)
+        if any(abs(e.start - at) <= tolerance and mine & set(e.entities) for e in earlier if e is not episode):
+            return True
+    return False
+
+
+def is_schedule(episode: Episode, earlier: Iterable[Episode]) -> bool:
+    """Whether ``episode`` is the estate's rhythm rather than news: it recurs daily (:func:`recurs_daily`) or
+    weekly (:func:`recurs_weekly`). ``earlier`` must reach back ``SCHEDULE_LOOKBACK`` before it."""
+    earlier = list(earlier)
+    return recurs_daily(episode, earlier) or recurs_weekly(episode, earlier)
+
+
+SCHEDULE_LOOKBACK = pd.Timedelta(days=7 * RECUR_WEEKS) + RECUR_TOLERANCE
 
 
 def latest_alarm(query: Callable[[str, list], pd.DataFrame]) -> pd.Timestamp | None:

@@ -286,7 +286,13 @@ def _latest_episode_start(wh: Any, ontology: Ontology, stdout: TextIO) -> pd.Tim
     that recurs at the same time of day on earlier days (a batch window, a market open) is skipped."""
     import datetime as dt
 
-    from cms_dagster.detect.episodes import NoAlarmsTable, episodes_between, latest_alarm, recurs_daily
+    from cms_dagster.detect.episodes import (
+        SCHEDULE_LOOKBACK,
+        NoAlarmsTable,
+        episodes_between,
+        is_schedule,
+        latest_alarm,
+    )
 
     try:
         last = latest_alarm(wh.query)
@@ -294,7 +300,10 @@ def _latest_episode_start(wh: Any, ontology: Ontology, stdout: TextIO) -> pd.Tim
             raise RcaInputError("the detector has raised no alarm yet: nothing to analyse (give --at TIME)")
         until = last.to_pydatetime() + dt.timedelta(seconds=1)
         edges = ontology.dependency_edges()
-        episodes = episodes_between(wh.query, until - dt.timedelta(days=7), until, edges)
+        # the weeks before too: an episode that recurs daily or weekly is the schedule, not news
+        since = until - dt.timedelta(days=7)
+        earlier = episodes_between(wh.query, since - SCHEDULE_LOOKBACK.to_pytimedelta(), until, edges)
+        episodes = [e for e in earlier if e.start >= pd.Timestamp(since)]
     except NoAlarmsTable as exc:
         raise RcaInputError(f"--latest reads the detector's alarms, and {exc}; or give --at TIME") from None
     confirmed = [e for e in episodes if e.confirmed]
@@ -303,12 +312,13 @@ def _latest_episode_start(wh: Any, ontology: Ontology, stdout: TextIO) -> pd.Tim
             "no confirmed alarm episode in the 7 days up to the latest alarm: nothing to analyse "
             "(`cms detect alarms --since 7d --all` lists the lone alarms; give --at TIME to analyse one)"
         )
-    news = [e for e in confirmed if not recurs_daily(e, episodes)]
+    news = [e for e in confirmed if not is_schedule(e, earlier)]
     skipped = len(confirmed) - len(news)
     if not news:
         raise RcaInputError(
             f"the {len(confirmed)} confirmed alarm episode(s) of the 7 days up to the latest alarm all recur at "
-            "the same time of day on earlier days (the schedule, not an incident): give --at TIME to analyse one"
+            "the same time of day on earlier days or weeks (the schedule, not an incident): give --at TIME to "
+            "analyse one"
         )
     last_episode = news[-1]
     later = sum(1 for e in confirmed if e.start > last_episode.start)
@@ -317,7 +327,7 @@ def _latest_episode_start(wh: Any, ontology: Ontology, stdout: TextIO) -> pd.Tim
     if later:
         stdout.write(
             f"  ({later} later confirmed episode(s) skipped: they recur at the same time of day on earlier "
-            f"days; {skipped} in the 7 days)\n"
+            f"days or weeks; {skipped} in the 7 days)\n"
         )
     return last_episode.start
 

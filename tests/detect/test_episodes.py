@@ -5,7 +5,14 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from cms_dagster.detect.episodes import group_alarms, label_alarms, recurs_daily, related
+from cms_dagster.detect.episodes import (
+    group_alarms,
+    is_schedule,
+    label_alarms,
+    recurs_daily,
+    recurs_weekly,
+    related,
+)
 
 # job -> stages -> (db, feed); another job on the same db
 EDGES = [
@@ -216,6 +223,17 @@ def test_an_incident_at_a_new_time_or_on_other_entities_is_news() -> None:
     assert not recurs_daily(once_before[-1], everything)
 
 
+def test_a_market_that_opens_every_sunday_evening_is_the_weekly_schedule_and_a_new_time_is_not() -> None:
+    # a feed and the job reading it alarm on Sunday evening only (the market opens); T0 is a Friday
+    sundays = _daily([2, 9, 16], 660, ["feed:x", "stage:a.ingest"])
+    monday = _daily([17], 660, ["feed:x", "stage:a.ingest"])  # the same time on a Monday: never before
+    everything = sorted(sundays + monday, key=lambda e: e.start)
+    assert not recurs_daily(sundays[1], everything)  # nothing on the days just before it
+    assert recurs_weekly(sundays[1], everything) and is_schedule(sundays[2], everything)
+    assert not recurs_weekly(sundays[0], everything) and not is_schedule(sundays[0], everything)
+    assert not is_schedule(monday[0], everything)
+
+
 def test_cms_detect_alarms_marks_the_episodes_that_recur_daily(warehouse: str) -> None:
     from cms_dagster.domain import load_ontology
 
@@ -241,3 +259,4 @@ def test_cms_detect_alarms_marks_the_episodes_that_recur_daily(warehouse: str) -
     import json
 
     assert [e["recurs_daily"] for e in json.loads(out)["episodes"]] == [True, False]
+    assert [e["schedule"] for e in json.loads(out)["episodes"]] == [True, False]
