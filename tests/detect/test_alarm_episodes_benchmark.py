@@ -57,6 +57,7 @@ def make_build(home: Path) -> None:
             {
                 "start": (T0 + pd.Timedelta(hours=10)).isoformat() + "Z",
                 "end": (T0 + pd.Timedelta(hours=10, minutes=30)).isoformat() + "Z",
+                "kind": "job_failure",
                 "root_cause": "stage:equities.eod_pricing.ingest",
                 "affected_jobs": ["job:equities.eod_pricing"],
                 "affected_stages": [],
@@ -84,6 +85,10 @@ def test_benchmark_counts_alarms_episodes_and_found_incidents(bench, tmp_path, c
     # without the schedule the third and fourth evenings drop out: 2 of 4 outside
     assert "without the schedule" in out and "3 confirmed; outside the incidents' windows 2 = " in out
     assert "incidents with one in their window: 1/1" in out
+    headline = out.split("headline")[1]
+    assert "confirmed episodes per day: 0.8" in headline  # 3 in 4 days
+    assert "injected incidents detected: 1/1 (100%); job failures 1/1" in headline
+    assert "false episodes per day (outside every incident's window): 0.5" in headline  # 2 in ~95.6 h
 
 
 def test_benchmark_explains_a_directory_that_is_not_a_kept_build(bench, tmp_path, capsys) -> None:
