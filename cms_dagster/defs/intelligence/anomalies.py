@@ -21,10 +21,11 @@ FACT_TABLES = ["fct_infra_metrics", "fct_feed_status", "fct_batch_runs", "fct_st
     deps=[dg.AssetKey(["dbt", t]) for t in FACT_TABLES],
     automation_condition=automation.HOURLY,
     kinds={"python", "duckdb"},
-    description="intelligence.anomalies: every series of fct_infra_metrics, fct_feed_status, fct_batch_runs and "
-    "fct_stage_runs scored by the streaming detector (score in [0, 1], kind, baseline, observed; rows with "
-    "score >= 0.3, is_alarm at >= 0.5). Each run starts from the checkpoint before its hours (kept in the "
-    "lake under checkpoints/detect/) and re-scores any later hours that had been scored, in order.",
+    description="intelligence.anomalies: every series of fct_infra_metrics and fct_feed_status scored by the "
+    "streaming detector, and every run of fct_batch_runs and fct_stage_runs judged against the same job's or "
+    "stage's runs at the same schedule slot (score in [0, 1], kind, baseline, observed; rows with score >= 0.3, "
+    "is_alarm at >= 0.5). Each run starts from the checkpoint before its hours (kept in the lake under "
+    "checkpoints/detect/) and re-scores any later hours that had been scored, in order.",
 )
 def anomalies(context: dg.AssetExecutionContext, cms: CmsResource) -> dg.MaterializeResult:
     s = cms.settings()
