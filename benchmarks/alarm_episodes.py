@@ -5,7 +5,8 @@
 
 Reads ``intelligence.anomalies`` of the kept build and the simulator's labels, groups the alarms with
 ``cms_dagster.detect.episodes.label_alarms`` (the rule of ``cms detect alarms``: alarms at most 30 minutes
-apart on related entities; confirmed when they span two entities or one scores 0.99), and prints, for the
+apart on related entities; confirmed when they span two entities or one scores 0.99, counting no alarm on a
+resource while a stage working on it ran as usual: ``--no-work`` counts those too), and prints, for the
 whole month and outside every incident's search window ([label start - 30 min, label end + 3 h)): alarms
 per hour, episodes, confirmed episodes per hour, and how many incidents have a confirmed episode in their
 window (and how many of those begin on the root or an entity the simulator records as affected); then the
@@ -33,6 +34,8 @@ from cms_dagster.detect.episodes import (
     DEFAULT_GAP,
     DEFAULT_MIN_ENTITIES,
     DEFAULT_SURE_SCORE,
+    WORK_SQL,
+    explained_by_work,
     group_alarms,
     is_schedule,
     label_alarms,
@@ -44,7 +47,13 @@ from cms_dagster.simulate.incidents import parse_time
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("home", type=Path, help="a build kept by benchmarks/rca_eval.py --keep")
+    p.add_argument(
+        "--no-work",
+        action="store_true",
+        help="count alarms on resources that normal scheduled work explains as news too (the rule before it)",
+    )
     args = p.parse_args(argv)
+    explain = not args.no_work
     import duckdb
 
     db = args.home / "warehouse.duckdb"
@@ -59,10 +68,16 @@ def main(argv: list[str] | None = None) -> int:
         "select ts, series, entity_id, score from intelligence.anomalies where is_alarm order by ts"
     ).df()
     span = con.execute("select min(minute_ts), max(minute_ts) from marts.fct_infra_metrics").fetchone()
+    try:
+        runs = con.execute(WORK_SQL.format(marts="marts"), [pd.Timestamp(0), pd.Timestamp.max]).df()
+    except duckdb.Error:  # a build without stage runs
+        runs = pd.DataFrame(columns=["entity_id", "started_ts", "finished_ts"])
     con.close()
     hours = (pd.Timestamp(span[1]) - pd.Timestamp(span[0])).total_seconds() / 3600
     labels = sorted(json.loads(labels_file.read_text())["incidents"], key=lambda x: x["start"])
     edges = load_ontology().dependency_edges()
+    if explain:
+        alarms = alarms.assign(explained=explained_by_work(alarms, runs, edges).to_numpy())
     lab = label_alarms(alarms, edges)
     windows = []
     for k, inc in enumerate(labels):
@@ -91,6 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"  rule: alarms at most {DEFAULT_GAP.total_seconds() / 60:g} min apart on related entities; confirmed "
         f"from {DEFAULT_MIN_ENTITIES} entities or a score of {DEFAULT_SURE_SCORE:g}"
+        + (
+            "; alarms on a resource while a stage working on it ran as usual corroborate nothing"
+            if explain
+            else ""
+        )
     )
     print(
         f"  whole month: {len(lab):,} alarms ({len(lab) / hours:.1f}/hour), {lab['episode'].nunique():,} episodes, "

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from cms_dagster.domain.graph import related_nodes as related
@@ -34,6 +35,8 @@ __all__ = [
     "DEFAULT_SURE_SCORE",
     "Episode",
     "episodes_between",
+    "explained_by_work",
+    "workers",
     "group_alarms",
     "label_alarms",
     "latest_alarm",
@@ -123,10 +126,95 @@ def label_alarms(
                     parent[max(ri, rj)] = min(ri, rj)
     roots = pd.Series([find(i) for i in range(len(a))])
     a["episode"] = roots.rank(method="dense").astype("int64") - 1  # roots are first rows: time order
-    by = a.groupby("episode")
-    wide = by["entity_id"].transform("nunique") >= min_entities
-    a["confirmed"] = wide | (by["score"].transform("max") >= sure_score)
+    # alarms explained by scheduled work that went as usual (column ``explained``) stay in their episode
+    # but corroborate nothing
+    news = ~a["explained"].astype(bool) if "explained" in a.columns else pd.Series(True, index=a.index)
+    counted = a.assign(
+        _entity=a["entity_id"].where(news), _score=a["score"].where(news, float("-inf"))
+    ).groupby("episode")
+    wide = counted["_entity"].transform("nunique") >= min_entities
+    a["confirmed"] = wide | (counted["_score"].transform("max") >= sure_score)
     return a
+
+
+WORK_SQL = (
+    "select 'stage:' || stage_key as entity_id, started_ts, finished_ts from {marts}.fct_stage_runs "
+    "where finished_ts >= ? and started_ts < ?"
+)
+WORK_MARGIN = pd.Timedelta(minutes=10)  # load starts a little before a stage reports and lingers after it
+
+
+def workers(edges: Iterable[tuple[str, str]]) -> dict[str, set[str]]:
+    """Per resource, the stages that put work on it: the stages that use it, or use something that runs on
+    it (a namespace of a cluster). Jobs, stages and feeds are not resources."""
+    out: dict[str, set[str]] = {}
+    uses: dict[str, set[str]] = {}
+    for src, dst in edges:
+        uses.setdefault(src, set()).add(dst)
+
+    def resource(node: str) -> bool:
+        return not node.startswith(("stage:", "job:", "feed:"))
+
+    for src, targets in uses.items():
+        if not src.startswith("stage:"):
+            continue
+        todo = [t for t in targets if resource(t)]
+        seen: set[str] = set()
+        while todo:
+            r = todo.pop()
+            if r in seen:
+                continue
+            seen.add(r)
+            out.setdefault(r, set()).add(src)
+            todo += [t for t in uses.get(r, ()) if resource(t)]
+    return out
+
+
+def explained_by_work(
+    alarms: pd.DataFrame,
+    runs: pd.DataFrame,
+    edges: Iterable[tuple[str, str]],
+    *,
+    margin: pd.Timedelta = WORK_MARGIN,
+) -> pd.Series:
+    """Per alarm row: whether it is explained by scheduled work that went as usual. An alarm on a resource
+    is explained when a stage that puts work on it (:func:`workers`) was running then (from ``margin``
+    before its start to ``margin`` after its end; ``runs``: columns ``entity_id, started_ts, finished_ts``)
+    and that stage raised no alarm of its own from its start to ``margin`` after its end (runs are judged
+    against the same stage's runs at the same slot, so a normal run is the batch window, not a fault: a
+    database busy under a run that is as quick as usual is the schedule). Alarms on anything else, or with
+    no such run, are not explained."""
+    out = pd.Series(False, index=alarms.index)
+    if alarms.empty or runs.empty:
+        return out
+    work = workers(edges)
+
+    def ns(values: pd.Series) -> np.ndarray:
+        t = pd.to_datetime(values, utc=True).dt.tz_localize(None)
+        return t.to_numpy(dtype="datetime64[ns]").astype("int64")
+
+    ts = ns(alarms["ts"])
+    ents = alarms["entity_id"].astype(str).to_numpy()
+    r = runs.dropna(subset=["started_ts", "finished_ts"])
+    pad = int(margin.value)
+    spans = {
+        e: (ns(g["started_ts"]), ns(g["finished_ts"])) for e, g in r.groupby(r["entity_id"].astype(str))
+    }
+    own = {e: np.sort(ts[ents == e]) for e in set(ents) if e.startswith("stage:")}
+    for i in range(len(ts)):
+        for stage in work.get(ents[i], ()):
+            if stage not in spans:
+                continue
+            start, end = spans[stage]
+            running = (start - pad <= ts[i]) & (ts[i] <= end + pad)
+            mine = own.get(stage)
+            for a, b in zip(start[running], end[running], strict=True):
+                if mine is None or not ((mine >= a) & (mine <= b + pad)).any():
+                    out.iloc[i] = True
+                    break
+            if out.iloc[i]:
+                break
+    return out
 
 
 def group_alarms(
@@ -172,6 +260,9 @@ class NoAlarmsTable(LookupError):
             "the warehouse has no intelligence.anomalies table yet: materialize the intelligence/anomalies "
             "asset (the Dagster UI, or `cms demo`) first"
         )
+
+
+WORK_HOURS = pd.Timedelta(hours=6)  # stage runs read before the window (a long one may have begun earlier)
 
 
 def _read(query: Callable[[str, list], pd.DataFrame], sql: str, params: list) -> pd.DataFrame:
@@ -227,7 +318,9 @@ def recurs_weekly(
     mine = set(episode.entities)
     for k in range(1, weeks + 1):
         at = episode.start - pd.Timedelta(days=7 * k)
-        if any(abs(e.start - at) <= tolerance and mine & set(e.entities) for e in earlier if e is not episode):
+        if any(
+            abs(e.start - at) <= tolerance and mine & set(e.entities) for e in earlier if e is not episode
+        ):
             return True
     return False
 
@@ -256,15 +349,28 @@ def episodes_between(
     since: dt.datetime,
     until: dt.datetime,
     edges: Iterable[tuple[str, str]] | Mapping[str, set[str]],
+    *,
+    explain_work: bool = True,
     **options: Any,
 ) -> list[Episode]:
     """The episodes of the alarms in ``intelligence.anomalies`` over [since, until) (UTC), oldest first.
 
-    ``query(sql, params)`` runs SQL on the warehouse; ``options`` go to :func:`group_alarms`. Raises
-    NoAlarmsTable when detection has not run on this warehouse yet."""
+    ``query(sql, params)`` runs SQL on the warehouse; ``options`` go to :func:`group_alarms`
+    (``marts_schema``: where ``fct_stage_runs`` is, default ``marts``). With ``explain_work`` (default) and
+    ``edges`` given as edges, alarms on resources that scheduled work explains (:func:`explained_by_work`,
+    from ``fct_stage_runs``) corroborate nothing. Raises NoAlarmsTable when detection has not run on this
+    warehouse yet."""
 
     def naive(t: dt.datetime) -> dt.datetime:
         return t.astimezone(dt.timezone.utc).replace(tzinfo=None)
 
     rows = _read(query, ALARMS_SQL, [naive(since), naive(until)])
+    marts = options.pop("marts_schema", "marts")
+    if explain_work and not isinstance(edges, Mapping) and not rows.empty:
+        edges = list(edges)
+        try:
+            runs = query(WORK_SQL.format(marts=marts), [naive(since - WORK_HOURS), naive(until)])
+        except Exception:  # no stage runs in this warehouse (yet): nothing is explained by them
+            runs = pd.DataFrame(columns=["entity_id", "started_ts", "finished_ts"])
+        rows = rows.assign(explained=explained_by_work(rows, runs, edges).to_numpy())
     return group_alarms(rows, edges, **options)

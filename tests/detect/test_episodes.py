@@ -6,12 +6,14 @@ import pandas as pd
 import pytest
 
 from cms_dagster.detect.episodes import (
+    explained_by_work,
     group_alarms,
     is_schedule,
     label_alarms,
     recurs_daily,
     recurs_weekly,
     related,
+    workers,
 )
 
 # job -> stages -> (db, feed); another job on the same db
@@ -260,3 +262,39 @@ def test_cms_detect_alarms_marks_the_episodes_that_recur_daily(warehouse: str) -
 
     assert [e["recurs_daily"] for e in json.loads(out)["episodes"]] == [True, False]
     assert [e["schedule"] for e in json.loads(out)["episodes"]] == [True, False]
+
+
+def _runs(*rows: tuple[str, int, int]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {"entity_id": e, "started_ts": T0 + pd.Timedelta(minutes=a), "finished_ts": T0 + pd.Timedelta(minutes=b)}
+            for e, a, b in rows
+        ]
+    )
+
+
+def test_a_busy_database_under_a_stage_that_ran_as_usual_corroborates_nothing() -> None:
+    # the db alarms while stage a.calc (which uses it) runs from minute 0 to 20; a.calc raised no alarm
+    alarms = _alarms((5, "rds:db", "CPU", 0.995), (12, "rds:db", "connections", 0.7), (14, "job:a", "duration_s", 0.6))
+    runs = _runs(("stage:a.calc", 0, 20))
+    explained = explained_by_work(alarms, runs, EDGES)
+    assert explained.tolist() == [True, True, False]  # the job is no resource: never explained this way
+    (e,) = group_alarms(alarms.assign(explained=explained), EDGES)
+    assert e.alarms == 3 and not e.confirmed  # one unexplained entity, no unexplained score of 0.99
+    assert group_alarms(alarms, EDGES)[0].confirmed  # without the runs it would have been
+
+
+def test_a_busy_database_under_a_slow_stage_or_with_no_stage_running_is_news() -> None:
+    alarms = _alarms((5, "rds:db", "CPU", 0.995), (18, "stage:a.calc", "duration_s", 0.8))
+    runs = _runs(("stage:a.calc", 0, 15))  # the stage alarmed within its run (slow): not the usual work
+    assert not explained_by_work(alarms, runs, EDGES).any()
+    quiet = _alarms((45, "rds:db", "CPU", 0.995))
+    assert not explained_by_work(quiet, runs, EDGES).any()  # nothing ran on the db at minute 45
+    assert explained_by_work(quiet, _runs(("stage:b.load", 40, 50)), EDGES).all()  # another job's stage did
+
+
+def test_workers_reach_a_cluster_through_its_namespace_but_not_feeds() -> None:
+    edges = [*EDGES, ("stage:a.ingest", "eks:c/ns"), ("eks:c/ns", "eks:c")]
+    work = workers(edges)
+    assert work["eks:c"] == {"stage:a.ingest"} and work["rds:db"] == {"stage:a.calc", "stage:b.load"}
+    assert "feed:x" not in work
