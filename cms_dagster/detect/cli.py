@@ -208,7 +208,12 @@ def _run_alarms(
         # the weeks before the window too, to tell the schedule (the same episode every day or week) from news
         lookback = SCHEDULE_LOOKBACK.to_pytimedelta()
         everything = episodes_between(
-            wh.query, since - lookback, until, load_ontology(s.domain_file or None).dependency_edges(), gap=gap
+            wh.query,
+            since - lookback,
+            until,
+            load_ontology(s.domain_file or None).dependency_edges(),
+            gap=gap,
+            marts_schema=wh.marts,
         )
     except (DetectInputError, NoAlarmsTable) as exc:
         print(f"error: {exc}", file=stderr)

@@ -302,7 +302,9 @@ def _latest_episode_start(wh: Any, ontology: Ontology, stdout: TextIO) -> pd.Tim
         edges = ontology.dependency_edges()
         # the weeks before too: an episode that recurs daily or weekly is the schedule, not news
         since = until - dt.timedelta(days=7)
-        earlier = episodes_between(wh.query, since - SCHEDULE_LOOKBACK.to_pytimedelta(), until, edges)
+        earlier = episodes_between(
+            wh.query, since - SCHEDULE_LOOKBACK.to_pytimedelta(), until, edges, marts_schema=wh.marts
+        )
         episodes = [e for e in earlier if e.start >= pd.Timestamp(since)]
     except NoAlarmsTable as exc:
         raise RcaInputError(f"--latest reads the detector's alarms, and {exc}; or give --at TIME") from None
