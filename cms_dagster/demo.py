@@ -438,11 +438,17 @@ def _cms_command() -> str:
 
 
 def show_incidents_and_alerts(
-    s: settings_mod.Settings, say: Callable[[str], None] = _say, *, build: bool = True
+    s: settings_mod.Settings,
+    say: Callable[[str], None] = _say,
+    *,
+    build: bool = True,
+    days: int = 8,
+    workers: int | None = None,
 ) -> dict[str, int]:
-    """Write the week's incident reports and route its alerts (as `cms incidents build` and `cms alerts
-    evaluate` do; ``build=False``: only read what an earlier run wrote), then list the incidents and the
-    alerts in the outbox."""
+    """Write the incident reports of the ``days`` up to the detector's latest scored time and route their
+    alerts (as `cms incidents build` and `cms alerts evaluate` do, with ``workers`` processes for the
+    reports, one per core up to 4 by default; ``build=False``: only read what an earlier run wrote), then
+    list the incidents and the alerts in the outbox. benchmarks/incidents_step.py times it."""
     import pandas as pd
 
     from cms_dagster.alerts.channels import OutboxChannel, channels_from_settings
@@ -469,19 +475,19 @@ def show_incidents_and_alerts(
         say("writing the incident reports of every incident (confirmed alarm episodes grouped)")
         # one process per core: ranking the causes of a week's incidents is most of this step
         reports = update_reports_in_parallel(
-            s, (until - pd.Timedelta(days=8)).to_pydatetime(), until, workers=min(4, os.cpu_count() or 1)
+            s, (until - pd.Timedelta(days=days)).to_pydatetime(), until, workers=workers or min(4, os.cpu_count() or 1)
         )
         say(f"  {len(reports)} report(s) in {time.time() - t:.0f} s")
         data_end = data_until(wh.query, wh.marts) or until
         rep = evaluate_alerts(
             wh.query, ont, load_rules(s.alert_rules_file or None), AlertStore(archive),
-            channels_from_settings(s, archive), (data_end - pd.Timedelta(days=8)).to_pydatetime(), data_end,
+            channels_from_settings(s, archive), (data_end - pd.Timedelta(days=days)).to_pydatetime(), data_end,
             marts_schema=wh.marts, dagster_url=s.dagster_url,
         )
         inhibited = len(rep.inhibited)
     else:
         try:
-            reports = list_reports(wh.query)
+            reports = list_reports(wh.query, since=(until - pd.Timedelta(days=days)).to_pydatetime())
         except NoIncidentsTable:
             reports = []
     messages = OutboxChannel(archive).read()
