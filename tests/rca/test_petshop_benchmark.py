@@ -98,3 +98,23 @@ def test_benchmark_start_is_the_first_row_at_or_after_the_target_time(bench, tmp
 def test_benchmark_explains_a_missing_dataset(bench, tmp_path, capsys) -> None:
     assert bench.main(["--petshop-dir", str(tmp_path), "--jobs", "1"]) == 1
     assert "set CMS_PETSHOP_DIR" in capsys.readouterr().err
+
+
+def test_injection_benchmark_ranks_a_fault_at_every_component_of_the_normal_recording(tmp_path, capsys) -> None:
+    spec = importlib.util.spec_from_file_location("petshop_inject", REPO / "benchmarks" / "petshop_inject.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+        make_dataset(tmp_path / "dataset", faulty="Db")
+        assert module.main(["--petshop-dir", str(tmp_path), "--scenario", "low_traffic"]) == 0
+    finally:
+        sys.modules.pop(spec.name, None)
+        sys.modules.pop("petshop", None)
+    out = capsys.readouterr().out
+    assert "4 components x 2 faults" in out  # Front, Api, Db and Cache all report latency
+    assert "8 injected faults" in out
+    for label in ("low_traffic latency", "low_traffic availability", "all"):
+        line = next(x for x in out.splitlines() if x.startswith(label + " "))
+        assert " cms " in line and "max|z|" in line and "random" in line
+    assert module.callers_of(sorted(CALLS), "Db") == {"Api", "Front"}
