@@ -14,6 +14,7 @@ from cms_dagster.alerts.rules import Alert, RoutingRules
 from cms_dagster.alerts.symptoms import episode_alerts, symptom_alerts
 from cms_dagster.detect.episodes import NoAlarmsTable
 from cms_dagster.domain.model import Ontology
+from cms_dagster.incidents.grouping import DEFAULT_FAR
 from cms_dagster.incidents.report import confirmed_incidents, incident_id
 
 __all__ = ["collect_alerts", "data_until", "evaluate_alerts"]
@@ -28,7 +29,10 @@ def collect_alerts(
         eps = confirmed_incidents(query, since, (until + pd.Timedelta(seconds=1)).to_pydatetime(), ontology)
     except NoAlarmsTable:
         eps = []
-    tagged, warnings = episode_alerts(eps, symptoms, ontology, incident_id, until=until, dagster_url=dagster_url)
+    # an incident's warning resolves when the incident closes (no episode can join it any more)
+    tagged, warnings = episode_alerts(
+        eps, symptoms, ontology, incident_id, until=until, dagster_url=dagster_url, close_after=DEFAULT_FAR
+    )
     return tagged + warnings
 
 

@@ -154,10 +154,12 @@ def _related(episode: Episode, alert: Alert, ontology: Ontology) -> bool:
 
 def episode_alerts(
     episodes: list[Episode], symptoms: list[Alert], ontology: Ontology, incident_id: Callable[[Episode], str], *,
-    until: pd.Timestamp, gap: pd.Timedelta = NEAR, dagster_url: str = "",
+    until: pd.Timestamp, gap: pd.Timedelta = NEAR, dagster_url: str = "", close_after: pd.Timedelta | None = None,
 ) -> tuple[list[Alert], list[Alert]]:
     """(symptom alerts with the incident id of the episode they fall in, warning alerts for confirmed
-    episodes that coincide with no symptom)."""
+    episodes that coincide with no symptom). A warning resolves ``close_after`` (default ``gap``) past the
+    episode's last alarm: for incidents, once no episode can join them any more."""
+    close_after = gap if close_after is None else close_after
     tagged = []
     for s in symptoms:
         at = _utc(s.at)
@@ -170,7 +172,7 @@ def episode_alerts(
         iid = incident_id(e)
         if any(t.incident_id == iid for t in tagged):
             continue
-        closed = _utc(until) - _utc(e.end) > gap
+        closed = _utc(until) - _utc(e.end) > close_after
         warnings.append(
             Alert(
                 dedup_key=f"anomaly:{iid}",
@@ -179,7 +181,7 @@ def episode_alerts(
                 summary=f"unexplained anomaly: {e.alarms} alarms on {', '.join(e.entities[:3])}" + (" and more" if len(e.entities) > 3 else ""),
                 at=_iso(_utc(e.start)),
                 labels={"team": "operations", "asset": "intelligence/incident_report"},
-                resolved_at=_iso(_utc(e.end) + gap) if closed else None,
+                resolved_at=_iso(_utc(e.end) + close_after) if closed else None,
                 incident_id=iid,
                 link=f"{dagster_url}/assets/intelligence/incident_report?partition={iid}",
                 details={"entities": list(e.entities), "peak_score": e.peak_score},

@@ -61,6 +61,12 @@ def test_an_episode_without_symptom_is_a_warning_that_does_not_page(estate):
     (warn,) = [a for a in alerts if a.source == "anomaly"]
     assert not warn.page and warn.severity == "warning" and "rds:risk-db" in warn.summary
     assert warn.incident_id.startswith("inc-20261125-2300-")
+    # it resolves only when its incident closes: two hours after the last alarm, when no episode can join
+    last = pd.Timestamp(t, tz="UTC")
+    at = {h: [a for a in collect_alerts(wh.query, load_ontology(), (until - pd.Timedelta("2d")).to_pydatetime(), last + pd.Timedelta(hours=h))
+              if a.source == "anomaly"] for h in (1, 3)}
+    assert at[1][0].resolved_at is None
+    assert at[3][0].resolved_at == "2026-11-26T01:00:00Z"
 
 
 def test_asset_check_alerts_page_on_error_and_resolve_when_it_passes():
