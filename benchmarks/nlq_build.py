@@ -42,7 +42,7 @@ def truth_dir(home: Path, seed: int = SEED) -> Path:
 
 def build(home: Path, days: int, seed: int = SEED, start: dt.datetime = START, say=print) -> Path:
     """Build (or reuse, when already built) the warehouse under ``home``; returns the DuckDB path."""
-    from cms_dagster.processing import process_hour
+    from cms_dagster.lake.processing import process_hour
     from cms_dagster.simulate.run import simulate
     from cms_dagster.warehouse import duckdb_load
     from cms_dagster.warehouse.dbt import run_dbt

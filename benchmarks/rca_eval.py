@@ -110,7 +110,7 @@ def build(home: Path, incidents: list[Incident], s: SamplingSettings, timings: d
     info["raw_files"] = len(res.raw_keys)
     say(f"  simulate: {res.points:,} points in {len(res.raw_keys)} raw files, {timings['simulate']:.0f} s")
 
-    from cms_dagster.processing import process_hour
+    from cms_dagster.lake.processing import process_hour
     from cms_dagster.warehouse import duckdb_load
 
     hours = sorted(

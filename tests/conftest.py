@@ -34,8 +34,9 @@ def cms_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 @pytest.fixture
 def lake(cms_home: Path):
     from cms_dagster.lake import Lake
+    from cms_dagster.settings import load as load_settings
 
-    return Lake.from_settings()
+    return Lake.from_settings(load_settings())
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

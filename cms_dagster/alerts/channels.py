@@ -187,7 +187,7 @@ def channels_from_settings(settings: Any, archive: Any, *, slack_client: Any = N
     for name in settings.alert_channels:
         if name == "sns":
             if sns_client is None:
-                from cms_dagster import aws
+                from cms_dagster.lake import aws
 
                 sns_client = aws.client("sns", region=settings.aws_default_region)
             out[name] = SnsChannel(sns_client, settings.sns_topic_arn)

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from cms_dagster import jsonio, lake
+from cms_dagster import lake
 from cms_dagster.collectors import facts as facts_mod
 from cms_dagster.collectors import pricing
 from cms_dagster.collectors.cloudwatch import ApiCounter, fast_timestamps, fetch, list_metrics
@@ -50,13 +50,14 @@ from cms_dagster.collectors.shape import (
 )
 from cms_dagster.collectors.targets import Clients, Target, account_of, resolve_targets
 from cms_dagster.collectors.windows import Window, hour_windows, spans
+from cms_dagster.lake import jsonio
 
 log = logging.getLogger(__name__)
 
 PRODUCER = "cw"
 SOURCE = "cloudwatch"
-CHECKPOINT_PREFIX = "checkpoints/collector/cloudwatch"
-DISCOVERY_PREFIX = "checkpoints/collector/discovery"
+CHECKPOINT_PREFIX = lake.layout.COLLECTOR_CHECKPOINTS
+DISCOVERY_PREFIX = lake.layout.DISCOVERY_CHECKPOINTS
 _UTC = dt.timezone.utc
 
 
@@ -417,7 +418,7 @@ def _write_window(
             written.append(key)
             points += sum(len(s.points) for s in chunk)
             nbytes += len(data)
-    hour_dir = f"{lake.RAW_PREFIX}/source={SOURCE}/{lake.hour_prefix(w.start.date(), w.start.hour)}/"
+    hour_dir = lake.raw_hour_prefix(SOURCE, w.start.date(), w.start.hour)
     stale = [k for k in raw.list(hour_dir) if k.rsplit("/", 1)[-1].startswith(prefix) and k not in written]
     for k in stale:
         raw.delete(k)

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cms_dagster import jsonio
+from cms_dagster.lake import jsonio
 from cms_dagster.otel import otlp
 from cms_dagster.otel.conventions import CLOUDWATCH_PREFIX
 

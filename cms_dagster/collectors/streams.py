@@ -220,7 +220,7 @@ def read_stream_object(url: str, key: str, *, s3: Any = None) -> bytes:
 
 
 def _s3() -> Any:
-    from cms_dagster import aws
+    from cms_dagster.lake import aws
 
     return aws.client("s3")
 
@@ -278,13 +278,13 @@ def land(url: str, raw: lake.Zone, objects: Iterable[StreamObject], *, s3: Any =
         try:
             kind, requests = decode_stream_file(data, fmt)
         except StreamDecodeError as e:
-            qkey = "quarantine/" + key[: -len(".jsonl.gz")]
-            raw.put(qkey + ".undecodable", data)
+            qkey = lake.quarantine_key_for(key, "undecodable")
+            raw.put(qkey, data)
             raw.put(
-                qkey + ".reason.json",
-                orjson.dumps({"batch": key.rsplit("/", 1)[-1][: -len(".jsonl.gz")], "source_key": obj.key, "reason": str(e)}),
+                lake.quarantine_key_for(key, "reason.json"),
+                orjson.dumps({"batch": lake.parse_raw_key(key)["batch"], "source_key": obj.key, "reason": str(e)}),
             )
-            out.quarantined.append(qkey + ".undecodable")
+            out.quarantined.append(qkey)
             continue
         body = lake.gzip_bytes(encode_lines(requests))
         raw.put(key, body)
@@ -305,7 +305,7 @@ def land(url: str, raw: lake.Zone, objects: Iterable[StreamObject], *, s3: Any =
 
 # --- incremental landing with a checkpoint in the raw zone -------------------------------------------
 
-CHECKPOINT_PREFIX = "checkpoints/collector/metric-streams"
+CHECKPOINT_PREFIX = lake.layout.METRIC_STREAMS_CHECKPOINTS
 
 
 def checkpoint_key(url: str) -> str:

@@ -74,7 +74,7 @@ class Clients:
     def __call__(self, service: str) -> Any:
         c = self._clients.get(service)
         if c is None:
-            from cms_dagster import aws
+            from cms_dagster.lake import aws
 
             c = aws.client(
                 service,
@@ -90,7 +90,7 @@ class Clients:
 
 def resolve_targets(config: CollectorConfig, session: Any, counter: ApiCounter) -> list[Target]:
     """(account, region) pairs to collect: each role of ``role_arns`` (assumed via STS), else the caller's."""
-    from cms_dagster import aws
+    from cms_dagster.lake import aws
 
     sts = counter.attach(
         aws.client("sts", region=config.default_region, session=session, endpoint_url=config.endpoint_url or None)

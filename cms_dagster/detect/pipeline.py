@@ -24,8 +24,9 @@ import pandas as pd
 from cms_dagster.detect.api import DetectorState, score_long_frame
 from cms_dagster.detect.runs import RUN_SOURCES, judge_window
 from cms_dagster.lake import Zone
+from cms_dagster.lake.layout import DETECT_CHECKPOINTS
 
-CHECKPOINT_PREFIX = "checkpoints/detect"
+CHECKPOINT_PREFIX = DETECT_CHECKPOINTS
 MIN_SCORE = 0.3  # rows below this are not kept; `is_alarm` marks the detector's alarm level
 ALARM = 0.5
 KEEP_HOURLY = dt.timedelta(hours=48)  # older checkpoints are kept at midnight boundaries only

@@ -29,13 +29,14 @@ import orjson
 
 from cms_dagster.ingest.stats import Stats
 from cms_dagster.ingest.validate import Rejection
-from cms_dagster.lake import Zone, batch_name, hour_prefix, raw_key
+from cms_dagster.lake import Zone, batch_name, raw_key
+from cms_dagster.lake import quarantine_key as lake_quarantine_key
+from cms_dagster.lake.layout import INGEST_CHECKPOINTS
 
 log = logging.getLogger("cms.ingest")
 
 SOURCE = "sdk"
 PRODUCER = "ingest"
-QUARANTINE_PREFIX = "quarantine/otel/metrics"
 MAX_QUARANTINE_BODY = 64 * 1024
 MAX_MALFORMED_PER_FLUSH = 200
 QUARANTINE_WRITER = "received"
@@ -57,7 +58,7 @@ def quarantine_key(day: dt.date, hour: int, batch: str, what: str) -> str:
     """``quarantine/otel/metrics/source=sdk/dt=.../hour=HH/<batch>.received.<what>``: the ``received``
     tag keeps the receiver's quarantine apart from what the processing step later writes for the same
     batch, and batch names are unique per flush, so nothing here is ever overwritten."""
-    return f"{QUARANTINE_PREFIX}/source={SOURCE}/{hour_prefix(day, hour)}/{batch}.{QUARANTINE_WRITER}.{what}"
+    return lake_quarantine_key(SOURCE, day, hour, batch, what, writer=QUARANTINE_WRITER)
 
 
 def gzip_fast(data: bytes) -> bytes:
@@ -170,7 +171,7 @@ class Committer:
 
     def probe(self) -> None:
         """Write and delete a small object: raises when the raw zone is not writable."""
-        key = f"checkpoints/ingest/probe-{self.instance_id}"
+        key = f"{INGEST_CHECKPOINTS}/probe-{self.instance_id}"
         self.zone.put(key, b"ok\n")
         self.zone.delete(key)
 

@@ -34,7 +34,7 @@ class LoadReport:
 
 def processed_keys_for_hour(zone: lake_mod.Zone, day: dt.date, hour: int) -> list[str]:
     """The processed zone's Parquet files of one hour."""
-    return [k for k in zone.list(f"points/{lake_mod.hour_prefix(day, hour)}/") if k.endswith(".parquet")]
+    return [k for k in zone.list(lake_mod.processed_hour_prefix(day, hour)) if k.endswith(".parquet")]
 
 
 def load_points(

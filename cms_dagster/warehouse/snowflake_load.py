@@ -238,7 +238,7 @@ def load_hours_snowflake(
     total = LoadReport()
     try:
         for day, hour in hours:
-            prefix = f"points/{lake_mod.hour_prefix(day, hour)}/"
+            prefix = lake_mod.processed_hour_prefix(day, hour)
             if zone.is_s3:
                 rep = load_partition_snowflake(conn, stage_path=f"@{PROCESSED_STAGE}/{prefix}")
             else:

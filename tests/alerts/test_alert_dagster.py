@@ -18,6 +18,7 @@ from cms_dagster.lake import Lake
 from cms_dagster.resources import CmsResource
 from cms_dagster.resources.alerts import AlertsResource
 from cms_dagster.resources.llm import LlmResource
+from cms_dagster.settings import load as load_settings
 from tests.incidents.incident_fixtures import write_alarms, write_marts
 
 RESOURCES = {"cms": CmsResource(), "alerts": AlertsResource(dagster_url="http://ui.example:3000")}
@@ -34,7 +35,7 @@ def instance(cms_home: Path, monkeypatch: pytest.MonkeyPatch):
 
 
 def _outbox() -> list[dict]:
-    return OutboxChannel(Lake.from_settings().archive).read()
+    return OutboxChannel(Lake.from_settings(load_settings()).archive).read()
 
 
 def _tick(sensor, instance, cursor=None):
@@ -92,5 +93,5 @@ def test_the_incident_job_hook_routes_alerts_with_the_report_attached(instance):
     instance.add_dynamic_partitions(incident_partitions.name, ["inc-20261120-0100-abcdef"])
     bad = job.execute_in_process(instance=instance, partition_key="inc-20261120-0100-abcdef", raise_on_error=False)
     assert not bad.success
-    runs = [st["alert"] for st in AlertStore(Lake.from_settings().archive).all() if st["alert"]["source"] == "dagster_run"]
+    runs = [st["alert"] for st in AlertStore(Lake.from_settings(load_settings()).archive).all() if st["alert"]["source"] == "dagster_run"]
     assert len(runs) == 1 and runs[0]["link"].endswith(f"/runs/{bad.run_id}")

@@ -22,6 +22,7 @@ from cms_dagster.alerts.channels import (
 from cms_dagster.alerts.router import AlertStore, dispatch
 from cms_dagster.alerts.rules import Alert, RulesError, load_rules, parse_rules
 from cms_dagster.lake import Lake
+from cms_dagster.settings import load as load_settings
 
 from .http_standin import HttpStandIn
 
@@ -41,7 +42,7 @@ def run_failed(i: int, feeds: str = "cme-mdp,ice-data") -> Alert:
 
 @pytest.fixture()
 def store(cms_home: Path) -> AlertStore:
-    return AlertStore(Lake.from_settings().archive)
+    return AlertStore(Lake.from_settings(load_settings()).archive)
 
 
 def outbox(store: AlertStore) -> list[dict]:
@@ -187,7 +188,7 @@ def test_the_dagster_resource_pages_through_dagster_pagerduty(cms_home):
 
     with PdServer() as pd_api:
         res = AlertsResource(channels="outbox,pagerduty", pagerduty_routing_key="R0UTING", pagerduty_events_url=pd_api.url + "/v2/enqueue")
-        channels = res.build_channels(Lake.from_settings().archive)
+        channels = res.build_channels(Lake.from_settings(load_settings()).archive)
         assert isinstance(channels["pagerduty"], PagerDutyServiceChannel)
         channels["pagerduty"].send(_message())
         channels["pagerduty"].send({**_message(), "status": "resolved"})

@@ -15,9 +15,9 @@ import pytest
 from botocore.exceptions import ClientError
 from collectors_helpers import HOUR, raw_batches, read_points
 
-from cms_dagster import aws
 from cms_dagster.collectors import metrics as M
 from cms_dagster.collectors.collector import CollectorConfig, collect
+from cms_dagster.lake import aws
 from cms_harness.cloudwatch_standin import FakeCloudWatch, fleet
 
 CFG = CollectorConfig(facts=False)

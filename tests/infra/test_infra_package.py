@@ -47,8 +47,10 @@ def test_zip_holds_the_library_code_but_not_dagster_wiring(built) -> None:
     for needed in (
         "cms_dagster/__init__.py",
         "cms_dagster/settings.py",
-        "cms_dagster/lake.py",
-        "cms_dagster/aws.py",
+        "cms_dagster/lake/__init__.py",
+        "cms_dagster/lake/layout.py",
+        "cms_dagster/lake/zone.py",
+        "cms_dagster/lake/aws.py",
     ):
         assert needed in names
     assert any(n.startswith("cms_dagster/otel/") for n in names)
@@ -82,7 +84,7 @@ def test_library_modules_import_from_the_zip_with_only_the_runtimes_packages(bui
 
 @pytest.mark.skipif(not HANDLER_EXISTS, reason=HANDLER_MISSING_REASON)
 def test_handler_imports_from_the_zip_in_a_lambda_like_interpreter(tmp_path: Path) -> None:
-    # the collector's path needs nothing compiled (cms_dagster.jsonio falls back to the standard library)
+    # the collector's path needs nothing compiled (cms_dagster.lake.jsonio falls back to the standard library)
     result = build_collector_zip(tmp_path / "pure.zip")
     assert HANDLER_FILE in result.entries
     ok, message = check_import(result.path, HANDLER_MODULE)

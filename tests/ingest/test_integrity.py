@@ -16,7 +16,7 @@ from cms_dagster.ingest.stats import Stats
 from cms_dagster.ingest.validate import Rejection
 from cms_dagster.ingest.writer import Committer, LakeWriteError, quarantine_record
 from cms_dagster.lake import Lake, Zone, gzip_bytes, raw_key
-from cms_dagster.processing import process_hour
+from cms_dagster.lake.processing import process_hour
 
 URL = "/v1/metrics"
 FX_AUTH = {"authorization": "Bearer k-fx-feeds-0123456789"}

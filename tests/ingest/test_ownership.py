@@ -14,9 +14,9 @@ from ingest_helpers import AUTH, KEY, T0, TEAM, raw_keys
 
 from cms_dagster.ingest.auth import KeyConfigError, Ownership, load_access, parse_access_yaml
 from cms_dagster.lake import Lake, Zone, gzip_bytes, raw_key
+from cms_dagster.lake.processing import process_hour
 from cms_dagster.otel import otlp
 from cms_dagster.otel.ids import point_id
-from cms_dagster.processing import process_hour
 from cms_dagster.warehouse import duckdb_load
 
 URL = "/v1/metrics"

@@ -90,10 +90,11 @@ def test_an_hour_of_new_points_reaches_the_marts_and_the_anomalies_without_anyon
     from cms_dagster.defs.warehouse.dbt_assets import dbt_reference_assets
     from cms_dagster.domain import load_ontology
     from cms_dagster.lake import Lake
+    from cms_dagster.settings import load as load_settings
     from cms_dagster.simulate.run import simulate
 
     now = dt.datetime.now(dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
-    simulate(load_ontology(), Lake.from_settings(), days=1, seed=7, start=now - dt.timedelta(days=1))
+    simulate(load_ontology(), Lake.from_settings(load_settings()), days=1, seed=7, start=now - dt.timedelta(days=1))
     defs = build_defs()
     everything = list(defs.assets or []) + list(defs.asset_checks or [])
     resources = dict(defs.resources or {})

@@ -15,6 +15,7 @@ from cms_dagster.defs.warehouse.points import metric_points, processed_points
 from cms_dagster.lake import Lake, gzip_bytes, raw_key
 from cms_dagster.otel import otlp
 from cms_dagster.resources import CmsResource
+from cms_dagster.settings import load as load_settings
 
 ASSETS = [simulation, raw_otel_metrics, processed_points, metric_points]
 RANGE = {
@@ -96,7 +97,7 @@ def test_rerunning_a_partition_leaves_the_warehouse_unchanged(simulated: Path) -
 
 
 def test_duplicate_delivery_is_one_row_and_the_latest_value_wins(cms_home: Path) -> None:
-    lake = Lake.from_settings()
+    lake = Lake.from_settings(load_settings())
     hour = dt.datetime(2026, 11, 16, 9, tzinfo=dt.timezone.utc)
     t = int(hour.timestamp() * 1e9) + 30 * 10**9
 
@@ -117,7 +118,7 @@ def test_duplicate_delivery_is_one_row_and_the_latest_value_wins(cms_home: Path)
 
 
 def test_malformed_input_is_quarantined_with_its_reason_and_the_rest_loads(simulated: Path) -> None:
-    lake = Lake.from_settings()
+    lake = Lake.from_settings(load_settings())
     hour = dt.datetime(2026, 11, 16, 21, tzinfo=dt.timezone.utc)
     lake.raw.put(raw_key("sdk", hour, "20261116T215000Z-ingest-x-1"), b"this is not gzip")
     good = otlp.request(
@@ -154,7 +155,7 @@ def test_quarantine_check_warns_with_the_reasons(simulated: Path) -> None:
     assert _materialize(HOURLY, partition_key="2026-11-16-21:00").success
     clean = dg.materialize([processed_points, nothing_in_quarantine], resources={"cms": CmsResource()}, selection=dg.AssetSelection.checks(nothing_in_quarantine), instance=dg.DagsterInstance.ephemeral())
     assert clean.get_asset_check_evaluations()[0].passed
-    lake = Lake.from_settings()
+    lake = Lake.from_settings(load_settings())
     lake.raw.put(raw_key("sdk", dt.datetime(2026, 11, 16, 21, tzinfo=dt.timezone.utc), "20261116T215000Z-ingest-x-9"), b"garbage")
     assert _materialize(HOURLY, partition_key="2026-11-16-21:00").success
     res = dg.materialize([processed_points, nothing_in_quarantine], resources={"cms": CmsResource()}, selection=dg.AssetSelection.checks(nothing_in_quarantine), instance=dg.DagsterInstance.ephemeral())

@@ -12,6 +12,7 @@ from cms_dagster.defs.collection.simulation import simulation
 from cms_dagster.lake import Lake, batch_ingest_time, parse_raw_key
 from cms_dagster.otel.flatten import flatten_lines
 from cms_dagster.resources import CmsResource
+from cms_dagster.settings import load as load_settings
 
 
 def test_fx_runs_arrive_through_the_sdk_and_receiver_exactly_once(cms_home: Path) -> None:
@@ -25,7 +26,7 @@ def test_fx_runs_arrive_through_the_sdk_and_receiver_exactly_once(cms_home: Path
         instance=dg.DagsterInstance.ephemeral(),
     )
     assert res.success
-    lake = Lake.from_settings()
+    lake = Lake.from_settings(load_settings())
     tables = []
     for key in lake.raw.list("otel/metrics/"):
         p = parse_raw_key(key)

@@ -15,6 +15,7 @@ from sdk_conformance import SDKS
 from cms_dagster.ingest.demo import serve_in_background
 from cms_dagster.lake import Lake, batch_ingest_time, parse_raw_key
 from cms_dagster.otel.flatten import flatten_lines
+from cms_dagster.settings import load as load_settings
 
 KEY = "e2e-key"
 
@@ -53,7 +54,7 @@ JAVA_PROGRAM = textwrap.dedent(
 
 
 def _points(raw_url: str) -> pa.Table:
-    lake = Lake.from_settings()
+    lake = Lake.from_settings(load_settings())
     tables = []
     for key in lake.raw.list("otel/metrics/source=sdk/"):
         p = parse_raw_key(key)
@@ -98,7 +99,7 @@ def _assert_run_landed(table: pa.Table, run_id: str) -> None:
 
 @pytest.mark.parametrize("lang", ["java", "node"])
 def test_sdk_points_reach_the_raw_zone_through_a_live_receiver(lang: str, cms_home: Path, tmp_path: Path, java_build) -> None:
-    lake = Lake.from_settings()
+    lake = Lake.from_settings(load_settings())
     server = serve_in_background(lake.raw.url, api_keys={KEY: "e2e"})
     try:
         proc = _run_sdk(lang, tmp_path, _env(server.url, f"{lang}-live-1", tmp_path / "spool"))
@@ -113,7 +114,7 @@ def test_sdk_points_reach_the_raw_zone_through_a_live_receiver(lang: str, cms_ho
 
 @pytest.mark.parametrize("lang", ["java", "node"])
 def test_receiver_down_then_back_spools_and_replays(lang: str, cms_home: Path, tmp_path: Path, java_build) -> None:
-    lake = Lake.from_settings()
+    lake = Lake.from_settings(load_settings())
     spool = tmp_path / "spool"
     # the receiver is down: the program ends with its batches spooled, nothing lost, nothing thrown
     down = serve_in_background(lake.raw.url, api_keys={KEY: "e2e"})

@@ -7,7 +7,7 @@ from pathlib import Path
 import orjson
 
 from cms_dagster import lake as lake_mod
-from cms_dagster.processing import quarantine_summary
+from cms_dagster.lake.processing import quarantine_summary
 
 
 def test_quarantine_summary_counts_each_reason_and_lists_the_reason_files(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from warehouse_helpers import dbt_env, query, query_dicts, run_dbt
 from cms_dagster import lake as lake_mod
 from cms_dagster.domain import Ontology
 from cms_dagster.lake import Lake, Zone
-from cms_dagster.processing import process_hour
+from cms_dagster.lake.processing import process_hour
 from cms_dagster.simulate.incidents import Incident
 from cms_dagster.simulate.run import simulate
 from cms_dagster.warehouse import duckdb_load

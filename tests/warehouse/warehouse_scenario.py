@@ -334,5 +334,5 @@ def _write(zone: lake_mod.Zone, key: str, table: pa.Table) -> None:
 
 
 def hour_keys(keys: list[str], day: dt.date, hour: int) -> list[str]:
-    prefix = f"points/{lake_mod.hour_prefix(day, hour)}/"
+    prefix = lake_mod.processed_hour_prefix(day, hour)
     return [k for k in keys if k.startswith(prefix)]

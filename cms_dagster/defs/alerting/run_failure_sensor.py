@@ -30,7 +30,7 @@ def cms_run_failure_metric(context: dg.RunFailureSensorContext) -> None:
         )
         return
 
-    from cms_dagster import aws
+    from cms_dagster.lake import aws
 
     event_ts = getattr(context.failure_event, "timestamp", None)
     when = dt.datetime.fromtimestamp(event_ts, dt.timezone.utc) if event_ts else None

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from cms_dagster.defs.partitions import hourly_partitions, hours_of
-from cms_dagster.processing import process_hours, quarantine_summary
+from cms_dagster.lake.processing import process_hours, quarantine_summary
 from cms_dagster.resources import CmsResource
 from cms_dagster.warehouse.loading import load_points
 

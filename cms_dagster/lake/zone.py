@@ -1,4 +1,5 @@
-"""The lake's zones (raw, processed, archive): a local directory or an S3 prefix, one key layout.
+"""The lake's zones (raw, processed, archive): a local directory or an S3 prefix, with one key layout
+(cms_dagster/lake/layout.py).
 
 Local writes are atomic and durable (temporary file, fsync, rename, fsync of the directory), so a reader
 never sees half a file and an acknowledged write survives a crash. S3 writes are single PUTs (atomic by
@@ -11,62 +12,13 @@ import datetime as dt
 import gzip
 import io
 import os
-import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-RAW_PREFIX = "otel/metrics"
-SOURCES = ("cloudwatch", "metric-stream", "sdk")
-_BATCH_RE = re.compile(r"^(\d{8}T\d{6}Z)-")
-_RAW_KEY_RE = re.compile(
-    r"^otel/metrics/source=(?P<source>[a-z-]+)/dt=(?P<dt>\d{4}-\d{2}-\d{2})/hour=(?P<hour>\d{2})/(?P<batch>[^/]+)\.jsonl\.gz$"
-)
-
-
-def hour_prefix(day: dt.date, hour: int) -> str:
-    return f"dt={day.isoformat()}/hour={hour:02d}"
-
-
-def raw_key(source: str, when: dt.datetime, batch: str) -> str:
-    """``otel/metrics/source=<s>/dt=YYYY-MM-DD/hour=HH/<batch>.jsonl.gz`` for the hour of ``when`` (UTC)."""
-    if source not in SOURCES:
-        raise ValueError(f"unknown source {source!r}: use one of {', '.join(SOURCES)}")
-    when = when.astimezone(dt.timezone.utc)
-    return f"{RAW_PREFIX}/source={source}/{hour_prefix(when.date(), when.hour)}/{batch}.jsonl.gz"
-
-
-def parse_raw_key(key: str) -> dict[str, Any]:
-    m = _RAW_KEY_RE.match(key)
-    if not m:
-        raise ValueError(
-            f"not a raw key: {key!r} (expected {RAW_PREFIX}/source=S/dt=YYYY-MM-DD/hour=HH/BATCH.jsonl.gz)"
-        )
-    return {
-        "source": m["source"],
-        "dt": dt.date.fromisoformat(m["dt"]),
-        "hour": int(m["hour"]),
-        "batch": m["batch"],
-    }
-
-
-def batch_name(ingest_time: dt.datetime, producer: str, suffix: str) -> str:
-    """``<YYYYMMDDTHHMMSSZ>-<producer>-<suffix>``: names sort by ingest time."""
-    t = ingest_time.astimezone(dt.timezone.utc)
-    return f"{t:%Y%m%dT%H%M%SZ}-{producer}-{suffix}"
-
-
-def batch_ingest_time(batch: str) -> dt.datetime | None:
-    m = _BATCH_RE.match(batch)
-    if not m:
-        return None
-    return dt.datetime.strptime(m[1], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc)
-
-
-def processed_key(day: dt.date, hour: int, source: str, batch: str) -> str:
-    return f"points/{hour_prefix(day, hour)}/{source}--{batch}.parquet"
+from cms_dagster.lake.layout import SOURCES, raw_hour_prefix
 
 
 def gzip_bytes(data: bytes) -> bytes:
@@ -82,7 +34,7 @@ _S3_CLIENTS: dict[tuple, Any] = {}
 
 def _s3_client() -> Any:
     """One S3 client per endpoint/region/credentials (clients are thread-safe and costly to build)."""
-    from cms_dagster.aws import client
+    from cms_dagster.lake.aws import client
     from cms_dagster.settings import aws_identity
 
     key = aws_identity()
@@ -267,18 +219,13 @@ class Lake:
     archive: Zone
 
     @classmethod
-    def from_settings(cls, settings: Any = None) -> Lake:
-        from cms_dagster import settings as settings_mod
-
-        s = settings or settings_mod.load()
+    def from_settings(cls, settings: Any) -> Lake:
+        """The zones of a :class:`cms_dagster.settings.Settings` (``CMS_RAW_URL``, ``CMS_PROCESSED_URL``, ``CMS_ARCHIVE_URL``)."""
+        s = settings
         return cls(Zone(s.raw_url), Zone(s.processed_url), Zone(s.archive_url))
 
     def raw_keys_for_hour(self, day: dt.date, hour: int) -> list[str]:
         keys = []
         for source in SOURCES:
-            keys.extend(
-                k
-                for k in self.raw.list(f"{RAW_PREFIX}/source={source}/{hour_prefix(day, hour)}/")
-                if k.endswith(".jsonl.gz")
-            )
+            keys.extend(k for k in self.raw.list(raw_hour_prefix(source, day, hour)) if k.endswith(".jsonl.gz"))
         return keys

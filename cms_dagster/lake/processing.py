@@ -47,10 +47,6 @@ class HourReport:
         return f"{self.day.isoformat()}-{self.hour:02d}:00"
 
 
-def _quarantine_prefix(parsed: dict) -> str:
-    return f"quarantine/{lake_mod.RAW_PREFIX}/source={parsed['source']}/{lake_mod.hour_prefix(parsed['dt'], parsed['hour'])}"
-
-
 def parquet_bytes(table: pa.Table) -> bytes:
     buf = io.BytesIO()
     pq.write_table(table, buf, compression="zstd", row_group_size=256_000)
@@ -69,11 +65,10 @@ def process_batch(lake: lake_mod.Lake, key: str, report: HourReport) -> None:
     data = lake.raw.get(key)
     report.raw_files += 1
     report.bytes_in += len(data)
-    qprefix = _quarantine_prefix(parsed)
     try:
         lines = _read_lines(data)
     except (OSError, EOFError, zlib.error, UnicodeDecodeError) as e:
-        qkey = f"{qprefix}/{batch}.{QUARANTINE_WRITER}.jsonl.gz"
+        qkey = lake_mod.quarantine_key_for(key, "jsonl.gz", QUARANTINE_WRITER)
         reason = {
             "batch": batch,
             "writer": QUARANTINE_WRITER,
@@ -83,7 +78,10 @@ def process_batch(lake: lake_mod.Lake, key: str, report: HourReport) -> None:
             "reasons": {f"unreadable batch: {type(e).__name__}: {e}": 1},
         }
         lake.raw.put_new(qkey, data)
-        lake.raw.put_new(f"{qprefix}/{batch}.{QUARANTINE_WRITER}.reason.json", orjson.dumps(reason, option=orjson.OPT_INDENT_2))
+        lake.raw.put_new(
+            lake_mod.quarantine_key_for(key, "reason.json", QUARANTINE_WRITER),
+            orjson.dumps(reason, option=orjson.OPT_INDENT_2),
+        )
         report.quarantined_files += 1
         report.quarantine_keys.append(qkey)
         return
@@ -111,7 +109,7 @@ def process_batch(lake: lake_mod.Lake, key: str, report: HourReport) -> None:
         # named after its content: a re-run that rejects the same points writes nothing new, one that
         # rejects others adds a file beside the first; quarantine is never overwritten or deleted
         tag = f"{QUARANTINE_WRITER}-{hashlib.sha256(lines_out).hexdigest()[:12]}"
-        rej_key = f"{qprefix}/{batch}.{tag}.rejected.jsonl"
+        rej_key = lake_mod.quarantine_key_for(key, "rejected.jsonl", tag)
         bad_lines = {
             r.line for r in flat.rejected if r.reason.startswith(("malformed JSON", "not a valid OTLP"))
         }
@@ -124,7 +122,7 @@ def process_batch(lake: lake_mod.Lake, key: str, report: HourReport) -> None:
             "reasons": dict(Counter(r.reason for r in flat.rejected)),
         }
         lake.raw.put_new(rej_key, lines_out)
-        lake.raw.put_new(f"{qprefix}/{batch}.{tag}.reason.json", orjson.dumps(reason, option=orjson.OPT_INDENT_2))
+        lake.raw.put_new(lake_mod.quarantine_key_for(key, "reason.json", tag), orjson.dumps(reason, option=orjson.OPT_INDENT_2))
         report.rejected_lines += reason["rejected_lines"]
         report.rejected_points += reason["rejected_points"]
         report.quarantine_keys.append(rej_key)
@@ -177,7 +175,7 @@ class QuarantineSummary:
 def quarantine_summary(raw: lake_mod.Zone, limit: int = 200) -> QuarantineSummary:
     """The ``.reason.json`` files under ``quarantine/`` and their reasons counted (from the first ``limit``
     files: a reason given without a count counts once)."""
-    keys = [k for k in raw.list("quarantine/") if k.endswith(".reason.json")]
+    keys = [k for k in raw.list(f"{lake_mod.QUARANTINE_PREFIX}/") if k.endswith(".reason.json")]
     reasons: dict[str, int] = {}
     for k in keys[:limit]:
         for reason, n in orjson.loads(raw.get(k)).get("reasons", {}).items():
