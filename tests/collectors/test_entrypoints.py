@@ -16,7 +16,7 @@ from collectors_helpers import DAY, HOUR, raw_batches
 
 from cms_dagster import lake
 from cms_dagster.collectors import cli, lambda_handler
-from cms_dagster.resources import CmsResource
+from cms_dagster.resources import build_resources
 from cms_harness.cloudwatch_standin import FakeCloudWatch, fleet, json_stream_file
 
 with warnings.catch_warnings():
@@ -30,7 +30,7 @@ def _materialize(asset, **kw):
     return dg.materialize(
         [asset],
         instance=dg.DagsterInstance.ephemeral(),
-        resources={"cms": CmsResource()},
+        resources=build_resources(),
         raise_on_error=False,
         **kw,
     )
@@ -51,7 +51,7 @@ def test_the_collection_definitions_load():
         jobs=[defs.cloudwatch_collection_job, defs.metric_streams_job],
         schedules=[defs.cloudwatch_hourly_schedule],
         sensors=[defs.metric_streams_sensor],
-        resources={"cms": CmsResource()},
+        resources=build_resources(),
     )
     dg.Definitions.validate_loadable(d)
     assert {k.to_user_string() for k in d.resolve_all_asset_keys()} == {"raw/cloudwatch", "raw/metric_stream"}
@@ -89,7 +89,7 @@ def test_a_partition_is_collected_against_aws_with_run_metadata(moto_env):
 
 
 def test_the_sensor_requests_a_landing_run_for_new_stream_files(tmp_path, monkeypatch, raw):
-    ctx = dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral(), resources={"cms": CmsResource()})
+    ctx = dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral(), resources=build_resources())
     skipped = defs.metric_streams_sensor(ctx)
     assert isinstance(skipped, dg.SkipReason) and "CMS_METRIC_STREAMS_URL" in skipped.skip_message
     streams_dir = tmp_path / "streams"
@@ -108,7 +108,7 @@ def test_the_sensor_requests_a_landing_run_for_new_stream_files(tmp_path, monkey
     assert landed.success and _metadata(landed)["files"] == 1
     assert len(raw_batches(raw, "metric-stream")) == 1
     ctx2 = dg.build_sensor_context(
-        instance=dg.DagsterInstance.ephemeral(), resources={"cms": CmsResource()}
+        instance=dg.DagsterInstance.ephemeral(), resources=build_resources()
     )  # even with a fresh cursor
     assert isinstance(defs.metric_streams_sensor(ctx2), dg.SkipReason)  # landed: nothing pending
 
@@ -176,7 +176,7 @@ def test_several_regions_make_an_hour_by_target_partitioning_collected_one_targe
     monkeypatch.setenv("CMS_AWS_REGIONS", "us-east-1,eu-west-1")
     collection = defs.collection_defs()
     graph = dg.Definitions.merge(
-        collection, dg.Definitions(resources={"cms": CmsResource()})
+        collection, dg.Definitions(resources=build_resources())
     ).resolve_asset_graph()
     pdef = graph.get(dg.AssetKey(["raw", "cloudwatch"])).partitions_def
     assert isinstance(pdef, dg.MultiPartitionsDefinition)
@@ -198,7 +198,7 @@ def test_several_regions_make_an_hour_by_target_partitioning_collected_one_targe
     from cms_dagster.defs.collection.raw_zone import raw_otel_metrics
 
     full = dg.Definitions(
-        assets=[asset, raw_otel_metrics], resources={"cms": CmsResource()}
+        assets=[asset, raw_otel_metrics], resources=build_resources()
     ).resolve_asset_graph()
     parents = full.get_parent_partition_keys_for_child(
         PARTITION, dg.AssetKey(["raw", "cloudwatch"]), dg.AssetKey(["raw", "otel_metrics"])

@@ -11,8 +11,7 @@ from cms_dagster.defs.intelligence.incidents import (
     incident_report,
     incident_report_sensor,
 )
-from cms_dagster.resources import CmsResource
-from cms_dagster.resources.llm import LlmResource
+from cms_dagster.resources import build_resources
 
 from .incident_fixtures import write_alarms, write_marts
 
@@ -28,7 +27,7 @@ def instance(cms_home: Path, monkeypatch: pytest.MonkeyPatch):
 
 
 def _tick(instance, cursor=None):
-    ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"cms": CmsResource()})
+    ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources=build_resources())
     return incident_report_sensor(ctx)
 
 
@@ -59,7 +58,7 @@ def test_report_asset_shows_the_report_as_markdown_and_stores_it(instance, cms_h
         [incident_report],
         partition_key=req.partition_key,
         instance=instance,
-        resources={"cms": CmsResource(), "llm": LlmResource()},
+        resources=build_resources(),
     )
     assert result.success
     md = result.asset_materializations_for_node("intelligence__incident_report")[0].metadata
@@ -75,5 +74,5 @@ def test_report_for_an_unknown_incident_fails_with_what_to_do(instance):
             [incident_report],
             partition_key="inc-20261120-0100-abcdef",
             instance=instance,
-            resources={"cms": CmsResource(), "llm": LlmResource()},
+            resources=build_resources(),
         )

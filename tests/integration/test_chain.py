@@ -14,7 +14,7 @@ from cms_dagster.defs.collection.simulation import simulation
 from cms_dagster.defs.warehouse.points import metric_points, processed_points
 from cms_dagster.lake import Lake, gzip_bytes, raw_key
 from cms_dagster.otel import otlp
-from cms_dagster.resources import CmsResource
+from cms_dagster.resources import build_resources
 from cms_dagster.settings import load as load_settings
 
 ASSETS = [simulation, raw_otel_metrics, processed_points, metric_points]
@@ -28,7 +28,7 @@ HOURLY = [raw_otel_metrics, processed_points, metric_points]
 def _materialize(selection, tags=None, run_config=None, partition_key=None) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         ASSETS,
-        resources={"cms": CmsResource()},
+        resources=build_resources(),
         selection=selection,
         tags=tags,
         run_config=run_config,
@@ -153,12 +153,12 @@ def test_quarantine_check_warns_with_the_reasons(simulated: Path) -> None:
     from cms_dagster.defs.warehouse.points import nothing_in_quarantine
 
     assert _materialize(HOURLY, partition_key="2026-11-16-21:00").success
-    clean = dg.materialize([processed_points, nothing_in_quarantine], resources={"cms": CmsResource()}, selection=dg.AssetSelection.checks(nothing_in_quarantine), instance=dg.DagsterInstance.ephemeral())
+    clean = dg.materialize([processed_points, nothing_in_quarantine], resources=build_resources(), selection=dg.AssetSelection.checks(nothing_in_quarantine), instance=dg.DagsterInstance.ephemeral())
     assert clean.get_asset_check_evaluations()[0].passed
     lake = Lake.from_settings(load_settings())
     lake.raw.put(raw_key("sdk", dt.datetime(2026, 11, 16, 21, tzinfo=dt.timezone.utc), "20261116T215000Z-ingest-x-9"), b"garbage")
     assert _materialize(HOURLY, partition_key="2026-11-16-21:00").success
-    res = dg.materialize([processed_points, nothing_in_quarantine], resources={"cms": CmsResource()}, selection=dg.AssetSelection.checks(nothing_in_quarantine), instance=dg.DagsterInstance.ephemeral())
+    res = dg.materialize([processed_points, nothing_in_quarantine], resources=build_resources(), selection=dg.AssetSelection.checks(nothing_in_quarantine), instance=dg.DagsterInstance.ephemeral())
     ev = res.get_asset_check_evaluations()[0]
     assert not ev.passed and ev.metadata["quarantined_batches"].value == 1
     assert "unreadable batch" in next(iter(ev.metadata["reasons"].value))

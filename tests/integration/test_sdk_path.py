@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 from cms_dagster.defs.collection.simulation import simulation
 from cms_dagster.lake import Lake, batch_ingest_time, parse_raw_key
 from cms_dagster.otel.flatten import flatten_lines
-from cms_dagster.resources import CmsResource
+from cms_dagster.resources import build_resources
 from cms_dagster.settings import load as load_settings
 
 
@@ -21,7 +21,7 @@ def test_fx_runs_arrive_through_the_sdk_and_receiver_exactly_once(cms_home: Path
     cfg = {"ops": {"raw__simulation": {"config": {"days": 1, "seed": 3, "via_sdk": ["fx"]}}}}
     res = dg.materialize(
         [simulation],
-        resources={"cms": CmsResource()},
+        resources=build_resources(),
         run_config=cfg,
         instance=dg.DagsterInstance.ephemeral(),
     )

@@ -25,11 +25,11 @@ PARTITION = "2026-11-16-06:00"
 def _resources() -> dict:
     from dagster_dbt import DbtCliResource
 
-    from cms_dagster.resources import CmsResource
+    from cms_dagster.resources import build_resources
 
     project = str(warehouse_dbt.dbt_project_dir())
     return {
-        "cms": CmsResource(),
+        **build_resources(),
         "dbt": DbtCliResource(project_dir=project, profiles_dir=project, dbt_executable=str(warehouse_dbt.dbt_executable())),
     }
 

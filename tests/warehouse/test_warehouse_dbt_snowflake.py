@@ -57,7 +57,7 @@ def on_snowflake(scenario_lake: ScenarioLake, tmp_path_factory: pytest.TempPathF
     from dagster_dbt import DbtCliResource
 
     from cms_dagster.defs.warehouse.points import metric_points
-    from cms_dagster.resources import CmsResource
+    from cms_dagster.resources import build_resources
 
     with fakesnow.server() as params, pytest.MonkeyPatch.context() as mp, dagster_dbt_target_cleanup():
         env = {
@@ -80,7 +80,7 @@ def on_snowflake(scenario_lake: ScenarioLake, tmp_path_factory: pytest.TempPathF
         apply_fakesnow_subset(conn)
         project = str(warehouse_dbt.dbt_project_dir())
         resources = {
-            "cms": CmsResource(),
+            **build_resources(),
             "dbt": DbtCliResource(project_dir=project, profiles_dir=project, dbt_executable=str(warehouse_dbt.dbt_executable())),
         }
         tags = {"dagster/asset_partition_range_start": RANGE[0], "dagster/asset_partition_range_end": RANGE[1]}

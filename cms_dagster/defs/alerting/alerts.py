@@ -21,9 +21,8 @@ from cms_dagster.alerts.rules import Alert
 from cms_dagster.alerts.run import data_until, evaluate_alerts
 from cms_dagster.alerts.symptoms import check_alert
 from cms_dagster.domain import load_ontology
-from cms_dagster.resources import CmsResource
+from cms_dagster.resources import LakeResource, WarehouseResource
 from cms_dagster.resources.alerts import AlertsResource
-from cms_dagster.warehouse.client import from_settings
 
 WATCHED = {
     dg.AssetKey(["intelligence", "anomalies"]),
@@ -39,14 +38,16 @@ def _iso(ts: float) -> str:
 WINDOW = pd.Timedelta("1d")  # how far back each evaluation looks (dedup keeps earlier alerts from repeating)
 
 
-def route_symptoms(cms: CmsResource, alerts: AlertsResource, window: pd.Timedelta = WINDOW) -> dict:
+def route_symptoms(
+    lake: LakeResource, warehouse: WarehouseResource, alerts: AlertsResource, window: pd.Timedelta = WINDOW
+) -> dict:
     """Raise and route the alerts of the last ``window`` of data; returns what was done."""
-    s = cms.settings()
-    wh = from_settings(s)
+    s = warehouse.settings()
+    wh = warehouse.client()
     until = data_until(wh.query, wh.marts)
     if until is None:
         return {"skipped": "no feed data in the warehouse yet"}
-    archive = cms.lake().archive
+    archive = lake.lake().archive
     rep = evaluate_alerts(
         wh.query, load_ontology(s.domain_file or None), alerts.rules(), AlertStore(archive), alerts.build_channels(archive),
         (until - window).to_pydatetime(), until, marts_schema=wh.marts, dagster_url=alerts.settings().dagster_url,
@@ -61,7 +62,9 @@ def route_symptoms(cms: CmsResource, alerts: AlertsResource, window: pd.Timedelt
     description="Raises and routes alerts (feeds down or stale, runs failed or late, unexplained anomalies) "
     "when the feed or batch marts or intelligence/anomalies materialize.",
 )
-def alert_symptoms_sensor(context: dg.SensorEvaluationContext, cms: CmsResource, alerts: AlertsResource) -> dg.SensorResult:
+def alert_symptoms_sensor(
+    context: dg.SensorEvaluationContext, lake: LakeResource, warehouse: WarehouseResource, alerts: AlertsResource
+) -> dg.SensorResult:
     seen = json.loads(context.cursor) if context.cursor else {}
     new = 0
     for key in sorted(WATCHED, key=lambda k: k.to_user_string()):
@@ -74,7 +77,7 @@ def alert_symptoms_sensor(context: dg.SensorEvaluationContext, cms: CmsResource,
             seen[name] = records[-1].storage_id
     if not new:
         return dg.SensorResult(skip_reason="no new feed, batch or anomaly data", cursor=context.cursor)
-    done = route_symptoms(cms, alerts)
+    done = route_symptoms(lake, warehouse, alerts)
     return dg.SensorResult(skip_reason=f"alerts routed: {done}", cursor=json.dumps(seen, sort_keys=True))
 
 
@@ -84,7 +87,9 @@ def alert_symptoms_sensor(context: dg.SensorEvaluationContext, cms: CmsResource,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Alerts on asset-check evaluations: a failing ERROR check pages, WARN warns, passing resolves.",
 )
-def asset_check_alert_sensor(context: dg.SensorEvaluationContext, cms: CmsResource, alerts: AlertsResource) -> dg.SensorResult:
+def asset_check_alert_sensor(
+    context: dg.SensorEvaluationContext, lake: LakeResource, alerts: AlertsResource
+) -> dg.SensorResult:
     # by time: the default SQLite event log is sharded by run, where storage ids are not a global cursor;
     # an evaluation read twice at the boundary is harmless (alerts are deduplicated)
     after = float(context.cursor) if context.cursor else None
@@ -95,7 +100,7 @@ def asset_check_alert_sensor(context: dg.SensorEvaluationContext, cms: CmsResour
     )
     if not records:
         return dg.SensorResult(skip_reason="no new asset-check evaluation", cursor=context.cursor)
-    archive = cms.lake().archive
+    archive = lake.lake().archive
     store = AlertStore(archive)
     url = alerts.settings().dagster_url
     open_checks = {
@@ -146,28 +151,28 @@ def _run_alert(run_id: str, job: str, at: str, error: str, url: str) -> Alert:
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="A failed Dagster run is an alert: while the pipeline is down, monitoring is blind.",
 )
-def dagster_run_failure_alert(context: dg.RunFailureSensorContext, cms: CmsResource, alerts: AlertsResource) -> None:
+def dagster_run_failure_alert(context: dg.RunFailureSensorContext, lake: LakeResource, alerts: AlertsResource) -> None:
     run = context.dagster_run
     ts = getattr(context.failure_event, "timestamp", None) or dt.datetime.now(dt.timezone.utc).timestamp()
     url = alerts.settings().dagster_url
     alert = _run_alert(run.run_id, run.job_name, _iso(ts), context.failure_event.message or "failed", url)
-    archive = cms.lake().archive
+    archive = lake.lake().archive
     dispatch([alert], alerts.rules(), AlertStore(archive), alerts.build_channels(archive), pd.Timestamp(alert.at), dagster_url=url)
 
 
-@dg.success_hook(required_resource_keys={"cms", "alerts"})
+@dg.success_hook(required_resource_keys={"lake", "warehouse", "alerts"})
 def alert_with_incident_report(context: dg.HookContext) -> None:
     """After an incident report is written, route the alerts again so they carry the report."""
-    done = route_symptoms(context.resources.cms, context.resources.alerts)
+    done = route_symptoms(context.resources.lake, context.resources.warehouse, context.resources.alerts)
     context.log.info(f"alerts routed after the incident report: {done}")
 
 
-@dg.failure_hook(required_resource_keys={"cms", "alerts"})
+@dg.failure_hook(required_resource_keys={"lake", "alerts"})
 def alert_on_report_failure(context: dg.HookContext) -> None:
     """An incident report that could not be written is an alert of its own."""
     url = context.resources.alerts.settings().dagster_url
     error = str(context.op_exception or "failed").splitlines()[0] if context.op_exception else "failed"
     alert = _run_alert(context.run_id, context.job_name, _iso(dt.datetime.now(dt.timezone.utc).timestamp()), error, url)
-    archive = context.resources.cms.lake().archive
+    archive = context.resources.lake.lake().archive
     alerts = context.resources.alerts
     dispatch([alert], alerts.rules(), AlertStore(archive), alerts.build_channels(archive), pd.Timestamp(alert.at), dagster_url=url)

@@ -17,13 +17,12 @@ from typing import Any
 
 import dagster as dg
 
-from cms_dagster import lake
 from cms_dagster import settings as settings_mod
 from cms_dagster.collectors import collector, streams
 from cms_dagster.collectors.targets import NOT_CONFIGURED, roles_of_account, target_keys
 from cms_dagster.defs.partitions import hourly_partitions
 from cms_dagster.infra.dagster_instance import CLOUDWATCH_POOL, pool_tags
-from cms_dagster.resources import CmsResource
+from cms_dagster.resources import LakeResource
 
 
 def _metadata(summary: collector.RunSummary) -> dict[str, object]:
@@ -87,8 +86,8 @@ def build_cloudwatch_raw(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDe
             "with the reason instead."
         ),
     )
-    def cloudwatch_raw(context: dg.AssetExecutionContext, cms: CmsResource) -> Iterator[Any]:
-        s = cms.settings()
+    def cloudwatch_raw(context: dg.AssetExecutionContext, lake: LakeResource) -> Iterator[Any]:
+        s = lake.settings()
         if not s.aws_configured:
             reason = NOT_CONFIGURED
             context.log.warning(f"CloudWatch collection skipped (nothing materialized): {reason}")
@@ -101,7 +100,7 @@ def build_cloudwatch_raw(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDe
         # a retry only redoes the windows a failed attempt did not finish; a first attempt (schedule, manual
         # re-materialization, backfill) collects its windows again and overwrites them
         summary = collector.collect(
-            config, lake.Zone(s.raw_url), window.start, window.end, skip_done=context.retry_number > 0
+            config, lake.lake().raw, window.start, window.end, skip_done=context.retry_number > 0
         )
         metadata = _metadata(summary)
         context.log.info(summary.human())
@@ -155,14 +154,14 @@ cloudwatch_collection_job, cloudwatch_hourly_schedule = build_collection_schedul
         "CMS_METRIC_STREAMS_URL is not set (an observation says so)."
     ),
 )
-def metric_streams_raw(context: dg.AssetExecutionContext, cms: CmsResource) -> Iterator[Any]:
-    s = cms.settings()
+def metric_streams_raw(context: dg.AssetExecutionContext, lake: LakeResource) -> Iterator[Any]:
+    s = lake.settings()
     if not s.metric_streams_url:
         reason = "CMS_METRIC_STREAMS_URL is not set: no Metric Streams files to land"
         context.log.warning(f"Metric Streams landing skipped (nothing materialized): {reason}")
         yield dg.AssetObservation(asset_key=context.asset_key, metadata={"skipped": reason})
         return
-    got = streams.land_new(s.metric_streams_url, lake.Zone(s.raw_url))
+    got = streams.land_new(s.metric_streams_url, lake.lake().raw)
     context.log.info(
         f"landed {got.files} Metric Streams file(s), {got.points} points, {len(got.quarantined)} quarantined"
     )
@@ -188,12 +187,12 @@ metric_streams_job = dg.define_asset_job("metric_streams_landing", selection=[me
     description="Requests a landing run when new Metric Streams files appear under CMS_METRIC_STREAMS_URL.",
 )
 def metric_streams_sensor(
-    context: dg.SensorEvaluationContext, cms: CmsResource
+    context: dg.SensorEvaluationContext, lake: LakeResource
 ) -> dg.SensorResult | dg.SkipReason:
-    s = cms.settings()
+    s = lake.settings()
     if not s.metric_streams_url:
         return dg.SkipReason("CMS_METRIC_STREAMS_URL is not set: no Metric Streams files to watch")
-    new = streams.pending(s.metric_streams_url, lake.Zone(s.raw_url))
+    new = streams.pending(s.metric_streams_url, lake.lake().raw)
     # the cursor records what has been requested; the landing run's own checkpoint records what has landed,
     # so a failed landing run is requested again on a later tick (new run key once more files arrive)
     requested = streams.new_objects(new, context.cursor)

@@ -7,7 +7,7 @@ import dagster as dg
 
 from cms_dagster.defs.partitions import hourly_partitions, hours_of
 from cms_dagster.lake import parse_raw_key
-from cms_dagster.resources import CmsResource
+from cms_dagster.resources import LakeResource
 
 RAW_UPSTREAMS = [dg.AssetKey(["raw", "simulation"]), dg.AssetKey(["raw", "cloudwatch"]), dg.AssetKey(["raw", "metric_stream"])]
 
@@ -23,13 +23,13 @@ RAW_UPSTREAMS = [dg.AssetKey(["raw", "simulation"]), dg.AssetKey(["raw", "cloudw
     "(otel/metrics/source=<cloudwatch|metric-stream|sdk>/dt=YYYY-MM-DD/hour=HH/). Materializing it takes "
     "stock of what landed; the sources write it.",
 )
-def raw_otel_metrics(context: dg.AssetExecutionContext, cms: CmsResource) -> dg.MaterializeResult:
-    lake = cms.lake()
+def raw_otel_metrics(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    zones = lake.lake()
     files: Counter = Counter()
     hours_with_data = 0
     total = 0
     for day, hour in hours_of(context):
-        keys = lake.raw_keys_for_hour(day, hour)
+        keys = zones.raw_keys_for_hour(day, hour)
         hours_with_data += bool(keys)
         for k in keys:
             files[parse_raw_key(k)["source"]] += 1

@@ -3,7 +3,8 @@
 import dagster as dg
 
 from cms_dagster.domain import load_ontology
-from cms_dagster.resources import CmsResource
+from cms_dagster.lake import simulation_prefix
+from cms_dagster.resources import LakeResource, WarehouseResource
 from cms_dagster.simulate.incidents import parse_time
 from cms_dagster.simulate.replay import replay_through_receiver
 from cms_dagster.simulate.run import DEFAULT_START, simulate
@@ -25,15 +26,15 @@ class SimulationConfig(dg.Config):
     "or the warehouse is Snowflake, where real sources feed the raw zone.",
 )
 def simulation(
-    context: dg.AssetExecutionContext, config: SimulationConfig, cms: CmsResource
+    context: dg.AssetExecutionContext, config: SimulationConfig, lake: LakeResource, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
-    s = cms.settings()
-    if not s.is_embedded:
+    s = lake.settings()
+    if s.raw_url.startswith("s3://") or warehouse.settings().warehouse != "duckdb":
         context.log.info("skipped: production mode (S3 lake or Snowflake): real sources feed the raw zone")
         return dg.MaterializeResult(metadata={"skipped": "production mode: real sources feed the raw zone"})
     res = simulate(
         load_ontology(s.domain_file or None),
-        cms.lake(),
+        lake.lake(),
         days=config.days,
         seed=config.seed,
         start=parse_time(config.start),
@@ -49,6 +50,6 @@ def simulation(
     return dg.MaterializeResult(
         metadata={
             **{k: dg.MetadataValue.text(str(v)) if isinstance(v, str) else v for k, v in summary.items()},
-            "labels": dg.MetadataValue.path(cms.lake().archive.uri(f"simulations/{res.name}/labels.json")),
+            "labels": dg.MetadataValue.path(lake.lake().archive.uri(f"{simulation_prefix(res.name)}labels.json")),
         }
     )

@@ -7,8 +7,7 @@ import dagster as dg
 from cms_dagster.defs import automation
 from cms_dagster.defs.partitions import hourly_partitions
 from cms_dagster.detect.pipeline import score_window
-from cms_dagster.resources import CmsResource
-from cms_dagster.warehouse.client import from_settings
+from cms_dagster.resources import LakeResource, WarehouseResource
 
 FACT_TABLES = ["fct_infra_metrics", "fct_feed_status", "fct_batch_runs", "fct_stage_runs"]
 
@@ -27,9 +26,10 @@ FACT_TABLES = ["fct_infra_metrics", "fct_feed_status", "fct_batch_runs", "fct_st
     "is_alarm at >= 0.5). Each run starts from the checkpoint before its hours (kept in the lake under "
     "checkpoints/detect/) and re-scores any later hours that had been scored, in order.",
 )
-def anomalies(context: dg.AssetExecutionContext, cms: CmsResource) -> dg.MaterializeResult:
-    s = cms.settings()
-    wh = from_settings(s)
+def anomalies(
+    context: dg.AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    wh = warehouse.client()
     window = context.partition_time_window
     start = window.start.astimezone(dt.timezone.utc)
     end = window.end.astimezone(dt.timezone.utc)
@@ -38,7 +38,7 @@ def anomalies(context: dg.AssetExecutionContext, cms: CmsResource) -> dg.Materia
         wh.replace_span("intelligence.anomalies", df, "ts", span_start, span_end, {"source": source})
 
     rep = score_window(
-        wh.query, write, cms.lake().raw, start, end, marts_schema=wh.marts, log=context.log.info
+        wh.query, write, lake.lake().raw, start, end, marts_schema=wh.marts, log=context.log.info
     )
     if rep.errors:
         context.log.warning(

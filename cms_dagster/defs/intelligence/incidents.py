@@ -21,9 +21,8 @@ from cms_dagster.domain import load_ontology
 from cms_dagster.incidents.report import build_report, find_episode, scored_until, to_markdown
 from cms_dagster.incidents.run import episode_versions
 from cms_dagster.incidents.store import save_report
-from cms_dagster.resources import CmsResource
+from cms_dagster.resources import LakeResource, WarehouseResource
 from cms_dagster.resources.llm import LlmResource
-from cms_dagster.warehouse.client import from_settings
 
 ANOMALIES = dg.AssetKey(["intelligence", "anomalies"])
 INCIDENT_REPORT = dg.AssetKey(["intelligence", "incident_report"])
@@ -43,9 +42,11 @@ incident_partitions = dg.DynamicPartitionsDefinition(name="incidents")
     "radius from the ontology, timeline, the runbook's remediation and a checked narrative (OpenAI or the "
     "offline engine). Stored in intelligence.incidents and the lake; shown here as Markdown.",
 )
-def incident_report(context: dg.AssetExecutionContext, cms: CmsResource, llm: LlmResource) -> dg.MaterializeResult:
-    s = cms.settings()
-    wh = from_settings(s)
+def incident_report(
+    context: dg.AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource, llm: LlmResource
+) -> dg.MaterializeResult:
+    s = warehouse.settings()
+    wh = warehouse.client()
     ontology = load_ontology(s.domain_file or None)
     until = scored_until(wh.query)
     episode = find_episode(wh.query, context.partition_key, ontology, until=until)
@@ -56,7 +57,7 @@ def incident_report(context: dg.AssetExecutionContext, cms: CmsResource, llm: Ll
         )
     with llm.adapter(context) as engine:
         report = build_report(wh.query, episode, ontology, engine, until=until, marts_schema=wh.marts)
-    uri = save_report(wh, cms.lake().archive, report)
+    uri = save_report(wh, lake.lake().archive, report)
     meta = report["narrative_meta"]
     context.log.info(
         f"{report['id']} ({report['status']}): {report['root_cause']['entity']} "
@@ -95,15 +96,17 @@ incident_report_job = dg.define_asset_job(
     description="Requests an incident_report run per incident (confirmed alarm episodes grouped) as intelligence/anomalies "
     "materializes (new incident, more alarms, incident closed).",
 )
-def incident_report_sensor(context: dg.SensorEvaluationContext, cms: CmsResource) -> dg.SensorResult | dg.SkipReason:
+def incident_report_sensor(
+    context: dg.SensorEvaluationContext, warehouse: WarehouseResource
+) -> dg.SensorResult | dg.SkipReason:
     after = int(context.cursor) if context.cursor else None
     records = context.instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=ANOMALIES, after_storage_id=after), limit=1000, ascending=True
     ).records
     if not records:
         return dg.SkipReason("no new intelligence/anomalies materialization")
-    s = cms.settings()
-    wh = from_settings(s)
+    s = warehouse.settings()
+    wh = warehouse.client()
     until = scored_until(wh.query)
     if until is None:
         return dg.SensorResult(skip_reason="the detector has scored nothing yet", cursor=str(records[-1].storage_id))

@@ -15,8 +15,13 @@ Every dbt test is an asset check on its model (source tests on the loading asset
 dbt build as the model; each model's materialization carries its column schema and (tables) row count.
 Every node gets its automation condition from the translator (cms_dagster/defs/automation.py), so the
 marts keep themselves current as hours of points are loaded. Keys are ``["dbt", <node name>]``; groups
-follow the dbt folders (staging, intermediate, marts) and seeds. Loading this module needs
-``dbt_project/target/manifest.json``: run ``cms dbt prepare`` first.
+follow the dbt folders (staging, intermediate, marts) and seeds.
+
+The project is a dagster-dbt ``DbtProject``: ``dagster dev`` parses it on load (``prepare_if_dev``);
+elsewhere (tests, CI, deployments) ``cms dbt prepare`` writes ``target/manifest.json`` first. Each run
+hands dbt its target and, on DuckDB, the database file (the profile's ``cms_duckdb_path`` var) from the
+warehouse resource, so nothing changes the process environment; after a DuckDB build the readers' snapshot
+is published (cms_dagster/warehouse/snapshot.py).
 """
 
 import datetime
@@ -25,16 +30,21 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DagsterDbtTranslatorSettings,
+    DbtCliResource,
+    DbtProject,
+    dbt_assets,
+)
 
 from cms_dagster import settings as settings_mod
 from cms_dagster.defs import automation
 from cms_dagster.defs.partitions import hourly_partitions
 from cms_dagster.infra.dagster_instance import DBT_POOL
-from cms_dagster.resources import CmsResource
+from cms_dagster.resources import WarehouseResource
 from cms_dagster.warehouse import dbt as warehouse_dbt
 from cms_dagster.warehouse import snapshot
-from cms_dagster.warehouse.client import from_settings
 
 SOURCE_KEY = dg.AssetKey(["warehouse", "metric_points"])
 FOLDER_GROUPS = ("staging", "intermediate", "marts")
@@ -49,7 +59,10 @@ NOT_DIMENSION_TESTS = ("--exclude", "test_name:contains_every")
 # dbt unit tests check SQL logic against fixed inputs: they run in CI (`dbt build`), not on every partition
 NO_UNIT_TESTS = ("--exclude-resource-type", "unit_test")
 
-MANIFEST = warehouse_dbt.manifest_path(settings_mod.load())
+_PROJECT_DIR = warehouse_dbt.dbt_project_dir(settings_mod.load())
+DBT_PROJECT = DbtProject(project_dir=_PROJECT_DIR, profiles_dir=_PROJECT_DIR)
+DBT_PROJECT.prepare_if_dev()  # under `dagster dev` (dbt on PATH: `cms demo` puts the environment's bin there)
+MANIFEST = DBT_PROJECT.manifest_path
 if not MANIFEST.exists():
     raise FileNotFoundError(
         f"the dbt manifest {MANIFEST} is missing, so the dbt assets cannot be loaded: "
@@ -93,27 +106,30 @@ def window_vars(window: dg.TimeWindow | None) -> dict[str, str]:
     return {"window_start": window.start.astimezone(utc).strftime(fmt), "window_end": window.end.astimezone(utc).strftime(fmt)}
 
 
-def _dbt_args(args: list[str], cms: CmsResource, dbt_vars: Mapping[str, str] | None = None) -> list[str]:
+def _dbt_args(args: list[str], warehouse: WarehouseResource, dbt_vars: Mapping[str, str] | None = None) -> list[str]:
     """``dbt <args>`` against the resource's warehouse: its target, and on DuckDB its database file as the
     profile's ``cms_duckdb_path`` var (nothing changes the process environment)."""
-    s = cms.settings()
-    all_vars = {**(dbt_vars or {}), **({"cms_duckdb_path": str(s.duckdb_path)} if s.warehouse == "duckdb" else {})}
-    return [*args, "--target", warehouse_dbt.dbt_target(s)] + (["--vars", json.dumps(all_vars)] if all_vars else [])
+    all_vars = {**(dbt_vars or {}), **warehouse.dbt_vars()}
+    return [*args, "--target", warehouse.target()] + (["--vars", json.dumps(all_vars)] if all_vars else [])
 
 
 @dbt_assets(
     manifest=MANIFEST,
+    project=DBT_PROJECT,
     select=REFERENCE,
     name="dbt_reference",
     dagster_dbt_translator=TRANSLATOR,
     pool=DBT_POOL,
 )
-def dbt_reference_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource, cms: CmsResource) -> Iterator[Any]:
+def dbt_reference_assets(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+) -> Iterator[Any]:
     """The ontology seeds, their staging views and the dimensions built from them alone."""
-    yield from _stream(dbt.cli(_dbt_args(["build", *NO_UNIT_TESTS, *ONLY_OWN_TESTS], cms), context=context), cms)
+    args = _dbt_args(["build", *NO_UNIT_TESTS, *ONLY_OWN_TESTS], warehouse)
+    yield from _stream(dbt.cli(args, context=context), warehouse)
 
 
-def _stream(invocation: Any, cms: CmsResource) -> Iterator[Any]:
+def _stream(invocation: Any, warehouse: WarehouseResource) -> Iterator[Any]:
     """dbt's events, each model's and seed's with its column schema and (tables) row count attached.
 
     Read after dbt has exited, through the warehouse adapter (dagster-dbt's own fetch_* helpers open the
@@ -121,10 +137,10 @@ def _stream(invocation: Any, cms: CmsResource) -> Iterator[Any]:
     published first."""
     events = list(invocation.stream())
     nodes = invocation.manifest["nodes"]
-    s = cms.settings()
+    s = warehouse.settings()
     if s.warehouse == "duckdb":  # readers (dashboard, cms ask, sensors) see the build without waiting for dbt's lock
         snapshot.publish_file(s.duckdb_path)
-    wh = from_settings(s)
+    wh = warehouse.client()
     for event in events:
         node = nodes.get(str(event.metadata.get("unique_id").value)) if isinstance(event, dg.Output) and event.metadata.get("unique_id") else None
         if node and node["resource_type"] in ("model", "seed"):
@@ -141,6 +157,7 @@ def _stream(invocation: Any, cms: CmsResource) -> Iterator[Any]:
 
 @dbt_assets(
     manifest=MANIFEST,
+    project=DBT_PROJECT,
     select=EVENTS,
     name="dbt_events",
     dagster_dbt_translator=TRANSLATOR,
@@ -148,39 +165,37 @@ def _stream(invocation: Any, cms: CmsResource) -> Iterator[Any]:
     partitions_def=hourly_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
 )
-def dbt_event_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource, cms: CmsResource) -> Iterator[Any]:
+def dbt_event_assets(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+) -> Iterator[Any]:
     """Staging over raw.metric_points, intermediate models, facts and marts, for the partition's window."""
     partitioned = context.has_partition_key or context.has_partition_key_range
     window = window_vars(context.partition_time_window if partitioned else None)
     if window:
         context.log.info(f"dbt window {window['window_start']} .. {window['window_end']} (UTC)")
-    args = _dbt_args(["build", *NO_UNIT_TESTS, *NOT_DIMENSION_TESTS], cms, window)
-    yield from _stream(dbt.cli(args, context=context), cms)
+    args = _dbt_args(["build", *NO_UNIT_TESTS, *NOT_DIMENSION_TESTS], warehouse, window)
+    yield from _stream(dbt.cli(args, context=context), warehouse)
 
 
 @dbt_assets(
     manifest=MANIFEST,
+    project=DBT_PROJECT,
     select=DIMENSIONS,
     exclude=REFERENCE,
     name="dbt_observed_dimensions",
     dagster_dbt_translator=TRANSLATOR,
 )
-def dbt_observed_dimensions(context: dg.AssetExecutionContext, dbt: DbtCliResource, cms: CmsResource) -> Iterator[Any]:
+def dbt_observed_dimensions(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+) -> Iterator[Any]:
     """Dimensions over what was observed in any hour (dim_resource), rebuilt whole after the facts."""
-    yield from _stream(dbt.cli(_dbt_args(["build", *NO_UNIT_TESTS], cms), context=context), cms)
+    yield from _stream(dbt.cli(_dbt_args(["build", *NO_UNIT_TESTS], warehouse), context=context), warehouse)
 
 
 @dg.definitions
 def dbt_defs() -> dg.Definitions:
     # a module with an @dg.definitions function contributes only what the function returns
-    project_dir = str(warehouse_dbt.dbt_project_dir(settings_mod.load()))
     return dg.Definitions(
         assets=[dbt_reference_assets, dbt_event_assets, dbt_observed_dimensions],
-        resources={
-            "dbt": DbtCliResource(
-                project_dir=project_dir,
-                profiles_dir=project_dir,
-                dbt_executable=str(warehouse_dbt.dbt_executable()),
-            )
-        }
+        resources={"dbt": DbtCliResource(project_dir=DBT_PROJECT, dbt_executable=str(warehouse_dbt.dbt_executable()))},
     )

@@ -4,7 +4,7 @@ import dagster as dg
 
 from cms_dagster.defs.partitions import hourly_partitions, hours_of
 from cms_dagster.lake.processing import process_hours, quarantine_summary
-from cms_dagster.resources import CmsResource
+from cms_dagster.resources import LakeResource, WarehouseResource
 from cms_dagster.warehouse.loading import load_points
 
 RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
@@ -22,8 +22,8 @@ RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL, 
     "zone: points/dt=YYYY-MM-DD/hour=HH/<source>--<batch>.parquet. Malformed input goes to the raw zone's "
     "quarantine/ with its reason; the rest still loads.",
 )
-def processed_points(context: dg.AssetExecutionContext, cms: CmsResource) -> dg.MaterializeResult:
-    totals = process_hours(cms.lake(), hours_of(context))
+def processed_points(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    totals = process_hours(lake.lake(), hours_of(context))
     quarantine = totals.quarantine_keys
     if quarantine:
         context.log.warning(
@@ -54,8 +54,10 @@ def processed_points(context: dg.AssetExecutionContext, cms: CmsResource) -> dg.
     description="raw.metric_points: every data point once, by point id (latest ingested wins). DuckDB reads the "
     "Parquet files; Snowflake loads them through a stage (COPY INTO staging, then MERGE).",
 )
-def metric_points(context: dg.AssetExecutionContext, cms: CmsResource) -> dg.MaterializeResult:
-    totals = load_points(cms.settings(), cms.lake().processed, hours_of(context), log=context.log.info)
+def metric_points(
+    context: dg.AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    totals = load_points(warehouse.settings(), lake.lake().processed, hours_of(context), log=context.log.info)
     context.log.info(
         f"loaded {totals.files} file(s): {totals.inserted:,} new, {totals.replaced:,} replaced, "
         f"{totals.unchanged:,} unchanged; {totals.total_rows:,} rows in raw.metric_points"
@@ -88,8 +90,8 @@ hourly_ingest_schedule = dg.build_schedule_from_partitioned_job(
     description="No input is waiting in quarantine. Warns with the reasons and keys of what was set aside "
     "(fix the producer; quarantine only grows, so move handled files to an archive to clear the warning).",
 )
-def nothing_in_quarantine(cms: CmsResource) -> dg.AssetCheckResult:
-    waiting = quarantine_summary(cms.lake().raw)
+def nothing_in_quarantine(lake: LakeResource) -> dg.AssetCheckResult:
+    waiting = quarantine_summary(lake.lake().raw)
     return dg.AssetCheckResult(
         passed=not waiting.reason_keys,
         severity=dg.AssetCheckSeverity.WARN,
