@@ -47,6 +47,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="examples per property of the receiver/processing fuzz suite (tests/ingest/test_fuzz.py); "
         "make test runs the default, e.g. --fuzz-examples 5000 for a long run",
     )
+    parser.addoption(
+        "--snapshot-update",
+        action="store_true",
+        default=False,
+        help="rewrite tests/snapshots/*.json from the code (then review the diff) instead of comparing",
+    )
 
 
 @pytest.fixture

@@ -6,14 +6,6 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from cms_dagster.infra.package import HANDLER_FILE, package_source_dir
-
-HANDLER_EXISTS = (package_source_dir().parent / HANDLER_FILE).is_file()
-HANDLER_MISSING_REASON = (
-    f"{HANDLER_FILE} does not exist yet (the collectors' Lambda handler is written in parallel); "
-    "the import of the handler from the zip is checked once it exists"
-)
-
 
 def resources(template: Mapping[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
     return {k: v for k, v in template["Resources"].items() if v["Type"] == resource_type}

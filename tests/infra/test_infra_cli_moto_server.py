@@ -7,13 +7,11 @@ from pathlib import Path
 
 import boto3
 import pytest
-from infra_helpers import HANDLER_EXISTS, eks_cluster_parameters
+from infra_helpers import eks_cluster_parameters
 
 
 def package_flags() -> list[str]:
-    if HANDLER_EXISTS:
-        return []  # the collector's path is pure Python: the zip needs no wheels
-    return ["--skip-import-check"]
+    return []  # the collector's path is pure Python: the zip needs no wheels, and its import is checked
 
 
 def test_deploy_through_the_cli_against_a_moto_server(
