@@ -106,12 +106,17 @@ def load_hour(con: duckdb.DuckDBPyConnection, zone: lake_mod.Zone, day: dt.date,
 
 
 def load_hours(path: Path, zone: lake_mod.Zone, hours: Iterable[tuple[dt.date, int]]) -> LoadReport:
-    """Load the processed points of each of ``hours`` into the DuckDB file at ``path``; the summed report."""
+    """Load the processed points of each of ``hours`` into the DuckDB file at ``path``; the summed report.
+    Ends by publishing the readers' snapshot (cms_dagster/warehouse/snapshot.py), so the dashboard, `cms ask`
+    and the sensors see the new points without waiting for this or a later writer's lock."""
+    from cms_dagster.warehouse import snapshot
+
     total = LoadReport()
     con = connect(path)
     try:
         for day, hour in hours:
             total.add(load_hour(con, zone, day, hour))
+        snapshot.publish(con, path)
     finally:
         con.close()
     return total

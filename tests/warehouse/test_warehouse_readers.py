@@ -3,6 +3,7 @@ block a writer: they read the snapshot published after each write (cms_dagster/w
 
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 import sys
 import threading
@@ -145,6 +146,24 @@ def test_replacing_a_span_publishes_it_to_readers(tmp_path: Path):
     assert snapshot.snapshot_path(wh.settings.duckdb_path).exists()
     assert not snapshot.live_changed_since_publication(wh.settings.duckdb_path)
     assert wh.query("select count(*) as n from intelligence.anomalies where source = ?", ["x"]).n.tolist() == [2]
+
+
+def test_loading_points_publishes_them_to_readers(tmp_path: Path, scenario_lake):
+    from cms_dagster.warehouse.duckdb_load import load_hours
+
+    home = tmp_path / "cms"
+    home.mkdir()
+    wh = _warehouse(home)
+    hours = [(dt.date(2026, 11, 16), 13), (dt.date(2026, 11, 16), 14)]
+    report = load_hours(wh.settings.duckdb_path, scenario_lake.zone, hours)
+    assert report.inserted > 0
+    assert not snapshot.live_changed_since_publication(wh.settings.duckdb_path)
+    # what a reader opens is the published copy, and it holds every loaded point
+    con = duckdb.connect(str(snapshot.snapshot_path(wh.settings.duckdb_path)), read_only=True)
+    try:
+        assert con.execute("select count(*) from raw.metric_points").fetchone()[0] == report.total_rows
+    finally:
+        con.close()
 
 
 def test_a_query_before_any_warehouse_exists_says_which_table_is_missing(tmp_path: Path):
