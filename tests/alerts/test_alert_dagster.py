@@ -15,13 +15,13 @@ from cms_dagster.defs.intelligence.incidents import (
     incident_report_sensor,
 )
 from cms_dagster.lake import Lake
-from cms_dagster.resources import build_resources
+from cms_dagster.resources import LakeResource, WarehouseResource
 from cms_dagster.resources.alerts import AlertsResource
 from cms_dagster.resources.llm import LlmResource
 from cms_dagster.settings import load as load_settings
 from tests.incidents.incident_fixtures import write_alarms, write_marts
 
-RESOURCES = {**build_resources(), "alerts": AlertsResource(dagster_url="http://ui.example:3000")}
+RESOURCES = {"lake": LakeResource(), "warehouse": WarehouseResource(), "alerts": AlertsResource(dagster_url="http://ui.example:3000")}
 
 
 @pytest.fixture()

@@ -16,7 +16,7 @@ from collectors_helpers import DAY, HOUR, raw_batches
 
 from cms_dagster import lake
 from cms_dagster.collectors import cli, lambda_handler
-from cms_dagster.resources import build_resources
+from cms_dagster.resources import LakeResource, build_resources
 from cms_harness.cloudwatch_standin import FakeCloudWatch, fleet, json_stream_file
 
 with warnings.catch_warnings():
@@ -89,7 +89,7 @@ def test_a_partition_is_collected_against_aws_with_run_metadata(moto_env):
 
 
 def test_the_sensor_requests_a_landing_run_for_new_stream_files(tmp_path, monkeypatch, raw):
-    ctx = dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral(), resources=build_resources())
+    ctx = dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral(), resources={"lake": LakeResource()})
     skipped = defs.metric_streams_sensor(ctx)
     assert isinstance(skipped, dg.SkipReason) and "CMS_METRIC_STREAMS_URL" in skipped.skip_message
     streams_dir = tmp_path / "streams"
@@ -108,7 +108,7 @@ def test_the_sensor_requests_a_landing_run_for_new_stream_files(tmp_path, monkey
     assert landed.success and _metadata(landed)["files"] == 1
     assert len(raw_batches(raw, "metric-stream")) == 1
     ctx2 = dg.build_sensor_context(
-        instance=dg.DagsterInstance.ephemeral(), resources=build_resources()
+        instance=dg.DagsterInstance.ephemeral(), resources={"lake": LakeResource()}
     )  # even with a fresh cursor
     assert isinstance(defs.metric_streams_sensor(ctx2), dg.SkipReason)  # landed: nothing pending
 

@@ -11,7 +11,7 @@ from cms_dagster.defs.intelligence.incidents import (
     incident_report,
     incident_report_sensor,
 )
-from cms_dagster.resources import build_resources
+from cms_dagster.resources import WarehouseResource, build_resources
 
 from .incident_fixtures import write_alarms, write_marts
 
@@ -27,7 +27,7 @@ def instance(cms_home: Path, monkeypatch: pytest.MonkeyPatch):
 
 
 def _tick(instance, cursor=None):
-    ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources=build_resources())
+    ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"warehouse": WarehouseResource()})
     return incident_report_sensor(ctx)
 
 
