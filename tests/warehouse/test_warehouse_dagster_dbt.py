@@ -79,15 +79,34 @@ def test_a_partition_becomes_the_dbt_window() -> None:
     assert defs_dbt.window_vars(None) == {}
 
 
+def _import_dbt_assets(project: Path, **env: str) -> subprocess.CompletedProcess:
+    full = {k: v for k, v in os.environ.items() if k != "DAGSTER_IS_DEV_CLI"}
+    full.update(CMS_DBT_PROJECT_DIR=str(project), **env)
+    return subprocess.run(
+        [sys.executable, "-c", "import cms_dagster.defs.warehouse.dbt_assets"], env=full, capture_output=True, text=True
+    )
+
+
 def test_the_code_location_fails_clearly_without_a_manifest(tmp_path: Path) -> None:
     project = tmp_path / "dbt_project"
-    project.mkdir()
-    env = {**os.environ, "CMS_DBT_PROJECT_DIR": str(project)}
-    proc = subprocess.run(
-        [sys.executable, "-c", "import cms_dagster.defs.warehouse.dbt_assets"], env=env, capture_output=True, text=True
-    )
+    shutil.copytree(warehouse_dbt.dbt_project_dir(), project, ignore=shutil.ignore_patterns("target", "logs"))
+    proc = _import_dbt_assets(project)
     assert proc.returncode != 0
-    assert "cms dbt prepare" in proc.stderr and "manifest" in proc.stderr
+    assert "cms dbt prepare" in proc.stderr and str(project / "target" / "manifest.json") in proc.stderr
+
+
+def test_dagster_dev_prepares_the_manifest_when_it_loads(tmp_path: Path) -> None:
+    project = tmp_path / "dbt_project"
+    shutil.copytree(warehouse_dbt.dbt_project_dir(), project, ignore=shutil.ignore_patterns("target", "logs"))
+    venv_bin = str(Path(sys.executable).parent)  # as `cms demo` runs `dagster dev`: dbt on PATH
+    proc = _import_dbt_assets(
+        project,
+        DAGSTER_IS_DEV_CLI="1",
+        CMS_DUCKDB_PATH=str(tmp_path / "w.duckdb"),
+        PATH=os.pathsep.join([venv_bin, os.environ.get("PATH", "")]),
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "model.cms.mart_sla_compliance" in json.loads((project / "target" / "manifest.json").read_text())["nodes"]
 
 
 def test_prepare_parses_the_project_into_a_manifest(tmp_path: Path) -> None:
