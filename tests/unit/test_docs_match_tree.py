@@ -1,0 +1,133 @@
+"""The docs a newcomer reads name things that exist: module paths, ``cms`` commands and their flags, and
+``CMS_*`` settings. A rename in the code that leaves a page behind fails here with the page and the name."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+import pytest
+
+from cms_dagster import settings
+from cms_dagster.cli import build_parser
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = sorted(
+    [ROOT / "README.md", ROOT / "CONTRIBUTING.md", ROOT / "infra" / "README.md"]
+    + list((ROOT / "docs").glob("*.md"))
+    + list((ROOT / "cms_dagster").glob("*/README.md"))
+)
+# Top-level folders whose paths the docs spell out in full (`cms_dagster/lake/zone.py`, `tests/unit/`).
+TREE_ROOTS = ("cms_dagster", "cms_harness", "tests", "benchmarks", "infra", "dbt_project", "sdks", "docs")
+PATH_RE = re.compile(r"(?<![\w/.$-])((?:" + "|".join(TREE_ROOTS) + r")/[\w./-]*[\w/])")
+# CMS_* words in the docs that are not settings: Snowflake objects are checked against infra/snowflake,
+# these are names of another kind.
+NOT_SETTINGS = {
+    "CMS_COLLECTOR_PACKAGE": "the note file inside the collector zip (cms_dagster/infra/package.py)",
+    "CMS_OPERATIONS": "the Streamlit object docs/dashboard.md creates in Snowflake",
+    "CMS_DASHBOARD_POOL": "the compute pool docs/dashboard.md creates in Snowflake",
+    "CMS_NAB_DIR": "read by benchmarks/nab.py, a script outside the product",
+}
+
+
+def _rel(doc: Path) -> str:
+    return str(doc.relative_to(ROOT))
+
+
+def _doc_text(doc: Path) -> str:
+    return doc.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=_rel)
+def test_every_path_a_doc_names_exists(doc: Path) -> None:
+    missing = []
+    for path in sorted(set(PATH_RE.findall(_doc_text(doc)))):
+        if "NAME" in path:  # a placeholder: benchmarks/NAME.py
+            continue
+        if not (ROOT / path.rstrip("/.")).exists():
+            missing.append(path)
+    assert not missing, f"{_rel(doc)} names paths that are not in the tree: {missing}"
+
+
+def _snowflake_objects() -> set[str]:
+    sql = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "infra" / "snowflake").glob("*.sql"))
+    return set(re.findall(r"\bCMS_[A-Z0-9_]+", sql))
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=_rel)
+def test_every_cms_variable_a_doc_names_is_a_setting(doc: Path) -> None:
+    known = {s.env for s in settings.SETTINGS} | _snowflake_objects() | set(NOT_SETTINGS)
+    # prefixes the docs use for a family (`CMS_DAGSTER_*`, `CMS_*_URL`) end in an underscore and are skipped
+    named = set(re.findall(r"\bCMS_[A-Z0-9_]*[A-Z0-9]\b", _doc_text(doc)))
+    unknown = sorted(named - known)
+    assert not unknown, f"{_rel(doc)} names CMS_ variables that settings.py does not read: {unknown}"
+
+
+def test_every_setting_has_one_row_with_its_default_in_configuration_md() -> None:
+    rows: dict[str, list[str]] = {}
+    for line in _doc_text(ROOT / "docs" / "configuration.md").splitlines():
+        m = re.match(r"\|\s*`([A-Z0-9_]+)`\s*\|([^|]*)\|", line)
+        if m:
+            rows.setdefault(m.group(1), []).append(m.group(2))
+    wrong = []
+    for s in settings.SETTINGS:
+        found = rows.get(s.env, [])
+        if len(found) != 1:
+            wrong.append(f"{s.env}: {len(found)} rows")
+            continue
+        default = re.sub(r"\(secret[^)]*\)", "", found[0]).replace("`", "").strip()
+        default = "" if default in ("—", "") else default
+        if default != s.default:
+            wrong.append(f"{s.env}: docs say {default!r}, settings.py {s.default!r}")
+    assert not wrong, "docs/configuration.md disagrees with settings.SETTINGS: " + "; ".join(wrong)
+    assert set(rows) <= {s.env for s in settings.SETTINGS}, (
+        f"docs/configuration.md lists variables settings.SETTINGS lacks: {sorted(set(rows) - {s.env for s in settings.SETTINGS})}"
+    )
+
+
+def test_every_variable_settings_py_reads_is_in_configuration_md() -> None:
+    source = (ROOT / "cms_dagster" / "settings.py").read_text(encoding="utf-8")
+    read = set(re.findall(r'_(?:env|list|number)\(\w+, "([A-Z][A-Z0-9_]+)"', source))
+    assert "CMS_HOME" in read  # the pattern still matches how settings.py reads a variable
+    doc = _doc_text(ROOT / "docs" / "configuration.md")
+    missing = sorted(name for name in read if f"`{name}`" not in doc)
+    assert not missing, f"settings.py reads variables docs/configuration.md does not mention: {missing}"
+
+
+def _command_tree(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], set[str]]:
+    tree: dict[tuple[str, ...], set[str]] = {prefix: set()}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                tree.update(_command_tree(sub, prefix + (name,)))
+        else:
+            tree[prefix] |= set(action.option_strings)
+    return tree
+
+
+COMMAND_RE = re.compile(r"`(?:\.venv/bin/)?cms ([^`]+)`|^\s*(?:\.venv/bin/)?cms ([a-z][^#\n]*)", re.MULTILINE)
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=_rel)
+def test_every_cms_command_and_flag_a_doc_shows_exists(doc: Path) -> None:
+    tree = _command_tree(build_parser())
+    wrong = []
+    for m in COMMAND_RE.finditer(_doc_text(doc)):
+        text = (m.group(1) or m.group(2)).strip()
+        path: tuple[str, ...] = ()
+        for word in text.split():
+            alternatives = word.split("|")
+            if all(path + (w,) in tree for w in alternatives):
+                path = path + (alternatives[-1],)
+                continue
+            has_subcommands = any(len(k) == len(path) + 1 and k[: len(path)] == path for k in tree)
+            if has_subcommands and re.fullmatch(r"[a-z][a-z-]*", word):
+                wrong.append(f"cms {text}: no subcommand {word!r} under 'cms {' '.join(path)}'")
+            break
+        if not path:
+            continue
+        flags = tree[path] | tree[()]
+        wrong += [f"cms {text}: no flag {flag}" for flag in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", text)
+                  if flag not in flags]
+    assert not wrong, f"{_rel(doc)}: " + "; ".join(wrong)
