@@ -95,7 +95,9 @@ def test_every_variable_settings_py_reads_is_in_configuration_md() -> None:
     assert not missing, f"settings.py reads variables docs/configuration.md does not mention: {missing}"
 
 
-def _command_tree(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], set[str]]:
+def _command_tree(
+    parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()
+) -> dict[tuple[str, ...], set[str]]:
     tree: dict[tuple[str, ...], set[str]] = {prefix: set()}
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
@@ -128,6 +130,9 @@ def test_every_cms_command_and_flag_a_doc_shows_exists(doc: Path) -> None:
         if not path:
             continue
         flags = tree[path] | tree[()]
-        wrong += [f"cms {text}: no flag {flag}" for flag in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", text)
-                  if flag not in flags]
+        wrong += [
+            f"cms {text}: no flag {flag}"
+            for flag in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", text)
+            if flag not in flags
+        ]
     assert not wrong, f"{_rel(doc)}: " + "; ".join(wrong)
