@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
 from pathlib import Path
 
@@ -136,3 +137,15 @@ def test_every_cms_command_and_flag_a_doc_shows_exists(doc: Path) -> None:
             if flag not in flags
         ]
     assert not wrong, f"{_rel(doc)}: " + "; ".join(wrong)
+
+
+def test_architecture_md_names_every_job_schedule_and_sensor() -> None:
+    # the snapshot is itself compared with the loaded definitions by tests/integration/test_asset_graph_snapshot.py
+    graph = json.loads((ROOT / "tests" / "snapshots" / "asset_graph.json").read_text(encoding="utf-8"))
+    names = [*graph["jobs"], *graph["schedules"], *graph["sensors"]]
+    assert names
+    page = _doc_text(ROOT / "docs" / "architecture.md")
+    missing = [name for name in names if f"`{name}`" not in page]
+    assert not missing, (
+        f"docs/architecture.md does not name {missing} (its jobs, schedules and sensors table)"
+    )
