@@ -4,8 +4,9 @@ The one evidence step of CMS's root-cause analysis, used by ``cms rca incident``
 (``benchmarks/rca_eval.py``), so that the measured figure describes what users run:
 
 - :func:`evidence_frame`: the series the detector scores (``cms_dagster.detect.pipeline.SOURCES``: infra
-  metrics by CloudWatch name, feed ``up``/``latency_ms``/``staleness_s``/``messages``/..., job and stage
-  ``duration_s``/``failed``/``records``/``start_delay_s``, plus each stage's ``retries``) read from the
+  metrics by CloudWatch name, feed ``up``/``latency_ms``/``staleness_s``/``messages``/...), the job and stage
+  runs as series (``RUN_SQL``: ``duration_s``/``failed``/``records``/``start_delay_s``, the detector judges
+  them run by run), plus each stage's ``retries``, read from the
   warehouse as a long frame ``time, entity, metric, value`` named as :func:`cms_dagster.rca.rank_incident`
   reads them;
 - :func:`seasonal_adjust`: each minute series divided by its usual daily shape over the same clock window
@@ -43,6 +44,44 @@ def _utc(t: dt.datetime | pd.Timestamp) -> pd.Timestamp:
 
 MINUTE_SOURCES = ("infra", "feed")  # one point per series and minute
 RUN_SOURCES = ("batch", "stage")  # one point per run or stage attempt
+_FAILED = "case when status = 'failed' then 1 else 0 end"
+
+
+def _runs_sql(table: str, entity: str, time_col: str, metrics: list[tuple[str, str]], where: str = "") -> str:
+    """(entity_id, metric, ts, value) selects, one per metric, for ``time_col`` in [?, ?)."""
+    return "\nunion all\n".join(
+        f"select {entity} as entity_id, '{m}' as metric, {time_col} as ts, cast({expr} as double) as value "
+        f"from {{marts}}.{table} where {time_col} >= ? and {time_col} < ? and {expr} is not null{where}"
+        for m, expr in metrics
+    )
+
+
+# the job and stage run series in long format: the detector judges runs on its own (detect.runs), the ranking
+# still reads them as series with a week of history
+RUN_SQL = {
+    "batch": (
+        _runs_sql(
+            "fct_batch_runs",
+            "'job:' || job_key",
+            "actual_end_ts",
+            [("duration_s", "duration_s"), ("failed", _FAILED), ("records", "records")],
+            " and status <> 'running'",
+        )
+        + "\nunion all\n"
+        + _runs_sql("fct_batch_runs", "'job:' || job_key", "actual_start_ts", [("start_delay_s", "start_delay_s")]),
+        4,
+    ),
+    "stage": (
+        _runs_sql(
+            "fct_stage_runs",
+            "'stage:' || stage_key",
+            "finished_ts",
+            [("duration_s", "duration_s"), ("failed", _FAILED)],
+            " and status <> 'running'",
+        ),
+        2,
+    ),
+}
 EXTRA_SQL = {
     # retries of each stage attempt (the job_failure signature reads "retries" next to "failed")
     "stage_retries": (
@@ -116,9 +155,10 @@ def evidence_frame(
 ) -> pd.DataFrame:
     """Long frame ``time, entity, metric, value`` around ``start`` from the four fact marts.
 
-    The series are the ones the detector scores (``cms_dagster.detect.pipeline.SOURCES``: infra metrics by
-    CloudWatch name, feed ``up``/``latency_ms``/``staleness_s``/``messages``/..., job and stage
-    ``duration_s``/``failed``/``records``/``start_delay_s``) plus each stage's ``retries``. Run series reach
+    The series are the minute series the detector scores (``cms_dagster.detect.pipeline.SOURCES``: infra
+    metrics by CloudWatch name, feed ``up``/``latency_ms``/``staleness_s``/``messages``/...), the job and stage
+    runs as series (``RUN_SQL``: ``duration_s``/``failed``/``records``/``start_delay_s``) plus each stage's
+    ``retries``. Run series reach
     back ``run_history`` (a daily job has no run in the hours before a start, and a series without history
     cannot be judged); minute series reach back ``history``, seasonally adjusted when ``seasonal`` (except
     ``absolute_metrics``, which are judged against limits and kept as stored).
@@ -134,15 +174,12 @@ def evidence_frame(
     minute_from = t0 - s.history - (s.reference_span if s.seasonal else dt.timedelta(0))
     run_from = t0 - s.run_history
     parts = []
-    for name, (sql, n) in [*SOURCES.items(), *EXTRA_SQL.items()]:
+    sources = {**{k: v for k, v in SOURCES.items() if k in MINUTE_SOURCES}, **RUN_SQL, **EXTRA_SQL}
+    for name, (sql, n) in sources.items():
         lo = minute_from if name in MINUTE_SOURCES else run_from
         parts.append(_long(query(sql.format(marts=marts_schema), [naive(lo), naive(end)] * n)))
-    minute = pd.concat(
-        [p for p, name in zip(parts, [*SOURCES, *EXTRA_SQL], strict=True) if name in MINUTE_SOURCES]
-    )
-    runs = pd.concat(
-        [p for p, name in zip(parts, [*SOURCES, *EXTRA_SQL], strict=True) if name not in MINUTE_SOURCES]
-    )
+    minute = pd.concat([p for p, name in zip(parts, sources, strict=True) if name in MINUTE_SOURCES])
+    runs = pd.concat([p for p, name in zip(parts, sources, strict=True) if name not in MINUTE_SOURCES])
     if s.seasonal:
         keep = minute["metric"].isin(s.absolute_metrics)
         absolute, minute = minute[keep & (minute["time"] >= t0 - s.history)], minute[~keep]
