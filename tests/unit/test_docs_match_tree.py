@@ -149,3 +149,22 @@ def test_architecture_md_names_every_job_schedule_and_sensor() -> None:
     assert not missing, (
         f"docs/architecture.md does not name {missing} (its jobs, schedules and sensors table)"
     )
+
+
+BENCHMARK_RE = re.compile(r"`(?:\.venv/bin/python )?(?:benchmarks/)?(\w+)\.py ([^`]*)`")
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=_rel)
+def test_every_benchmark_flag_a_doc_shows_exists(doc: Path) -> None:
+    wrong = []
+    for script, args in BENCHMARK_RE.findall(_doc_text(doc)):
+        path = ROOT / "benchmarks" / f"{script}.py"
+        if not path.exists():
+            continue  # not a benchmark (the path test covers benchmarks/ paths)
+        source = path.read_text(encoding="utf-8")
+        wrong += [
+            f"benchmarks/{script}.py {flag}"
+            for flag in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", args)
+            if f'"{flag}"' not in source
+        ]
+    assert not wrong, f"{_rel(doc)} shows benchmark flags the scripts do not take: {wrong}"
