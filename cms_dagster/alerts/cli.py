@@ -18,7 +18,7 @@ examples:
   cms alerts evaluate --since 7d           # raise and route the alerts of the last week's data by hand
 
 Alerts page on symptoms (a feed down or stale past its SLA, a batch run failed or late, a failing ERROR
-asset check); alarm episodes with no symptom are warnings. Routing, grouping, inhibition, repeat interval
+asset check); incidents (confirmed alarm episodes grouped) with no symptom are warnings. Routing, grouping, inhibition, repeat interval
 and silences come from one YAML file (CMS_ALERT_RULES_FILE, default: the packaged alert_rules.yaml); the
 channels from CMS_ALERT_CHANNELS. In Dagster, sensors and job hooks do this as data arrives.
 """

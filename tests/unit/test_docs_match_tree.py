@@ -168,3 +168,40 @@ def test_every_benchmark_flag_a_doc_shows_exists(doc: Path) -> None:
             if f'"{flag}"' not in source
         ]
     assert not wrong, f"{_rel(doc)} shows benchmark flags the scripts do not take: {wrong}"
+
+
+def _leaf_commands(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()) -> list[str]:
+    leaves: list[str] = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                leaves += _leaf_commands(sub, prefix + (name,)) or [" ".join(("cms",) + prefix + (name,))]
+    return leaves
+
+
+def test_the_readme_command_list_names_every_command() -> None:
+    readme = _doc_text(ROOT / "README.md")
+    listed = readme[readme.index("## The `cms` command") :]
+    listed = listed[: listed.index("\n## ")]
+    leaves = _leaf_commands(build_parser())
+    assert len(leaves) > 10
+    missing = []
+    for leaf in leaves:
+        *parent, name = leaf.split()
+        # `cms infra validate|package|deploy` lists three commands at once
+        if not re.search(
+            re.escape(" ".join(parent)) + r" (?:[\w-]+\|)*" + re.escape(name) + r"(?![\w-])", listed
+        ):
+            missing.append(leaf)
+    assert not missing, f"README.md's list of cms commands lacks {missing}"
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=_rel)
+def test_every_dbt_model_a_doc_names_exists(doc: Path) -> None:
+    project = ROOT / "dbt_project"
+    models = {p.stem for p in (project / "models").rglob("*.sql")} | {
+        p.stem for p in (project / "seeds").rglob("*.csv")
+    }
+    named = set(re.findall(r"\b((?:stg|int|dim|fct|mart)_[a-z0-9_]*[a-z0-9])\b", _doc_text(doc)))
+    unknown = sorted(named - models)
+    assert not unknown, f"{_rel(doc)} names dbt models that dbt_project/ does not have: {unknown}"
