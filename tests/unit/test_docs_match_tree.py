@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import re
 from pathlib import Path
@@ -205,3 +206,19 @@ def test_every_dbt_model_a_doc_names_exists(doc: Path) -> None:
     named = set(re.findall(r"\b((?:stg|int|dim|fct|mart)_[a-z0-9_]*[a-z0-9])\b", _doc_text(doc)))
     unknown = sorted(named - models)
     assert not unknown, f"{_rel(doc)} names dbt models that dbt_project/ does not have: {unknown}"
+
+
+IMPORT_RE = re.compile(r"^\s*from (cms_dagster(?:\.\w+)*) import ([\w, ]+)$", re.MULTILINE)
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=_rel)
+def test_every_import_a_doc_shows_works(doc: Path) -> None:
+    wrong = []
+    for module_name, names in IMPORT_RE.findall(_doc_text(doc)):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as e:
+            wrong.append(f"{module_name}: {e}")
+            continue
+        wrong += [f"{module_name}.{n.strip()}" for n in names.split(",") if not hasattr(module, n.strip())]
+    assert not wrong, f"{_rel(doc)} shows imports that fail: {wrong}"
