@@ -222,3 +222,14 @@ def test_every_import_a_doc_shows_works(doc: Path) -> None:
             continue
         wrong += [f"{module_name}.{n.strip()}" for n in names.split(",") if not hasattr(module, n.strip())]
     assert not wrong, f"{_rel(doc)} shows imports that fail: {wrong}"
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=_rel)
+def test_every_make_target_a_doc_shows_exists(doc: Path) -> None:
+    targets = set(
+        re.findall(r"^([a-z][\w-]*):", (ROOT / "Makefile").read_text(encoding="utf-8"), re.MULTILINE)
+    )
+    assert "test" in targets
+    named = set(re.findall(r"(?:`|^)make ([a-z][\w-]*)", _doc_text(doc), re.MULTILINE))
+    unknown = sorted(named - targets)
+    assert not unknown, f"{_rel(doc)} shows make targets the Makefile lacks: {unknown}"
