@@ -113,31 +113,54 @@ def _command_tree(
 COMMAND_RE = re.compile(r"`(?:\.venv/bin/)?cms ([^`]+)`|^\s*(?:\.venv/bin/)?cms ([a-z][^#\n]*)", re.MULTILINE)
 
 
-@pytest.mark.parametrize("doc", DOCS, ids=_rel)
-def test_every_cms_command_and_flag_a_doc_shows_exists(doc: Path) -> None:
-    tree = _command_tree(build_parser())
+def _command_problems(text: str, tree: dict[tuple[str, ...], set[str]]) -> list[str]:
+    """What is wrong with the `cms ...` commands shown in ``text``: unknown subcommands and flags."""
     wrong = []
-    for m in COMMAND_RE.finditer(_doc_text(doc)):
-        text = (m.group(1) or m.group(2)).strip()
+    for m in COMMAND_RE.finditer(text):
+        shown = (m.group(1) or m.group(2)).strip()
         path: tuple[str, ...] = ()
-        for word in text.split():
+        for word in shown.split():
             alternatives = word.split("|")
             if all(path + (w,) in tree for w in alternatives):
                 path = path + (alternatives[-1],)
                 continue
             has_subcommands = any(len(k) == len(path) + 1 and k[: len(path)] == path for k in tree)
             if has_subcommands and re.fullmatch(r"[a-z][a-z-]*", word):
-                wrong.append(f"cms {text}: no subcommand {word!r} under 'cms {' '.join(path)}'")
+                wrong.append(f"cms {shown}: no subcommand {word!r} under 'cms {' '.join(path)}'")
             break
         if not path:
             continue
         flags = tree[path] | tree[()]
         wrong += [
-            f"cms {text}: no flag {flag}"
-            for flag in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", text)
+            f"cms {shown}: no flag {flag}"
+            for flag in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", shown)
             if flag not in flags
         ]
+    return wrong
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=_rel)
+def test_every_cms_command_and_flag_a_doc_shows_exists(doc: Path) -> None:
+    wrong = _command_problems(_doc_text(doc), _command_tree(build_parser()))
     assert not wrong, f"{_rel(doc)}: " + "; ".join(wrong)
+
+
+def _helps(parser: argparse.ArgumentParser, name: str = "cms") -> list[tuple[str, str]]:
+    helps = [(name, parser.format_help())]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub_name, sub in action.choices.items():
+                helps += _helps(sub, f"{name} {sub_name}")
+    return helps
+
+
+def test_every_example_in_a_help_text_is_a_real_command() -> None:
+    parser = build_parser()
+    tree = _command_tree(parser)
+    helps = _helps(parser)
+    assert len(helps) > 20
+    wrong = [f"{name} --help: {problem}" for name, text in helps for problem in _command_problems(text, tree)]
+    assert not wrong, "; ".join(wrong)
 
 
 def test_architecture_md_names_every_job_schedule_and_sensor() -> None:
