@@ -27,7 +27,10 @@ from cms_dagster.warehouse import snowflake_setup
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
-ACCESS_ROLES = {"CMS_RAW_R", "CMS_RAW_RW", "CMS_STAGING_R", "CMS_STAGING_RW", "CMS_MARTS_R", "CMS_MARTS_RW", "CMS_WH_QUERY", "CMS_WH_TRANSFORM"}
+ACCESS_ROLES = {
+    "CMS_RAW_R", "CMS_RAW_RW", "CMS_STAGING_R", "CMS_STAGING_RW", "CMS_MARTS_R", "CMS_MARTS_RW",
+    "CMS_INTELLIGENCE_R", "CMS_INTELLIGENCE_RW", "CMS_WH_QUERY", "CMS_WH_TRANSFORM",
+}
 FUNCTIONAL_ROLES = {"CMS_LOADER", "CMS_TRANSFORMER", "CMS_ANALYST", "CMS_ADMIN"}
 SYSTEM_ROLES = {"SYSADMIN", "ACCOUNTADMIN", "USERADMIN", "SECURITYADMIN"}
 IDENT = r"[A-Z0-9_$.]+"
@@ -174,7 +177,7 @@ def test_fakesnow_creates_the_objects_and_a_second_run_changes_nothing() -> None
         assert first == second > 10
         cur = conn.cursor()
         cur.execute("select schema_name from CMS.information_schema.schemata order by 1")
-        assert {"RAW", "STAGING", "MARTS"} <= {r[0] for r in cur.fetchall()}
+        assert {"RAW", "STAGING", "MARTS", "INTELLIGENCE"} <= {r[0] for r in cur.fetchall()}
         cur.execute(
             "select table_name from CMS.information_schema.tables where table_schema = 'RAW' order by 1"
         )
@@ -211,9 +214,10 @@ def test_functional_roles_are_made_of_access_roles(checked: Checked) -> None:
 
     assert members("CMS_LOADER") == {"CMS_RAW_RW", "CMS_RAW_R", "CMS_WH_TRANSFORM"}
     assert members("CMS_TRANSFORMER") == {
-        "CMS_RAW_R", "CMS_STAGING_RW", "CMS_STAGING_R", "CMS_MARTS_RW", "CMS_MARTS_R", "CMS_WH_TRANSFORM",
+        "CMS_RAW_R", "CMS_STAGING_RW", "CMS_STAGING_R", "CMS_MARTS_RW", "CMS_MARTS_R",
+        "CMS_INTELLIGENCE_RW", "CMS_INTELLIGENCE_R", "CMS_WH_TRANSFORM",
     }
-    assert members("CMS_ANALYST") == {"CMS_MARTS_R", "CMS_STAGING_R", "CMS_WH_QUERY"}
+    assert members("CMS_ANALYST") == {"CMS_MARTS_R", "CMS_STAGING_R", "CMS_INTELLIGENCE_R", "CMS_WH_QUERY"}
     assert members("CMS_ADMIN") >= FUNCTIONAL_ROLES - {"CMS_ADMIN"}
     assert ("CMS_ADMIN", "SYSADMIN") in grants
 
@@ -223,10 +227,12 @@ def test_grants_give_read_to_readers_and_write_only_to_writers(checked: Checked)
     for privs, kind, obj, role in checked.privileges:
         by_role.setdefault(role, set()).add(f"{privs} {kind} {obj}")
     writes = ("INSERT", "UPDATE", "DELETE", "CREATE TABLE", "WRITE")
-    for role in ("CMS_RAW_R", "CMS_STAGING_R", "CMS_MARTS_R", "CMS_WH_QUERY"):
+    for role in ("CMS_RAW_R", "CMS_STAGING_R", "CMS_MARTS_R", "CMS_INTELLIGENCE_R", "CMS_WH_QUERY"):
         assert not any(w in g for g in by_role[role] for w in writes), role
     assert any("FUTURE TABLES CMS.MARTS" in g and g.startswith("SELECT") for g in by_role["CMS_MARTS_R"])
     assert any("CREATE TABLE" in g and "CMS.RAW" in g for g in by_role["CMS_RAW_RW"])
+    # the anomaly and incident assets replace their spans: delete and insert in INTELLIGENCE
+    assert any("DELETE" in g and "FUTURE TABLES CMS.INTELLIGENCE" in g for g in by_role["CMS_INTELLIGENCE_RW"])
     assert any("READ, WRITE STAGE CMS.RAW.POINTS_INTERNAL_STAGE" in g for g in by_role["CMS_RAW_RW"])
     assert any("OPERATE, USAGE WAREHOUSE CMS_QUERY_XS" in g for g in by_role["CMS_WH_QUERY"])
 
