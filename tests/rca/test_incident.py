@@ -190,3 +190,26 @@ def test_cms_rca_incident_latest_skips_an_episode_that_recurs_daily(with_alarms:
     assert "latest confirmed episode: 2 alarm(s) on feed:cme-mdp" in err
     assert "1 later confirmed episode(s) skipped: they recur at the same time of day" in err
     assert json.loads(out)["start"] == "2026-11-25T20:00:00Z"
+
+
+def test_cms_rca_incident_latest_skips_a_market_that_opens_on_the_same_weekday_every_week(with_alarms: Path) -> None:
+    # a feed and the job reading it alarm at the same time on the same weekday a week before (a market that
+    # opens on Sunday evening): the latest is the weekly schedule, so --latest analyses the outage before it
+    ont = load_ontology()
+    job = next(j for j in ont.jobs.values() if j.feeds and "cme-mdp" not in j.feeds)
+    feed = f"feed:{job.feeds[0]}"
+    opening = pd.Timestamp(OUTAGE).tz_localize(None) + pd.Timedelta("9h")
+    rows = []
+    for k in (0, 7):
+        at = opening - pd.Timedelta(days=k)
+        rows += [(at, f"{feed}|messages", feed, "messages"), (at + pd.Timedelta("3min"), f"{job.entity_id}|duration_s", job.entity_id, "duration_s")]
+    weekly = pd.DataFrame(rows, columns=["ts", "series", "entity_id", "metric"]).assign(score=0.8, is_alarm=True)
+    con = duckdb.connect(str(with_alarms))
+    con.register("w", weekly)
+    con.execute("insert into intelligence.anomalies by name select * from w")
+    con.close()
+    code, out, err = _cli(["rca", "incident", "--latest", "--json", "--top", "1"])
+    assert code == 0, err
+    assert "latest confirmed episode: 2 alarm(s) on feed:cme-mdp" in err
+    assert "1 later confirmed episode(s) skipped" in err
+    assert json.loads(out)["start"] == "2026-11-25T20:00:00Z"
