@@ -52,7 +52,7 @@ test-sdks: $(JUNIT)  ## the Java and Node.js SDK suites
 test: prepare postgres test-sdks $(CHROMIUM)  ## set up and run the whole test suite (dashboard screenshots: .cms/artifacts/screenshots/)
 	$(PY) -m pytest -q -p no:cacheprovider
 
-test-fast: prepare postgres  ## the developer loop: every test not marked slow (not the end-to-end demo build)
+test-fast: prepare postgres  ## the developer loop: every test not marked slow (no materializations, dbt builds or stand-in stacks)
 	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
 
 lock: setup  ## pin the image's dependencies (infra/docker/requirements.lock) after changing pyproject.toml

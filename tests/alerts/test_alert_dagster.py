@@ -54,6 +54,7 @@ def _checked(passed: bool):
     return [probe, feed_ids_not_null]
 
 
+@pytest.mark.slow
 def test_a_failing_error_check_pages_and_its_recovery_resolves(instance):
     assert dg.materialize(_checked(False), instance=instance).success  # a failing check is an event, not a failed run
     result = _tick(asset_check_alert_sensor, instance)
@@ -66,6 +67,7 @@ def test_a_failing_error_check_pages_and_its_recovery_resolves(instance):
     assert second["status"] == "resolved" and second["alerts"][0]["dedup_key"] == first["alerts"][0]["dedup_key"]
 
 
+@pytest.mark.slow
 def test_new_feed_data_raises_the_outage_page_once(instance):
     instance.report_runless_asset_event(dg.AssetMaterialization(dg.AssetKey(["dbt", "fct_feed_status"])))
     result = _tick(alert_symptoms_sensor, instance)
@@ -77,6 +79,7 @@ def test_new_feed_data_raises_the_outage_page_once(instance):
     assert [m["title"] for m in _outbox()] == titles
 
 
+@pytest.mark.slow
 def test_the_incident_job_hook_routes_alerts_with_the_report_attached(instance):
     instance.report_runless_asset_event(
         dg.AssetMaterialization(dg.AssetKey(["intelligence", "anomalies"]), partition="2026-11-25-20:00")

@@ -51,6 +51,7 @@ def test_the_feed_outage_and_the_late_run_page_and_carry_the_incident(estate):
     assert "anomaly" not in by_source
 
 
+@pytest.mark.slow
 def test_an_episode_without_symptom_is_a_warning_that_does_not_page(estate):
     # a confirmed episode on the database alone (two strong alarms), with no feed or run symptom
     t = pd.Timestamp(OUTAGE).tz_localize(None) + pd.Timedelta("3h")
@@ -98,6 +99,7 @@ def test_cms_alerts_evaluate_list_and_test(estate):
     assert code == 2 and "CMS_ALERT_CHANNELS" in err
 
 
+@pytest.mark.slow
 def test_the_demo_ends_with_the_weeks_incidents_and_the_alerts_in_the_outbox(estate, capsys):
     from cms_dagster.demo import show_incidents_and_alerts
 
@@ -108,6 +110,7 @@ def test_the_demo_ends_with_the_weeks_incidents_and_the_alerts_in_the_outbox(est
     assert "Alerts in the outbox:" in out and "feed cme-mdp interrupted" in out
 
 
+@pytest.mark.slow
 def test_the_demo_run_again_lists_what_it_wrote_without_building_it_again(estate, capsys):
     from cms_dagster.demo import show_incidents_and_alerts
 

@@ -76,6 +76,7 @@ def test_metric_streams_landing_without_a_url_records_no_materialization():
     assert "CMS_METRIC_STREAMS_URL" in observations[0].metadata["skipped"].value
 
 
+@pytest.mark.slow
 def test_a_partition_is_collected_against_aws_with_run_metadata(moto_env):
     result = _materialize(defs.cloudwatch_raw, partition_key=PARTITION)
     assert result.success
@@ -120,6 +121,7 @@ def _cli(*args: str) -> int:
     return ns.func(ns)
 
 
+@pytest.mark.slow
 def test_cms_collect_prints_the_run_summary_as_json(moto_env, capsys):
     code = _cli("--start", f"{DAY}T14:00Z", "--end", f"{DAY}T15:00Z", "--json")
     out = json.loads(capsys.readouterr().out)
@@ -147,6 +149,7 @@ def test_cms_collect_without_aws_says_why(capsys):
         _cli("--start", "yesterday")
 
 
+@pytest.mark.slow
 def test_the_lambda_handler_collects_the_previous_hour_and_catches_up(moto_env):
     event = {"source": "aws.events", "detail-type": "Scheduled Event", "time": f"{DAY}T15:10:00Z"}
     first = lambda_handler.handler(event, None)
@@ -170,6 +173,7 @@ def test_the_lambda_handler_imports_no_dagster():
     assert out.stdout.strip() == "False"
 
 
+@pytest.mark.slow
 def test_several_regions_make_an_hour_by_target_partitioning_collected_one_target_at_a_time(
     moto_env, monkeypatch
 ):

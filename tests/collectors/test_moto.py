@@ -82,6 +82,7 @@ def test_sqs_queue_depth_and_attributes(run):
     assert [r["value"] for r in dlq] == [0.0]  # no redrive policy
 
 
+@pytest.mark.slow
 def test_lambda_metrics_config_memory_and_timeouts(run):
     _, t = run
     dur = _rows(t, "amazonaws.com/AWS/Lambda/Duration", FunctionName="fx-rate-normalizer")
@@ -129,6 +130,7 @@ def test_run_summary_counts_calls_and_prices_them(run):
     assert {"GetQueueAttributes", "GetFunctionConfiguration", "DescribeDBInstances", "FilterLogEvents"} <= set(summary.calls)
 
 
+@pytest.mark.slow
 def test_tag_filter_keeps_only_tagged_resources(moto_env, monkeypatch):
     monkeypatch.setenv("CMS_CW_RESOURCE_FILTER", "tag:team=markets")
     cfg = CollectorConfig.from_settings(settings.load())

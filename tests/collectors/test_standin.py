@@ -50,6 +50,7 @@ def _landed(table) -> dict[tuple, tuple]:
     return out
 
 
+@pytest.mark.slow
 def test_2000_metrics_take_the_planned_minimum_of_calls_and_throttling_loses_nothing(raw):
     metrics = fleet(2000)
     # sparse data (30% of minutes) keeps the test quick; calls do not depend on it
@@ -92,6 +93,7 @@ def test_more_than_500_queries_in_a_call_is_refused_like_cloudwatch():
     assert e.value.response["Error"]["Code"] == "ValidationError" and "500" in e.value.response["Error"]["Message"]
 
 
+@pytest.mark.slow
 def test_a_failed_window_is_rerun_whole_without_gaps_or_duplicates(raw):
     metrics = fleet(300)
     calls_per_window = math.ceil(_queries(metrics) / 500)
@@ -117,6 +119,7 @@ def test_a_failed_window_is_rerun_whole_without_gaps_or_duplicates(raw):
     assert again.ok and raw_batches(raw) == keys and sorted(again.raw_keys) == keys
 
 
+@pytest.mark.slow
 def test_rechunked_rerun_removes_the_earlier_batches(raw):
     fake = FakeCloudWatch(fleet(120))
     first = collect(CFG.replace(series_per_batch=10), raw, HOUR, HOUR + dt.timedelta(hours=1), session=fake.session())
@@ -127,6 +130,7 @@ def test_rechunked_rerun_removes_the_earlier_batches(raw):
     assert len(set(table.column("point_id").to_pylist())) == table.num_rows == second.points
 
 
+@pytest.mark.slow
 def test_discovery_is_cached_between_runs(raw):
     fake = FakeCloudWatch(fleet(100))
     now = dt.datetime(2026, 11, 20, 15, 10, tzinfo=dt.timezone.utc)
@@ -137,6 +141,7 @@ def test_discovery_is_cached_between_runs(raw):
     assert first.metrics_discovered == later.metrics_discovered == 100
 
 
+@pytest.mark.slow
 def test_a_day_backfill_is_fetched_at_once_and_written_by_hour(raw):
     metrics = fleet(80)
     fake = FakeCloudWatch(metrics)

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import orjson
+import pytest
 from collectors_helpers import DAY, HOUR, raw_batches, read_points
 
 from cms_dagster import lake
@@ -32,6 +33,7 @@ def _values(table) -> dict[str, tuple]:
     }
 
 
+@pytest.mark.slow
 def test_streams_in_both_formats_decode_to_the_same_points_as_polling(raw, tmp_path):
     fake = FakeCloudWatch(fleet(60))
     polled = collect(CollectorConfig(facts=False), raw, HOUR, HOUR + dt.timedelta(hours=1), session=fake.session())
@@ -104,6 +106,7 @@ def test_concatenated_json_records_and_long_protobuf_records_decode():
     assert fmt == "opentelemetry1.0" and len(reqs) == 1
 
 
+@pytest.mark.slow
 def test_metric_streams_files_are_read_from_s3(moto_env, tmp_path):
     import boto3
 

@@ -88,6 +88,7 @@ def _real_console_errors(errors: list[str]) -> list[str]:
     return [e for e in errors if not probe(e)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("page", list(PAGES))
 def test_every_page_loads_in_chromium_with_its_charts_drawn_and_no_error(served: str, browser: Browser, page: str) -> None:
     link, charts = PAGES[page]
@@ -103,6 +104,7 @@ def test_every_page_loads_in_chromium_with_its_charts_drawn_and_no_error(served:
     assert shot.stat().st_size > 20_000  # a drawn page, not a blank one
 
 
+@pytest.mark.slow
 def test_ask_page_in_chromium_shows_the_answer_and_its_table(served: str, browser: Browser) -> None:
     browser.open(served + PAGES["ask"][0])
     text = browser.evaluate("document.querySelector('[data-testid=\"stMain\"]').innerText")

@@ -124,6 +124,7 @@ def test_an_unknown_snowflake_sign_in_choice_is_refused() -> None:
         settings_mod.load({"CMS_WAREHOUSE": "snowflake", "CMS_SNOWFLAKE_AUTH": "sso"})
 
 
+@pytest.mark.slow
 def test_the_dashboard_reads_snowflake_through_the_container_session(
     relay: _RelayServer, tmp_path: Path, cms_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -59,6 +59,7 @@ def written_db(tmp_path_factory: pytest.TempPathFactory, scenario_db: Path) -> I
             proc.wait(timeout=30)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("page", ["overview", "feeds", "batches", "stages"])
 def test_pages_answer_from_the_snapshot_while_another_process_holds_the_write_lock(
     open_page, written_db: Path, page: str

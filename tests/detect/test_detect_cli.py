@@ -88,6 +88,7 @@ def test_hourly_runs_with_checkpoints_equal_one_run(nab_csv: Path, tmp_path: Pat
     assert joined == read(whole.read_text())[1:]
 
 
+@pytest.mark.slow
 def test_benchmark_function_and_subprocess_cli_give_identical_output(nab_csv: Path) -> None:
     buf = io.StringIO()
     score_csv(nab_csv, buf)

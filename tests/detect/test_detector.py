@@ -107,6 +107,7 @@ def test_no_look_ahead_appending_points_never_changes_earlier_scores() -> None:
         assert np.array_equal(part.baseline, full.baseline[:cut])
 
 
+@pytest.mark.slow
 def test_hourly_chunks_with_checkpoints_equal_one_pass_exactly() -> None:
     t = np.arange(N)
     v = noise() + 5 * np.sin(2 * np.pi * t / 288)

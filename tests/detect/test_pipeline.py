@@ -103,6 +103,7 @@ def _anoms(wh) -> pd.DataFrame:
     )
 
 
+@pytest.mark.slow
 def test_hourly_runs_give_the_same_anomalies_as_one_run(env, tmp_path: Path) -> None:
     wh, lake, write = env
     spike = T0 + dt.timedelta(hours=30, minutes=20)
@@ -129,6 +130,7 @@ def test_hourly_runs_give_the_same_anomalies_as_one_run(env, tmp_path: Path) -> 
     pd.testing.assert_frame_equal(_anoms(wh2), one)
 
 
+@pytest.mark.slow
 def test_rerun_is_idempotent_and_backfill_rescores_later_hours(env) -> None:
     wh, lake, write = env
     spike = T0 + dt.timedelta(hours=30)

@@ -31,6 +31,7 @@ def _tick(instance, cursor=None):
     return incident_report_sensor(ctx)
 
 
+@pytest.mark.slow
 def test_sensor_requests_one_report_per_incident_and_nothing_again_for_the_same_data(instance):
     assert isinstance(_tick(instance), dg.SkipReason)  # the detector has not run
     for hour in ("2026-11-25-20:00", "2026-11-25-21:00"):
@@ -50,6 +51,7 @@ def test_sensor_requests_one_report_per_incident_and_nothing_again_for_the_same_
     assert again.dynamic_partitions_requests == []
 
 
+@pytest.mark.slow
 def test_report_asset_shows_the_report_as_markdown_and_stores_it(instance, cms_home):
     instance.report_runless_asset_event(dg.AssetMaterialization(ANOMALIES, partition="2026-11-25-20:00"))
     (req,) = _tick(instance).run_requests
@@ -67,6 +69,7 @@ def test_report_asset_shows_the_report_as_markdown_and_stores_it(instance, cms_h
     assert (cms_home / "lake" / "archive" / "incidents" / f"{req.partition_key}.json").exists()
 
 
+@pytest.mark.slow
 def test_report_for_an_unknown_incident_fails_with_what_to_do(instance):
     instance.add_dynamic_partitions(incident_partitions.name, ["inc-20261120-0100-abcdef"])
     with pytest.raises(dg.Failure, match="materialize intelligence/anomalies"):

@@ -59,6 +59,7 @@ def _cli(argv: list[str]) -> tuple[int, str, str]:
     return args.func(args, stdout=out, stderr=err), out.getvalue(), err.getvalue()
 
 
+@pytest.mark.slow
 def test_one_confirmed_episode_gives_one_report_with_causes_evidence_radius_and_runbook(estate):
     wh = Warehouse(estate)
     since, until = _window(wh)
@@ -86,6 +87,7 @@ def test_one_confirmed_episode_gives_one_report_with_causes_evidence_radius_and_
     assert any("projected to miss" in t["event"] for t in r["timeline"])
 
 
+@pytest.mark.slow
 def test_reports_are_stored_in_the_warehouse_and_the_lake_and_updated_in_place(estate):
     wh = Warehouse(estate)
     lake = Lake.from_settings(estate)
@@ -100,6 +102,7 @@ def test_reports_are_stored_in_the_warehouse_and_the_lake_and_updated_in_place(e
     assert get_report(wh.query, first["id"])["causes"] == first["causes"]
 
 
+@pytest.mark.slow
 def test_an_open_episode_is_updated_by_later_evidence_and_closed_when_it_ends(estate):
     wh = Warehouse(estate)
     ont = load_ontology()
@@ -120,6 +123,7 @@ def test_an_open_episode_is_updated_by_later_evidence_and_closed_when_it_ends(es
     assert episode_versions(wh.query, ont, (final - pd.Timedelta(days=1)).to_pydatetime(), final) == {iid: "3:closed"}
 
 
+@pytest.mark.slow
 def test_incident_ids_do_not_depend_on_the_window_they_are_read_in(estate):
     wh = Warehouse(estate)
     ont = load_ontology()
@@ -241,6 +245,7 @@ def test_an_instruction_inside_a_stage_name_has_no_effect_on_the_report():
     assert "E42" in out.fallback_reason
 
 
+@pytest.mark.slow
 def test_offline_reports_for_the_same_evidence_are_answered_from_the_cache(estate, tmp_path):
     from cms_dagster.llm import ResultCache
 
@@ -255,6 +260,7 @@ def test_offline_reports_for_the_same_evidence_are_answered_from_the_cache(estat
     assert a["narrative"] == b["narrative"]
 
 
+@pytest.mark.slow
 def test_cms_incidents_list_and_show(estate):
     code, out, err = _cli(["incidents", "list"])
     assert code == 2 and "materialize the intelligence/incident_report asset" in err
@@ -281,6 +287,7 @@ def test_cms_incidents_list_and_show(estate):
     assert code == 2 and "neither a duration" in err
 
 
+@pytest.mark.slow
 def test_stored_reports_are_read_for_a_time_range(estate):
     wh = Warehouse(estate)
     since, until = _window(wh)

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 LOCK = ROOT / "infra" / "docker" / "requirements.lock"
@@ -65,6 +67,7 @@ def _ignored(rel: str, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatch(rel, p) or rel.startswith(p.rstrip("/") + "/") for p in patterns)
 
 
+@pytest.mark.slow
 def test_the_dbt_manifest_is_prepared_at_build_time_from_the_build_context(tmp_path: Path) -> None:
     """Copy what the Dockerfile's build stage copies (less .dockerignore) and run its prepare step."""
     patterns = [p for p in (ROOT / ".dockerignore").read_text().split() if p]

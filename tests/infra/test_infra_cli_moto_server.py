@@ -14,6 +14,7 @@ def package_flags() -> list[str]:
     return []  # the collector's path is pure Python: the zip needs no wheels, and its import is checked
 
 
+@pytest.mark.slow
 def test_deploy_through_the_cli_against_a_moto_server(
     moto_server: str, aws_env, cms, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -89,6 +89,7 @@ def outputs(deployed, key: str) -> dict[str, str]:
     return deployed[1][f"cms-{ENV}-{key}"].outputs
 
 
+@pytest.mark.slow
 def test_all_six_stacks_are_created_in_order(deployed) -> None:
     d, results = deployed
     assert list(results) == [
@@ -292,6 +293,7 @@ def test_a_second_deploy_changes_nothing(deployed) -> None:
     assert any("already uploaded" in line for line in d.log)
 
 
+@pytest.mark.slow
 def test_an_update_flows_into_the_wired_stacks_and_later_deploys_keep_it(deployed) -> None:
     d, _ = deployed
     updated = d.run(["collector.MemorySize=2048"])

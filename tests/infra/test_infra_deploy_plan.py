@@ -61,6 +61,7 @@ def test_plan_wires_outputs_of_earlier_stacks() -> None:
             )
 
 
+@pytest.mark.slow
 def test_a_given_parameter_wins_over_wiring_and_packaging() -> None:
     plans = {
         p.spec.key: p

@@ -11,6 +11,7 @@ from cms_dagster.infra.templates import STACKS, template_files, templates_dir
 from cms_dagster.infra.validate import lint_template
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("template", [s.template for s in STACKS])
 def test_template_is_cfn_lint_clean(template: str) -> None:
     findings = lint_template(templates_dir() / template)
@@ -23,6 +24,7 @@ def test_every_template_file_is_a_stack_in_the_deploy_order() -> None:
     assert [s.key for s in STACKS] == ["storage", "alerting", "collector", "monitoring", "snowflake-access", "orchestrator"]
 
 
+@pytest.mark.slow
 def test_validate_fails_on_a_broken_template_and_names_rule_and_line(
     tmp_path: Path, cms, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -53,6 +53,7 @@ def stats(cw, dimensions: list[dict]) -> float:
     return sum(p["Sum"] for p in points)
 
 
+@pytest.mark.slow
 def test_a_failure_is_counted_per_job_and_per_environment(aws_env) -> None:
     with mock_aws():
         cw = boto3.client("cloudwatch", region_name="us-east-1")

@@ -69,6 +69,7 @@ def test_worker_processes_get_their_configuration_from_the_parent(monkeypatch: p
     assert app.state.receiver.config == cfg
 
 
+@pytest.mark.slow
 def test_worker_processes_never_hold_the_keys_in_their_environment(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import http.client
     import os

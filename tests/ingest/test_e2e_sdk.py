@@ -155,6 +155,7 @@ def _healthy(port: int) -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_a_sigkilled_receiver_loses_nothing_it_acknowledged(raw_dir: str) -> None:
     port = _free_port()
     proc = _spawn(raw_dir, port)

@@ -19,6 +19,7 @@ import math
 from typing import Any
 
 import orjson
+import pytest
 from google.protobuf import json_format
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -227,6 +228,7 @@ def _check_answer(r: Any) -> tuple[int, int]:
     return -1, rejected
 
 
+@pytest.mark.slow
 def test_any_request_is_answered_as_promised_and_what_is_acknowledged_all_reaches_the_warehouse(
     make_client: Any, raw_dir: str, fuzz_examples: int
 ) -> None:

@@ -165,6 +165,7 @@ def _peak_rss_mb(pid: int) -> float:
     raise AssertionError("no VmHWM in /proc: not Linux?")
 
 
+@pytest.mark.slow
 def test_the_receivers_memory_stays_bounded_under_huge_concurrent_requests(tmp_path: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import orjson
+import pytest
 from google.protobuf import json_format
 from ingest_helpers import (
     AUTH,
@@ -215,6 +216,7 @@ def test_the_keys_file_is_honoured(make_client: Any) -> None:
     assert post_json(client, batch_request(1), {"authorization": f"Bearer {KEY}"}).status_code == 401
 
 
+@pytest.mark.slow
 def test_big_bodies_are_decoded_off_the_event_loop_and_land(make_client: Any, zone: Zone) -> None:
     client = make_client()
     r = post_json(client, batch_request(6000, run="big"))  # ~2.5 MB of JSON
@@ -222,6 +224,7 @@ def test_big_bodies_are_decoded_off_the_event_loop_and_land(make_client: Any, zo
     assert len(flatten_zone(zone)) == 6000
 
 
+@pytest.mark.slow
 def test_writes_to_an_s3_raw_zone(make_client: Any, monkeypatch: Any) -> None:
     import boto3
     from moto import mock_aws

@@ -72,6 +72,7 @@ def describe(defs: dg.Definitions) -> dict[str, Any]:
     return {"assets": assets, "jobs": jobs, "schedules": dict(sorted(schedules.items())), "sensors": dict(sorted(sensors.items()))}
 
 
+@pytest.mark.slow
 def test_the_asset_graph_matches_its_snapshot(request: pytest.FixtureRequest, cms_home: Path) -> None:
     from cms_dagster.definitions import defs
 

@@ -61,6 +61,7 @@ def _meta(res: dg.ExecuteInProcessResult, key: list[str]) -> dict:
     return {k: v.value for k, v in mats[-1].metadata.items()}
 
 
+@pytest.mark.slow
 def test_chain_materializes_a_range_in_one_run_and_loads_every_point_once(simulated: Path) -> None:
     res = _materialize(HOURLY, tags=RANGE)
     assert res.success
@@ -86,6 +87,7 @@ def test_chain_materializes_a_range_in_one_run_and_loads_every_point_once(simula
     ]
 
 
+@pytest.mark.slow
 def test_rerunning_a_partition_leaves_the_warehouse_unchanged(simulated: Path) -> None:
     assert _materialize(HOURLY, tags=RANGE).success
     before = _rows(simulated)
@@ -96,6 +98,7 @@ def test_rerunning_a_partition_leaves_the_warehouse_unchanged(simulated: Path) -
     assert _rows(simulated) == before
 
 
+@pytest.mark.slow
 def test_duplicate_delivery_is_one_row_and_the_latest_value_wins(cms_home: Path) -> None:
     lake = Lake.from_settings(load_settings())
     hour = dt.datetime(2026, 11, 16, 9, tzinfo=dt.timezone.utc)
@@ -117,6 +120,7 @@ def test_duplicate_delivery_is_one_row_and_the_latest_value_wins(cms_home: Path)
     assert len(rows) == 1 and rows[0][1] == 7.0
 
 
+@pytest.mark.slow
 def test_malformed_input_is_quarantined_with_its_reason_and_the_rest_loads(simulated: Path) -> None:
     lake = Lake.from_settings(load_settings())
     hour = dt.datetime(2026, 11, 16, 21, tzinfo=dt.timezone.utc)
@@ -149,6 +153,7 @@ def test_malformed_input_is_quarantined_with_its_reason_and_the_rest_loads(simul
     )  # raw is never changed
 
 
+@pytest.mark.slow
 def test_quarantine_check_warns_with_the_reasons(simulated: Path) -> None:
     from cms_dagster.defs.warehouse.points import nothing_in_quarantine
 

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,6 +26,7 @@ def test_definitions_load_with_the_chain_in_lineage() -> None:
     assert d.resolve_job_def("hourly_ingest") is not None
 
 
+@pytest.mark.slow
 def test_dagster_definitions_validate_passes(cms_home: Path) -> None:
     env = {**os.environ, "DO_NOT_TRACK": "1"}
     exe = Path(sys.executable).parent / "dagster"

@@ -7,6 +7,7 @@ from pathlib import Path
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
+import pytest
 
 from cms_dagster.defs.collection.simulation import simulation
 from cms_dagster.lake import Lake, batch_ingest_time, parse_raw_key
@@ -15,6 +16,7 @@ from cms_dagster.resources import build_resources
 from cms_dagster.settings import load as load_settings
 
 
+@pytest.mark.slow
 def test_fx_runs_arrive_through_the_sdk_and_receiver_exactly_once(cms_home: Path) -> None:
     import gzip
 

@@ -57,6 +57,7 @@ def _truth(lake: Lake, name: str) -> list[dict]:
     return list(csv.DictReader(io.StringIO(lake.archive.get(f"simulations/seed-7/truth/{name}").decode())))
 
 
+@pytest.mark.slow
 def test_same_arguments_give_the_same_bytes(sim, tmp_path: Path) -> None:
     ont, root, lake, res, _ = sim
     again = _lake(tmp_path)

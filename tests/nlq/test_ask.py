@@ -50,6 +50,7 @@ def test_usual_uses_the_same_weekday_once_four_weeks_exist(tmp_path, ontology: O
     assert len(a.interpretation["usual"]["windows"]) == 4
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "question, key, expected",
     [

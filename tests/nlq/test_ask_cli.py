@@ -40,6 +40,7 @@ def test_human_form_prints_answer_table_and_what_was_understood(env, capsys: pyt
     assert "cme-mdp" in out and "understood: today → 2026-11-18 00:00–10:00 UTC" in out
 
 
+@pytest.mark.slow
 def test_refusal_exits_non_zero_with_the_reason(env, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["ask", "drop table marts.fct_batch_runs", "--json"]) == 3
     out = json.loads(capsys.readouterr().out)

@@ -62,6 +62,7 @@ def test_semantic_tables_and_time_columns_are_documented_mart_columns() -> None:
         assert m.time_column in cols[m.table], m.name
 
 
+@pytest.mark.slow
 def test_compiled_questions_read_only_documented_columns(ontology: Ontology) -> None:
     cols = _models()
     gold = json.loads((ROOT / "benchmarks" / "nlq" / "gold.json").read_text())

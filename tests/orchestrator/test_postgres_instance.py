@@ -49,6 +49,7 @@ def pg_instance(tmp_path: Path, postgres: PostgresServer, pg_db: str, monkeypatc
         yield instance
 
 
+@pytest.mark.slow
 def test_partitions_materialized_on_postgres_are_kept_in_postgres(pg_instance: dg.DagsterInstance, postgres: PostgresServer, pg_db: str) -> None:
     hours = ["2026-01-05-00:00", "2026-01-05-01:00", "2026-01-05-02:00"]
     for hour in hours:

@@ -95,6 +95,7 @@ def cms_env(warehouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("CMS_DUCKDB_PATH", str(warehouse))
 
 
+@pytest.mark.slow
 def test_cms_rca_incident_prints_a_table_and_json(cms_env: None) -> None:
     code, out, err = _cli(["rca", "incident", "--at", "2026-11-25T20:00:00Z", "--top", "3"])
     assert code == 0, err
@@ -170,6 +171,7 @@ def test_cms_rca_incident_latest_says_when_nothing_alarmed(with_alarms: Path) ->
     assert code == 2 and "raised no alarm yet" in err
 
 
+@pytest.mark.slow
 def test_cms_rca_incident_latest_skips_an_episode_that_recurs_daily(with_alarms: Path) -> None:
     # a stage and its database alarm together every day at the same time (a batch window): the latest of them
     # is the schedule, so --latest still analyses the outage before it

@@ -100,6 +100,7 @@ def test_benchmark_explains_a_missing_dataset(bench, tmp_path, capsys) -> None:
     assert "set CMS_PETSHOP_DIR" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_injection_benchmark_ranks_a_fault_at_every_component_of_the_normal_recording(tmp_path, capsys) -> None:
     spec = importlib.util.spec_from_file_location("petshop_inject", REPO / "benchmarks" / "petshop_inject.py")
     module = importlib.util.module_from_spec(spec)

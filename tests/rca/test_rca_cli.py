@@ -172,6 +172,7 @@ def test_warning_for_graph_nodes_without_metrics(files: tuple[Path, Path], tmp_p
     assert err.startswith("warning: graph names 1 node(s) without metrics (queue)")
 
 
+@pytest.mark.slow
 def test_ontology_mode_ranks_entity_and_kind(tmp_path: Path) -> None:
     metrics = make_incident("connection_pool_exhaustion", "rds:risk-db", seed=3)
     path = tmp_path / "series.csv"

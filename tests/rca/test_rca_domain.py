@@ -28,6 +28,7 @@ def test_cases_cover_every_incident_kind() -> None:
     assert sorted(k for k, _ in CASES) == sorted(KINDS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("kind", "root"), CASES, ids=[k for k, _ in CASES])
 def test_each_kind_is_ranked_first_on_its_root_entity(kind: str, root: str, edges: list) -> None:
     metrics = make_incident(kind, root, seed=11)
@@ -39,6 +40,7 @@ def test_each_kind_is_ranked_first_on_its_root_entity(kind: str, root: str, edge
     assert ranked[0].evidence and ranked[0].reason
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("kind", "root"), CASES, ids=[k for k, _ in CASES])
 def test_each_kind_survives_a_mild_incident_with_a_decoy(kind: str, root: str, edges: list) -> None:
     metrics = make_incident(kind, root, seed=23, severity=0.4, decoy=True)
@@ -48,6 +50,7 @@ def test_each_kind_survives_a_mild_incident_with_a_decoy(kind: str, root: str, e
     assert (ranked[0].entity, ranked[0].kind) == (root, kind), [(h.entity, h.kind, h.score) for h in ranked]
 
 
+@pytest.mark.slow
 def test_pool_exhaustion_evidence_and_explained_stages(edges: list) -> None:
     metrics = make_incident("connection_pool_exhaustion", "rds:positions-db", seed=5)
     ranked = rank_incident(metrics, edges, START)
@@ -78,6 +81,7 @@ def test_full_warehouse_metric_names_are_understood(edges: list) -> None:
     assert (ranked[0].entity, ranked[0].kind) == ("feed:refinitiv-elektron", "network_latency")
 
 
+@pytest.mark.slow
 def test_target_job_limits_hypotheses_to_its_dependencies(edges: list) -> None:
     metrics = make_incident("feed_outage", "feed:ebs-fx", seed=4)
     ranked = rank_incident(metrics, edges, START, target="job:fx.eod_revaluation")
@@ -97,6 +101,7 @@ def test_target_job_limits_hypotheses_to_its_dependencies(edges: list) -> None:
     assert all(h.entity.startswith(allowed_prefixes) or h.entity in resources for h in ranked)
 
 
+@pytest.mark.slow
 def test_memory_leak_and_capacity_are_told_apart(edges: list) -> None:
     leak = rank_incident(make_incident("memory_leak", "eks:markets-prod/risk-engine", seed=9), edges, START)
     capacity = rank_incident(

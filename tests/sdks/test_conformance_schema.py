@@ -92,6 +92,7 @@ def test_normalise_ignores_grouping_and_order() -> None:
     assert differences(normalise(expected), normalise(split)) == []
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("java_build")
 @pytest.mark.parametrize("language", LANGUAGES)
 @pytest.mark.parametrize("vector", VECTORS, ids=[v.stem for v in VECTORS])

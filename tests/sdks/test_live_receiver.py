@@ -97,6 +97,7 @@ def _assert_run_landed(table: pa.Table, run_id: str) -> None:
     assert pc.count_distinct(mine.column("point_id")).as_py() == mine.num_rows
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lang", ["java", "node"])
 def test_sdk_points_reach_the_raw_zone_through_a_live_receiver(lang: str, cms_home: Path, tmp_path: Path, java_build) -> None:
     lake = Lake.from_settings(load_settings())
@@ -112,6 +113,7 @@ def test_sdk_points_reach_the_raw_zone_through_a_live_receiver(lang: str, cms_ho
     assert feed and feed[0]["entity_id"] == "feed:cme-mdp"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lang", ["java", "node"])
 def test_receiver_down_then_back_spools_and_replays(lang: str, cms_home: Path, tmp_path: Path, java_build) -> None:
     lake = Lake.from_settings(load_settings())

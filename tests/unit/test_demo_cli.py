@@ -57,6 +57,7 @@ def test_hourly_partitions_are_built_in_even_runs() -> None:
     assert [len(c) for c in demo.chunks(["a"] * 25, 72)] == [25]
 
 
+@pytest.mark.slow
 def test_a_busy_port_is_refused_before_building_with_the_option_to_use(cms_home: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -68,6 +69,7 @@ def test_a_busy_port_is_refused_before_building_with_the_option_to_use(cms_home:
     assert not (cms_home / "demo-state.json").exists() and not (cms_home / demo.PID_FILE).exists()
 
 
+@pytest.mark.slow
 def test_a_second_demo_from_the_same_home_is_refused_and_names_the_first(cms_home: Path) -> None:
     first = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:

@@ -87,6 +87,7 @@ def _import_dbt_assets(project: Path, **env: str) -> subprocess.CompletedProcess
     )
 
 
+@pytest.mark.slow
 def test_the_code_location_fails_clearly_without_a_manifest(tmp_path: Path) -> None:
     project = tmp_path / "dbt_project"
     shutil.copytree(warehouse_dbt.dbt_project_dir(), project, ignore=shutil.ignore_patterns("target", "logs"))
@@ -95,6 +96,7 @@ def test_the_code_location_fails_clearly_without_a_manifest(tmp_path: Path) -> N
     assert "cms dbt prepare" in proc.stderr and str(project / "target" / "manifest.json") in proc.stderr
 
 
+@pytest.mark.slow
 def test_dagster_dev_prepares_the_manifest_when_it_loads(tmp_path: Path) -> None:
     project = tmp_path / "dbt_project"
     shutil.copytree(warehouse_dbt.dbt_project_dir(), project, ignore=shutil.ignore_patterns("target", "logs"))
@@ -109,6 +111,7 @@ def test_dagster_dev_prepares_the_manifest_when_it_loads(tmp_path: Path) -> None
     assert "model.cms.mart_sla_compliance" in json.loads((project / "target" / "manifest.json").read_text())["nodes"]
 
 
+@pytest.mark.slow
 def test_prepare_parses_the_project_into_a_manifest(tmp_path: Path) -> None:
     copy = tmp_path / "dbt_project"
     shutil.copytree(warehouse_dbt.dbt_project_dir(), copy, ignore=shutil.ignore_patterns("target", "logs"))
@@ -118,6 +121,7 @@ def test_prepare_parses_the_project_into_a_manifest(tmp_path: Path) -> None:
     assert "model.cms.mart_sla_compliance" in json.loads(path.read_text())["nodes"]
 
 
+@pytest.mark.slow
 def test_materializing_a_partition_loads_the_hour_and_passes_every_check(
     tmp_path: Path, scenario_lake: ScenarioLake, monkeypatch: pytest.MonkeyPatch
 ) -> None:

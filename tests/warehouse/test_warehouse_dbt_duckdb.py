@@ -28,6 +28,8 @@ from warehouse_helpers import (
 
 from cms_dagster.warehouse import dbt as warehouse_dbt
 
+pytestmark = pytest.mark.slow  # full dbt builds (module fixtures)
+
 # seeds and models, no tests (the tests run once, in the incremental `dbt build`)
 NO_TESTS = ["build", "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test"]
 RERUN_WINDOWS = [

@@ -21,6 +21,8 @@ from cms_dagster.simulate.incidents import Incident
 from cms_dagster.simulate.run import simulate
 from cms_dagster.warehouse import duckdb_load
 
+pytestmark = pytest.mark.slow  # full dbt builds (module fixtures)
+
 START = dt.datetime(2026, 11, 16, tzinfo=dt.timezone.utc)  # a Monday
 
 
