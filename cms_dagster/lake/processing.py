@@ -136,6 +136,23 @@ def process_hour(lake: lake_mod.Lake, day: dt.date, hour: int) -> HourReport:
     return report
 
 
+def unprocessed_batches(lake: lake_mod.Lake, day: dt.date, hour: int) -> list[str]:
+    """The raw batches of one hour that processing has not seen yet: no Parquet file in the processed zone
+    and no copy in quarantine. Raw files are immutable and every batch processed leaves one or the other,
+    so these arrived after the hour was last processed (a late delivery, a re-collected hour). Sorted by
+    key; empty when the hour is up to date."""
+    done = {k for k in lake.processed.list(lake_mod.processed_hour_prefix(day, hour)) if k.endswith(".parquet")}
+    waiting = []
+    for key in lake.raw_keys_for_hour(day, hour):
+        parsed = lake_mod.parse_raw_key(key)
+        if lake_mod.processed_key(parsed["dt"], parsed["hour"], parsed["source"], parsed["batch"]) in done:
+            continue
+        if lake.raw.exists(lake_mod.quarantine_key_for(key, "jsonl.gz", QUARANTINE_WRITER)):
+            continue  # unreadable: set aside whole when the hour was processed
+        waiting.append(key)
+    return sorted(waiting)
+
+
 @dataclass
 class ProcessingTotals:
     """What processing several hours did, summed (the quarantine keys of all of them)."""

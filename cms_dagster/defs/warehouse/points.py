@@ -1,9 +1,19 @@
-"""Raw zone → processed Parquet points → ``raw.metric_points``: the first chain of the warehouse."""
+"""Raw zone → processed Parquet points → ``raw.metric_points``: the first chain of the warehouse.
+
+The ``hourly_ingest`` schedule loads each hour once it is over; the ``late_raw_hours`` sensor loads an hour
+again when raw batches arrive for it after it was processed (a late delivery, a re-collected CloudWatch
+hour), and declarative automation then rebuilds that hour down the graph (cms_dagster/defs/automation.py).
+"""
+
+import datetime as dt
+from collections.abc import Iterator
 
 import dagster as dg
 
+from cms_dagster.defs.automation import LATE_DAYS
 from cms_dagster.defs.partitions import hourly_partitions, hours_of
-from cms_dagster.lake.processing import process_hours, quarantine_summary
+from cms_dagster.lake import Lake
+from cms_dagster.lake.processing import process_hours, quarantine_summary, unprocessed_batches
 from cms_dagster.resources import LakeResource, WarehouseResource
 from cms_dagster.warehouse.loading import load_points
 
@@ -83,6 +93,46 @@ ingest_job = dg.define_asset_job(
 hourly_ingest_schedule = dg.build_schedule_from_partitioned_job(
     ingest_job, minute_of_hour=10, default_status=dg.DefaultScheduleStatus.RUNNING
 )
+
+PARTITION_FORMAT = "%Y-%m-%d-%H:%M"
+
+
+def late_hour_requests(instance: dg.DagsterInstance, lake: Lake, now: dt.datetime) -> Iterator[dg.RunRequest]:
+    """A run of ``hourly_ingest`` for every hour of the last ``LATE_DAYS`` days (the same hours declarative
+    automation re-processes) whose points were materialized and whose raw zone has batches processing has
+    not seen. The run key names the newest such batch, so each delivery is asked for once."""
+    materialized = instance.get_materialized_partitions(processed_points.key)
+    hour = now.astimezone(dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
+    t = hour - dt.timedelta(days=LATE_DAYS)
+    while t <= hour:
+        key = t.strftime(PARTITION_FORMAT)
+        if key in materialized:
+            waiting = unprocessed_batches(lake, t.date(), t.hour)
+            if waiting:
+                yield dg.RunRequest(
+                    partition_key=key,
+                    run_key=f"late:{key}:{len(waiting)}:{waiting[-1].rsplit('/', 1)[-1]}",
+                    tags={"cms/late_batches": str(len(waiting))},
+                )
+        t += dt.timedelta(hours=1)
+
+
+@dg.sensor(
+    name="late_raw_hours",
+    job=ingest_job,
+    minimum_interval_seconds=300,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=f"Loads an hour of the last {LATE_DAYS} days again when raw batches land in it after it was "
+    "processed (no Parquet file or quarantined copy for them yet); declarative automation then rebuilds "
+    "that hour's marts and anomalies.",
+)
+def late_raw_hours(context: dg.SensorEvaluationContext, lake: LakeResource) -> Iterator[dg.RunRequest | dg.SkipReason]:
+    requests = list(late_hour_requests(context.instance, lake.lake(), dt.datetime.now(dt.timezone.utc)))
+    if not requests:
+        yield dg.SkipReason(f"every materialized hour of the last {LATE_DAYS} days has processed all its raw batches")
+        return
+    context.log.info(f"raw batches arrived late for {len(requests)} hour(s): {[r.partition_key for r in requests]}")
+    yield from requests
 
 
 @dg.asset_check(
