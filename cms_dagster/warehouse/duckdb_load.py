@@ -106,18 +106,19 @@ def load_hour(con: duckdb.DuckDBPyConnection, zone: lake_mod.Zone, day: dt.date,
 
 
 def load_hours(path: Path, zone: lake_mod.Zone, hours: Iterable[tuple[dt.date, int]]) -> LoadReport:
-    """Load the processed points of each of ``hours`` into the DuckDB file at ``path``; the summed report.
+    """Load the processed points of ``hours`` into the DuckDB file at ``path`` in one pass: every file of
+    every hour staged together, one transaction (a back-fill of many hours is one load, not one per hour).
+    The result is the same as hour by hour: per point id the latest delivery wins, whichever hour holds it.
     Ends by publishing the readers' snapshot (cms_dagster/warehouse/snapshot.py), so the dashboard, `cms ask`
     and the sensors see the new points without waiting for this or a later writer's lock."""
     from cms_dagster.warehouse import snapshot
 
-    total = LoadReport()
+    keys = [k for day, hour in hours for k in processed_keys_for_hour(zone, day, hour)]
     con = connect(path)
     try:
-        for day, hour in hours:
-            total.add(load_hour(con, zone, day, hour))
+        report = load_keys(con, zone, keys)
         snapshot.publish(con, path)
+        return report
     finally:
         con.close()
-    return total
 
