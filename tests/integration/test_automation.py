@@ -150,7 +150,7 @@ def test_an_hour_of_new_points_reaches_the_marts_and_the_anomalies_without_anyon
         # again, and automation rebuilds that hour (and only that one) down to the anomalies
         before = _count(db, "select count(*) from raw.metric_points where ts >= ? and ts < ?", [lo, hi])
         _deliver_late_point(new)
-        (request,) = [r for r in late_raw_hours(dg.build_sensor_context(instance=instance, resources={"cms": resources["cms"]})) if isinstance(r, dg.RunRequest)]
+        (request,) = [r for r in late_raw_hours(dg.build_sensor_context(instance=instance, resources={"lake": resources["lake"]})) if isinstance(r, dg.RunRequest)]
         assert request.partition_key == key(new)
         load(new)
         assert _count(db, "select count(*) from raw.metric_points where ts >= ? and ts < ?", [lo, hi]) == before + 1
