@@ -84,13 +84,14 @@ def _deliver_late_point(hour: dt.datetime) -> None:
     """One SDK batch with one point in ``hour``, landing in its raw hour after that hour was loaded."""
     from cms_dagster.lake import Lake, gzip_bytes, raw_key
     from cms_dagster.otel import otlp
+    from cms_dagster.settings import load as load_settings
 
     t = hour + dt.timedelta(minutes=42)
     req = otlp.request(
         {"service.name": "pricing", "cms.environment": "demo"},
         [otlp.gauge("cms.app.queue_depth", "1", [otlp.number_point({}, int(t.timestamp() * 1e9), 3.0)])],
     )
-    Lake.from_settings().raw.put(raw_key("sdk", hour, f"{t:%Y%m%dT%H%M%SZ}-ingest-late-1"), gzip_bytes(orjson.dumps(req) + b"\n"))
+    Lake.from_settings(load_settings()).raw.put(raw_key("sdk", hour, f"{t:%Y%m%dT%H%M%SZ}-ingest-late-1"), gzip_bytes(orjson.dumps(req) + b"\n"))
 
 
 def _count(db: Path, sql: str, params: list) -> int:

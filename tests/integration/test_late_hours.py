@@ -18,6 +18,7 @@ from cms_dagster.lake import Lake, gzip_bytes, raw_key
 from cms_dagster.lake.processing import unprocessed_batches
 from cms_dagster.otel import otlp
 from cms_dagster.resources import build_resources
+from cms_dagster.settings import load as load_settings
 
 INGEST = [raw_otel_metrics, processed_points, metric_points]
 
@@ -61,7 +62,7 @@ def _load(instance: dg.DagsterInstance, partition: str) -> None:
 
 
 def test_raw_batches_arriving_after_an_hour_was_loaded_get_that_hour_loaded_again(cms_home: Path) -> None:
-    lake = Lake.from_settings()
+    lake = Lake.from_settings(load_settings())
     now = dt.datetime.now(dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
     hour, old, unloaded = now - dt.timedelta(hours=3), now - dt.timedelta(days=LATE_DAYS, hours=2), now - dt.timedelta(hours=2)
     with dg.instance_for_test() as instance:
