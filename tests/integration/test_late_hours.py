@@ -10,6 +10,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import orjson
+import pytest
 
 from cms_dagster.defs.automation import LATE_DAYS
 from cms_dagster.defs.collection.raw_zone import raw_otel_metrics
@@ -61,6 +62,7 @@ def _load(instance: dg.DagsterInstance, partition: str) -> None:
     assert res.success
 
 
+@pytest.mark.slow
 def test_raw_batches_arriving_after_an_hour_was_loaded_get_that_hour_loaded_again(cms_home: Path) -> None:
     lake = Lake.from_settings(load_settings())
     now = dt.datetime.now(dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
