@@ -14,12 +14,12 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import fakesnow
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from cms_dagster import settings as settings_mod
 from cms_dagster.warehouse.client import Warehouse
+from cms_harness import fakesnow_server
 
 APP = Path(__file__).resolve().parents[2] / "cms_dagster" / "dashboard" / "app.py"
 
@@ -69,7 +69,7 @@ class _RelayServer(ThreadingHTTPServer):
 
 @pytest.fixture(scope="module")
 def relay() -> Iterator[_RelayServer]:
-    with fakesnow.server() as params:
+    with fakesnow_server.server() as params:
         server = _RelayServer(f"http://{params['host']}:{params['port']}")
         threading.Thread(target=server.serve_forever, daemon=True).start()
         try:

@@ -13,13 +13,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
-import fakesnow
 import pytest
 import snowflake.connector
 from warehouse_helpers import ScenarioLake, apply_fakesnow_subset, dagster_dbt_target_cleanup
 
 from cms_dagster.defs.warehouse import dbt_assets as defs_dbt
 from cms_dagster.warehouse import dbt as warehouse_dbt
+from cms_harness import fakesnow_server
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -59,7 +59,7 @@ def on_snowflake(scenario_lake: ScenarioLake, tmp_path_factory: pytest.TempPathF
     from cms_dagster.defs.warehouse.points import metric_points
     from cms_dagster.resources import build_resources
 
-    with fakesnow.server() as params, pytest.MonkeyPatch.context() as mp, dagster_dbt_target_cleanup():
+    with fakesnow_server.server() as params, pytest.MonkeyPatch.context() as mp, dagster_dbt_target_cleanup():
         env = {
             "SNOWFLAKE_ACCOUNT": params["account"],
             "SNOWFLAKE_USER": params["user"],
