@@ -96,22 +96,13 @@ class Zone:
             self._s3().put_object(Bucket=bucket, Key=self._s3_key(key), Body=data)
             return
         target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=target.suffix)
+        tmp = _durable_temp(target, data)
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
             os.replace(tmp, target)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
-        dfd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        _fsync_dir(target.parent)
 
     def put_new(self, key: str, data: bytes) -> bool:
         """Write ``data`` at ``key`` only if nothing is there yet (never replaces): True when written.
@@ -130,24 +121,14 @@ class Zone:
                 raise
             return True
         target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=target.suffix)
+        tmp = _durable_temp(target, data)
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            try:
-                os.link(tmp, target)
-            except FileExistsError:
-                return False
+            os.link(tmp, target)
+        except FileExistsError:
+            return False
         finally:
-            Path(tmp).unlink(missing_ok=True)
-        dfd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+            tmp.unlink(missing_ok=True)
+        _fsync_dir(target.parent)
         return True
 
     def get(self, key: str) -> bytes:
@@ -229,3 +210,27 @@ class Lake:
         for source in SOURCES:
             keys.extend(k for k in self.raw.list(raw_hour_prefix(source, day, hour)) if k.endswith(".jsonl.gz"))
         return keys
+
+
+def _durable_temp(target: Path, data: bytes) -> Path:
+    """``data`` in a new temporary file beside ``target``, flushed to disk (the caller moves it into place)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=target.suffix)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return Path(tmp)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename or link in ``directory`` durable."""
+    dfd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)

@@ -235,22 +235,6 @@ class OfflineLlm(_Base):
     def __init__(self, model: str = "offline-templates", max_tokens: int = 6000, cache: ResultCache | None = None):
         super().__init__(model, max_tokens, cache)
 
-    def structured(
-        self,
-        system: str,
-        user: str,
-        json_schema: Mapping[str, Any],
-        name: str,
-        *,
-        offline: Callable[[], dict[str, Any]] | None = None,
-        max_tokens: int | None = None,
-    ) -> LlmResult:
-        if offline is None:
-            raise LlmUnavailableError(
-                f"the offline engine has no template for {name}: set CMS_LLM=openai (and OPENAI_API_KEY)"
-            )
-        return super().structured(system, user, json_schema, name, offline=offline, max_tokens=max_tokens)
-
     def _answer(
         self,
         system: str,
@@ -260,7 +244,10 @@ class OfflineLlm(_Base):
         room: int,
         offline: Callable[[], dict[str, Any]] | None,
     ) -> tuple[Any, str, Usage]:
-        assert offline is not None  # structured() refused a request without a template
+        if offline is None:
+            raise LlmUnavailableError(
+                f"the offline engine has no template for {name}: set CMS_LLM=openai (and OPENAI_API_KEY)"
+            )
         return offline(), self.model, Usage()
 
 
