@@ -22,6 +22,7 @@ from typing import Any, TextIO
 import orjson
 
 from cms_dagster import settings as settings_mod
+from cms_dagster.lake.layout import OUTBOX_PREFIX
 
 STATE_FILE = "demo-state.json"
 PID_FILE = "demo.pid"
@@ -528,7 +529,7 @@ def show_incidents_and_alerts(
     pages = [m for m in messages if m["page"] and m["status"] == "firing"]
     print(
         f"\nAlerts in the outbox: {len(messages)} message(s), {len(pages)} page(s), "
-        f"{inhibited} muted by inhibition ({archive.uri('alerts/outbox/')}; cms alerts list)",
+        f"{inhibited} muted by inhibition ({archive.uri(OUTBOX_PREFIX)}; cms alerts list)",
         flush=True,
     )
     for m in messages[-10:]:
@@ -553,7 +554,7 @@ def where_to_look(s: settings_mod.Settings, args: argparse.Namespace, cms: str =
         f"  processed zone    {s.processed_url}/points/",
         f"  warehouse         {s.duckdb_path}",
         f"  ground truth      {s.archive_url}/simulations/seed-{args.seed}/labels.json",
-        f"  alert outbox      {s.archive_url}/alerts/outbox/",
+        f"  alert outbox      {s.archive_url}/{OUTBOX_PREFIX}",
         "",
         "Commands (from this directory; while the demo serves, its runs may hold the warehouse for a moment)",
         f"  points loaded     {query}",

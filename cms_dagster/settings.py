@@ -63,6 +63,7 @@ SETTINGS: list[Setting] = [
     Setting("CMS_SNOWFLAKE_S3_ROLE_ARN", "warehouse", "IAM role Snowflake's storage integration assumes (snowflake-access stack output)"),
     Setting("AWS_ENDPOINT_URL", "aws", "endpoint for every AWS service (moto, private endpoints)"),
     Setting("AWS_DEFAULT_REGION", "aws", "default region", "us-east-1"),
+    Setting("AWS_REGION", "aws", "region when AWS_DEFAULT_REGION is unset (as the AWS SDKs read it)"),
     Setting("AWS_ACCESS_KEY_ID", "aws", "credentials (or a profile / instance role)"),
     Setting("AWS_SECRET_ACCESS_KEY", "aws", "credentials", secret=True),
     Setting("CMS_AWS_REGIONS", "aws", "regions to collect CloudWatch from (comma list)"),

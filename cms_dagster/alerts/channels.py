@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any, Protocol
 
+from cms_dagster.lake.layout import OUTBOX_PREFIX, outbox_key
+
 __all__ = [
     "Channel",
     "ChannelError",
@@ -37,10 +39,6 @@ class Channel(Protocol):
     def send(self, message: dict[str, Any]) -> str: ...
 
 
-def outbox_key(day: str) -> str:
-    return f"alerts/outbox/dt={day}/messages.jsonl"
-
-
 class OutboxChannel:
     """JSON lines in the lake (archive zone, ``alerts/outbox/dt=YYYY-MM-DD/messages.jsonl``, by data day)."""
 
@@ -64,7 +62,7 @@ class OutboxChannel:
 
     def read(self) -> list[dict[str, Any]]:
         out = []
-        for key in sorted(self.zone.list("alerts/outbox/")):
+        for key in sorted(self.zone.list(OUTBOX_PREFIX)):
             if key.endswith(".jsonl"):
                 out += [json.loads(x) for x in self.zone.get(key).decode().splitlines() if x.strip()]
         return out

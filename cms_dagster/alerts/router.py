@@ -34,6 +34,7 @@ import pandas as pd
 
 from cms_dagster.alerts.channels import Channel, OutboxChannel
 from cms_dagster.alerts.rules import Alert, RoutingRules, _iso
+from cms_dagster.lake.layout import ALERTS_PREFIX, alert_key, alert_prefix
 
 __all__ = ["AlertStore", "DispatchReport", "dispatch", "retry_pending"]
 
@@ -48,16 +49,16 @@ def _ts(text: str | None) -> pd.Timestamp | None:
 class AlertStore:
     """Alert state by dedup key, an index of the firing ones, and undelivered messages, in a lake zone."""
 
-    INDEX_VERSION = "alerts/firing-index-v1"  # present once the firing index covers every stored state
+    INDEX_VERSION = f"{ALERTS_PREFIX}/firing-index-v1"  # present once the firing index covers every stored state
 
     def __init__(self, zone: Any) -> None:
         self.zone = zone
 
     def _key(self, alert_id: str) -> str:
-        return f"alerts/state/{alert_id}.json"
+        return alert_key("state", alert_id)
 
     def _firing_key(self, alert_id: str) -> str:
-        return f"alerts/firing/{alert_id}.json"
+        return alert_key("firing", alert_id)
 
     def get(self, alert: Alert) -> dict[str, Any] | None:
         key = self._key(alert.id)
@@ -77,7 +78,7 @@ class AlertStore:
 
     def all(self) -> list[dict[str, Any]]:
         """Every stored alert state (``cms alerts list``); dispatch reads :meth:`firing` instead."""
-        return [json.loads(self.zone.get(k)) for k in sorted(self.zone.list("alerts/state/")) if k.endswith(".json")]
+        return [json.loads(self.zone.get(k)) for k in sorted(self.zone.list(alert_prefix("state"))) if k.endswith(".json")]
 
     def firing(self) -> list[dict[str, Any]]:
         """The states of the alerts still firing, from the index (built once from every state for a store
@@ -86,13 +87,13 @@ class AlertStore:
             for st in self.all():
                 self._index(st)
             self.zone.put(self.INDEX_VERSION, b"firing alerts are indexed under alerts/firing/\n")
-        return [json.loads(self.zone.get(k)) for k in sorted(self.zone.list("alerts/firing/")) if k.endswith(".json")]
+        return [json.loads(self.zone.get(k)) for k in sorted(self.zone.list(alert_prefix("firing"))) if k.endswith(".json")]
 
     def pending(self) -> list[tuple[str, dict[str, Any]]]:
-        return [(k, json.loads(self.zone.get(k))) for k in sorted(self.zone.list("alerts/pending/")) if k.endswith(".json")]
+        return [(k, json.loads(self.zone.get(k))) for k in sorted(self.zone.list(alert_prefix("pending"))) if k.endswith(".json")]
 
     def add_pending(self, message: dict[str, Any], channels: list[str]) -> None:
-        self.zone.put(f"alerts/pending/{message['id']}.json", json.dumps({"message": message, "channels": channels}).encode())
+        self.zone.put(alert_key("pending", message["id"]), json.dumps({"message": message, "channels": channels}).encode())
 
     def done_pending(self, key: str) -> None:
         self.zone.delete(key)

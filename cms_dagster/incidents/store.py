@@ -12,6 +12,8 @@ from typing import Any
 
 import pandas as pd
 
+from cms_dagster.lake.layout import incident_key
+
 __all__ = ["INCIDENTS_TABLE", "NoIncidentsTable", "get_report", "lake_key", "list_reports", "save_report"]
 
 INCIDENTS_TABLE = "intelligence.incidents"
@@ -26,7 +28,7 @@ class NoIncidentsTable(LookupError):
 
 
 def lake_key(incident: str) -> str:
-    return f"incidents/{incident}.json"
+    return incident_key(incident)
 
 
 def _row(report: dict[str, Any]) -> pd.DataFrame:

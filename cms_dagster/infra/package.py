@@ -36,8 +36,8 @@ HANDLER_MODULE = HANDLER.rsplit(".", 1)[0]
 HANDLER_FILE = HANDLER_MODULE.replace(".", "/") + ".py"
 PACKAGE = "cms_dagster"
 NOTE_NAME = "CMS_COLLECTOR_PACKAGE.txt"
-# Sub-packages and modules of cms_dagster the function never imports.
-EXCLUDED_TOP_LEVEL = frozenset({"defs", "dashboard", "infra", "tests", "definitions.py"})
+# Sub-packages and modules of cms_dagster the function never imports (the Dagster wiring, the dashboard).
+EXCLUDED_TOP_LEVEL = frozenset({"defs", "resources", "dashboard", "infra", "tests", "definitions.py"})
 EXCLUDED_DIR_NAMES = frozenset({"__pycache__", "tests", ".pytest_cache", ".ruff_cache"})
 INCLUDED_SUFFIXES = frozenset({".py", ".yaml", ".yml", ".json", ".sql", ".txt", ".csv"})
 COMPILED_SUFFIXES = (".so", ".pyd", ".dylib")

@@ -11,6 +11,10 @@ processed zone
     ``points/dt=YYYY-MM-DD/hour=HH/<source>--<batch>.parquet``  (:func:`processed_key`)
 archive zone
     ``simulations/<name>/labels.json``, ``simulations/<name>/truth/*.csv``, ``simulations/<name>/sdk_events.jsonl``
+    ``incidents/<id>.json``  incident reports (:func:`incident_key`)
+    ``alerts/state/<id>.json``, ``alerts/firing/<id>.json``, ``alerts/pending/<message id>.json``  alert state,
+    the index of firing alerts, undelivered messages (:func:`alert_key`)
+    ``alerts/outbox/dt=YYYY-MM-DD/messages.jsonl``  the outbox channel, by data day (:func:`outbox_key`)
 
 A batch is named ``<YYYYMMDDTHHMMSSZ>-<producer>-<suffix>`` (:func:`batch_name`), so names sort by ingest time.
 """
@@ -39,6 +43,10 @@ POINTS_PREFIX = "points"
 
 # --- archive zone -------------------------------------------------------------------------------------
 SIMULATIONS_PREFIX = "simulations"
+INCIDENTS_PREFIX = "incidents"
+ALERTS_PREFIX = "alerts"
+ALERT_KINDS = ("state", "firing", "pending")
+OUTBOX_PREFIX = f"{ALERTS_PREFIX}/outbox/"
 
 _BATCH_RE = re.compile(r"^(\d{8}T\d{6}Z)-")
 _RAW_KEY_RE = re.compile(
@@ -119,3 +127,25 @@ def processed_hour_prefix(day: dt.date, hour: int) -> str:
 def simulation_prefix(name: str) -> str:
     """``simulations/<name>/`` in the archive zone: a simulation's labels, truth tables and SDK events."""
     return f"{SIMULATIONS_PREFIX}/{name}/"
+
+
+def incident_key(incident: str) -> str:
+    """``incidents/<id>.json`` in the archive zone: one incident's report (replaced as it is updated)."""
+    return f"{INCIDENTS_PREFIX}/{incident}.json"
+
+
+def alert_prefix(kind: str) -> str:
+    """``alerts/<kind>/`` in the archive zone, ``kind`` one of :data:`ALERT_KINDS`."""
+    if kind not in ALERT_KINDS:
+        raise ValueError(f"unknown alert record {kind!r}: use one of {', '.join(ALERT_KINDS)}")
+    return f"{ALERTS_PREFIX}/{kind}/"
+
+
+def alert_key(kind: str, ident: str) -> str:
+    """``alerts/<kind>/<id>.json``: an alert's state, its firing marker, or an undelivered message."""
+    return f"{alert_prefix(kind)}{ident}.json"
+
+
+def outbox_key(day: str) -> str:
+    """``alerts/outbox/dt=YYYY-MM-DD/messages.jsonl``: the outbox's messages of one data day."""
+    return f"{OUTBOX_PREFIX}dt={day}/messages.jsonl"

@@ -56,9 +56,9 @@ def test_zip_holds_the_library_code_but_not_dagster_wiring(built) -> None:
     assert any(n.startswith("cms_dagster/collectors/") for n in names)
     assert "cms_dagster/domain/estate.yaml" in names, "package data travels with the code"
     for name in names:
-        assert not name.startswith(("cms_dagster/defs/", "cms_dagster/dashboard/", "cms_dagster/infra/")), (
-            name
-        )
+        assert not name.startswith(
+            ("cms_dagster/defs/", "cms_dagster/resources/", "cms_dagster/dashboard/", "cms_dagster/infra/")
+        ), name
         assert "__pycache__" not in name and not name.endswith(".pyc"), name
     assert "cms_dagster/definitions.py" not in names
     assert not any(n.startswith(("boto3/", "botocore/")) for n in names), "the Lambda runtime provides boto3"
