@@ -61,3 +61,52 @@ def test_leave_one_category_out_scores_a_category_at_a_threshold_chosen_without_
     assert by_cat["b"][3] > 0.6  # b's threshold comes from a
     assert by_cat["b"][4] < by_cat["b"][5]  # held out, b loses the window it had in sample
     assert total == pytest.approx(by_cat["a"][4] + by_cat["b"][4])
+
+
+def _file(name: str, window: tuple[int, int] | None, hits: dict[int, float]):
+    import numpy as np
+
+    from cms_harness import nab_scoring
+
+    scores = np.zeros(1000)
+    for i, v in hits.items():
+        scores[i] = v
+    return nab_scoring.LabeledFile(name, 1000, (window,) if window else ()), scores
+
+
+def test_stratified_folds_hold_every_file_once_and_spread_each_category(bench) -> None:
+    corpus = [_file(f"a/{i}.csv", None, {}) for i in range(8)] + [_file(f"b/{i}.csv", None, {}) for i in range(4)]
+    partitions = bench.stratified_folds(corpus, k=4, repeats=3, seed=1)
+    assert len(partitions) == 3
+    for folds in partitions:
+        assert sorted(i for f in folds for i in f) == list(range(12))
+        assert [sum(corpus[i][0].name.startswith("a/") for i in f) for f in folds] == [2, 2, 2, 2]
+        assert [sum(corpus[i][0].name.startswith("b/") for i in f) for f in folds] == [1, 1, 1, 1]
+    assert partitions[0] != partitions[1]  # each repeat shuffles anew
+
+
+def test_held_out_score_picks_the_setting_and_threshold_without_the_file(bench) -> None:
+    from cms_harness import nab_scoring
+
+    profile = nab_scoring.DEFAULT_PROFILES["standard"]
+    # setting 0 finds every window at 0.9; setting 1 finds them at 0.6 but also raises a false alarm at 0.95
+    # in file 2. Held out, file 2 is judged with the choice made on files 0 and 1, which prefer setting 0.
+    s0 = [_file(f"a/{i}.csv", (500, 520), {505: 0.9}) for i in range(3)]
+    s1 = [_file(f"a/{i}.csv", (500, 520), {505: 0.6}) for i in range(3)]
+    s1[2] = _file("a/2.csv", (500, 520), {505: 0.6, 900: 0.95})
+    total, choices = bench.held_out_score([s0, s1], bench.leave_one_file_out(s0), profile)
+    assert [c for c, _ in choices] == [0, 0, 0]
+    assert all(0.6 < t <= 0.9 for _, t in choices)
+    best_in_window = nab_scoring.score_file(s0[0][1], s0[0][0], 0.9, profile).score
+    assert total == pytest.approx(3 * best_in_window)
+
+
+def test_perturbations_thin_the_rows_the_same_way_every_run(bench) -> None:
+    text = "timestamp,value\n" + "".join(f"2020-01-01 00:{i:02d}:00,{i}\n" for i in range(60))
+    every3 = bench.perturb(text, "every3", "x.csv").splitlines()
+    assert every3[0] == "timestamp,value" and len(every3) == 21 and every3[2].endswith(",3")
+    dropped = bench.perturb(text, "drop30", "x.csv")
+    assert dropped == bench.perturb(text, "drop30", "x.csv")
+    assert 30 < len(dropped.splitlines()) - 1 < 55
+    with pytest.raises(ValueError, match="unknown perturbation"):
+        bench.perturb(text, "shuffle", "x.csv")
