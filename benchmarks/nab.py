@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/nab.py                 # data in $CMS_NAB_DIR or ../shared/nab
     .venv/bin/python benchmarks/nab.py --subprocess    # literally run the CLI once per file
     .venv/bin/python benchmarks/nab.py --write-results /tmp/nab_scores
+    .venv/bin/python benchmarks/nab.py --candidate history=500 --candidate combine_top=2   # weigh settings
 
 Prints per file the standard profile's outcome (windows detected, missed, false-positive rows, score),
 then per profile the threshold that maximizes the corpus total, the raw, null and perfect totals and the
@@ -15,7 +16,7 @@ scored by the same function the CLI uses (`score_csv`), with NAB's rows kept as 
 Which figures are which. Every figure on these files is a *development* figure: the detector's settings were
 chosen looking at them. The cross-validated figures remove only the threshold's fit (each file is scored at a
 threshold chosen without it: leave one file out, repeated 4-fold by file within categories, leave one
-category out). The perturbed figures run the same settings on the same files sampled every 15 minutes and
+category out). The perturbed figures run the same settings on the same files averaged to 15-minute points and
 with 30 % of their rows dropped at random (NAB's other series are hourly, half-hourly or irregular): how
 much the score depends on the sampling these files happen to have.
 """
@@ -23,8 +24,11 @@ much the score depends on the sampling these files happen to have.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
+import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -41,6 +45,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from cms_dagster.detect.cli import score_csv  # noqa: E402
+from cms_dagster.detect.config import DetectorConfig  # noqa: E402
 from cms_harness import nab_scoring  # noqa: E402
 
 ALARM_LEVEL = 0.5  # `cms detect score --help`: about 0.5 and above is an alarm
@@ -52,18 +57,22 @@ def default_nab_dir() -> Path:
 
 
 PERTURBATIONS = {
-    "every 3rd row (15-minute sampling)": "every3",
+    "15-minute means (every 3 rows averaged)": "mean3",
     "30 % of rows dropped at random": "drop30",
 }
 
 
 def perturb(text: str, kind: str, name: str) -> str:
-    """The CSV ``text`` with rows thinned: ``every3`` keeps every third row, ``drop30`` drops 30 % of the rows
-    at random (seeded by the file name, so every run drops the same rows)."""
+    """The CSV ``text`` resampled: ``mean3`` replaces each run of three rows by one row at the first one's time
+    with their mean value (what a metric aggregated three times coarser would show), ``drop30`` drops 30 % of
+    the rows at random (seeded by the file name, so every run drops the same rows)."""
     lines = text.splitlines()
     header, body = lines[0], lines[1:]
-    if kind == "every3":
-        kept = body[::3]
+    if kind == "mean3":
+        kept = []
+        for i in range(0, len(body) - 2, 3):
+            parts = [row.split(",") for row in body[i : i + 3]]
+            kept.append(f"{parts[0][0]},{sum(float(p[1]) for p in parts) / 3!r}")
     elif kind == "drop30":
         rng = np.random.default_rng(zlib.crc32(name.encode()))
         kept = [row for row, u in zip(body, rng.random(len(body)), strict=True) if u >= 0.3]
@@ -72,14 +81,35 @@ def perturb(text: str, kind: str, name: str) -> str:
     return "\n".join([header, *kept]) + "\n"
 
 
+def parse_settings(text: str) -> dict:
+    """``"history=500,mean_windows=[4,12]"`` -> the detector settings it names (values as JSON, else strings)."""
+    known = {f.name for f in dataclasses.fields(DetectorConfig)}
+    out: dict = {}
+    for part in filter(None, (p.strip() for p in re.split(r",(?=\s*\w+=)", text))):
+        key, sep, value = part.partition("=")
+        if not sep or key.strip() not in known:
+            raise ValueError(f"--candidate {text!r}: {part!r} is not NAME=VALUE with a detector setting "
+                             f"(known: {', '.join(sorted(known))})")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value.strip()
+    DetectorConfig.from_dict(out)  # refuse bad values now, not in a worker
+    return out
+
+
 def _score_file(job: tuple) -> tuple[str, str, float]:
     """Score one CSV; returns (name, scored CSV text, CPU seconds spent scoring it)."""
     name, path, use_subprocess, *rest = job
     kind = rest[0] if rest else None
+    settings = rest[1] if len(rest) > 1 else None
     start = time.process_time()
-    if kind is not None:
+    if kind is not None or settings:
         out = io.StringIO()
-        score_csv(io.StringIO(perturb(Path(path).read_text(), kind, name)), out, allow_duplicates=True)
+        text = Path(path).read_text()
+        source = io.StringIO(perturb(text, kind, name) if kind else text)
+        config = DetectorConfig.from_dict(settings) if settings else None
+        score_csv(source, out, allow_duplicates=True, config=config)
         return name, out.getvalue(), time.process_time() - start
     if use_subprocess:
         proc = subprocess.run(
@@ -208,8 +238,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--subprocess", action="store_true", help="run the CLI in a subprocess per file")
     parser.add_argument("--write-results", type=Path, help="also write each scored CSV under this directory")
     parser.add_argument("--quiet", action="store_true", help="print only the summary, not the per-file table")
-    parser.add_argument("--no-perturb", action="store_true", help="skip the resampled runs (every 3rd row, 30 %% dropped)")
+    parser.add_argument(
+        "--candidate",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE,...",
+        help="other detector settings to weigh against the defaults (repeatable): each is scored too, and the "
+        "cross-validation then chooses settings and threshold on the other files (nested)",
+    )
+    parser.add_argument("--no-perturb", action="store_true", help="skip the resampled runs (15-minute means, 30 %% of rows dropped)")
     args = parser.parse_args(argv)
+    try:
+        candidates = [parse_settings(c) for c in args.candidate]
+    except (ValueError, TypeError) as exc:
+        parser.error(str(exc))
 
     root = (args.nab_dir or default_nab_dir()).resolve()
     windows_path = root / "labels" / "combined_windows.json"
@@ -286,6 +328,29 @@ def main(argv: list[str] | None = None) -> int:
                 at = sum(nab_scoring.score_file(s, lab, ALARM_LEVEL, std.profile).score for lab, s in pert)
                 print(f"  {label:38s} {nab_scoring.normalize(at, res.null_score, res.perfect_score):5.1f} / "
                       f"{res.normalized:5.1f} ({sum(len(lab.windows) for lab, _ in pert)} windows)")
+
+    if candidates and "standard" in results_by_profile:
+        std = results_by_profile["standard"]
+        print("\nstandard profile, settings weighed against the defaults (development: each scored on all files; then"
+              " nested cross-validation, settings and threshold chosen without the held-out files):")
+        scored = [corpus]
+        print(f"  {'settings':44s} {'best threshold':>14s} {'at ' + str(ALARM_LEVEL):>7s}")
+        for label, settings in [("defaults", {}), *zip(args.candidate, candidates, strict=True)]:
+            if settings:
+                jobs_c = [(n, str(root / "data" / n), False, None, settings) for n in names]
+                scored.append(_load_corpus(_run(jobs_c, args.jobs), windows))
+            c = scored[-1]
+            best = nab_scoring.evaluate(c, {"standard": std.profile})["standard"].normalized
+            at = sum(nab_scoring.score_file(s, lab, ALARM_LEVEL, std.profile).score for lab, s in c)
+            print(f"  {label:44s} {best:14.1f} {nab_scoring.normalize(at, std.null_score, std.perfect_score):7.1f}")
+        for title, parts in (("leave one file out", leave_one_file_out(corpus)),
+                             ("4-fold by file within categories, 5 repeats", stratified_folds(corpus))):
+            if len(parts[0]) < 2:
+                continue
+            total, choices = held_out_score(scored, parts, std.profile)
+            picked = sorted({c for c, _ in choices})
+            print(f"  nested, {title}: {nab_scoring.normalize(total, std.null_score, std.perfect_score):.1f} "
+                  f"normalized (settings chosen: {', '.join('defaults' if c == 0 else args.candidate[c - 1] for c in picked)})")
 
     mode = "CLI subprocess per file" if args.subprocess else "in-process score_csv, the CLI's function"
     print(f"\nspeed ({mode}, {args.jobs} job(s)): wall {wall:.1f} s = {len(names) / wall:.2f} series/s, "

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO
 
 from .api import DetectorState, score_series
+from .config import DetectorConfig
 from .errors import CheckpointError, DetectInputError, MissingColumnError
 from .validation import check_columns
 
@@ -50,10 +51,11 @@ def score_csv(
     details: bool = False,
     allow_duplicates: bool = False,
     allow_late: bool = True,
+    config: DetectorConfig | None = None,
 ) -> DetectorState:
     """Read a timestamp,value CSV, score it and write the scored CSV to ``out``; return the new state.
 
-    The function behind ``cms detect score`` (the benchmark calls it too). Raises
+    The function behind ``cms detect score`` (the benchmark calls it too, ``config`` to compare settings). Raises
     :class:`~cms_dagster.detect.errors.DetectInputError` subclasses on bad input, with the CSV line.
     """
     if isinstance(source, (str, Path)):
@@ -81,6 +83,7 @@ def score_csv(
         ts_text,
         val_text,
         state=checkpoint_in,
+        config=config,
         allow_duplicates=allow_duplicates,
         allow_late=allow_late,
         row_offset=2,

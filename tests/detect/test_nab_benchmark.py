@@ -103,10 +103,32 @@ def test_held_out_score_picks_the_setting_and_threshold_without_the_file(bench) 
 
 def test_perturbations_thin_the_rows_the_same_way_every_run(bench) -> None:
     text = "timestamp,value\n" + "".join(f"2020-01-01 00:{i:02d}:00,{i}\n" for i in range(60))
-    every3 = bench.perturb(text, "every3", "x.csv").splitlines()
-    assert every3[0] == "timestamp,value" and len(every3) == 21 and every3[2].endswith(",3")
+    mean3 = bench.perturb(text, "mean3", "x.csv").splitlines()
+    assert mean3[0] == "timestamp,value" and len(mean3) == 21
+    assert mean3[2] == "2020-01-01 00:03:00,4.0"  # rows 3, 4, 5 averaged, at the first one's time
     dropped = bench.perturb(text, "drop30", "x.csv")
     assert dropped == bench.perturb(text, "drop30", "x.csv")
     assert 30 < len(dropped.splitlines()) - 1 < 55
     with pytest.raises(ValueError, match="unknown perturbation"):
         bench.perturb(text, "shuffle", "x.csv")
+
+
+def test_candidate_settings_are_scored_and_weighed_by_nested_cross_validation(bench, fixture_nab_dir, capsys) -> None:
+    args = ["--nab-dir", str(fixture_nab_dir), "--jobs", "1", "--quiet", "--no-perturb"]
+    assert bench.main([*args, "--candidate", "history=500", "--candidate", "combine_top=1,quiet_damping=1.0"]) == 0
+    out = capsys.readouterr().out
+    table = out[out.index("settings weighed against the defaults") :]
+    for label in ("defaults", "history=500", "combine_top=1,quiet_damping=1.0"):
+        assert any(line.split()[0] == label for line in table.splitlines()[1:5])
+    assert "nested, leave one file out:" in table and "settings chosen:" in table
+
+
+def test_a_candidate_naming_an_unknown_setting_is_refused_with_the_known_ones(bench, capsys) -> None:
+    with pytest.raises(SystemExit):
+        bench.main(["--candidate", "histroy=500"])
+    err = capsys.readouterr().err
+    assert "'histroy=500' is not NAME=VALUE with a detector setting" in err and "history" in err
+
+
+def test_candidate_settings_may_hold_lists(bench) -> None:
+    assert bench.parse_settings("history=500, mean_windows=[4,12]") == {"history": 500, "mean_windows": [4, 12]}
