@@ -19,10 +19,12 @@ import time
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cms_dagster.domain import load_ontology
 from cms_dagster.lake import Lake, Zone
+from cms_dagster.lake.layout import parse_raw_key
 from cms_dagster.otel.flatten import flatten_lines
 from cms_dagster.simulate.run import simulate
 
@@ -62,29 +64,41 @@ def main() -> None:
             if res.points >= args.min_points:
                 break
             days += 1
+        # One file for DuckDB; for CMS the same lines grouped by the source their raw key names, since the
+        # contract ties some namespaces to a source (AWS/* points come only from cloudwatch or metric-stream).
         jsonl = root / "batch.jsonl"
+        by_source: dict[str, list[bytes]] = {}
         with jsonl.open("wb") as out:
             for key in res.raw_keys:
-                out.write(gzip.decompress(lake.raw.get(key)))
-        lines = jsonl.read_bytes().split(b"\n")
+                body = gzip.decompress(lake.raw.get(key))
+                out.write(body)
+                by_source.setdefault(parse_raw_key(key)["source"], []).extend(body.split(b"\n"))
+        n_lines = sum(len(lines) for lines in by_source.values())
         print(
-            f"input: {res.points:,} datapoints in {len(lines):,} OTLP/JSON lines, {jsonl.stat().st_size / 1e6:.0f} MB ({days} simulated days)"
+            f"input: {res.points:,} datapoints in {n_lines:,} OTLP/JSON lines, {jsonl.stat().st_size / 1e6:.0f} MB ({days} simulated days; "
+            + ", ".join(f"{s} {len(lines):,} lines" for s, lines in sorted(by_source.items()))
+            + ")"
         )
 
         t0 = time.perf_counter()
-        flat = flatten_lines(
-            lines,
-            source="sdk",
-            raw_key="bench",
-            ingested_at=dt.datetime.now(dt.timezone.utc),
-            day=dt.date(2026, 11, 16),
-            hour=0,
-        )
+        flats = [
+            flatten_lines(
+                lines,
+                source=source,
+                raw_key="bench",
+                ingested_at=dt.datetime.now(dt.timezone.utc),
+                day=dt.date(2026, 11, 16),
+                hour=0,
+            )
+            for source, lines in by_source.items()
+        ]
+        table = pa.concat_tables([f.table for f in flats])
         t1 = time.perf_counter()
-        pq.write_table(flat.table, root / "cms.parquet", compression="zstd")
+        pq.write_table(table, root / "cms.parquet", compression="zstd")
         t2 = time.perf_counter()
-        assert flat.points == res.points, (flat.points, res.points)
-        cms_rate = flat.points / (t2 - t0)
+        points = sum(f.points for f in flats)
+        assert points == res.points, (points, res.points)
+        cms_rate = points / (t2 - t0)
 
         con = duckdb.connect()
         if args.threads:
