@@ -15,6 +15,10 @@ from streamlit.testing.v1 import AppTest
 CHARTS = {"overview": 0, "feeds": 3, "batches": 6, "stages": 3, "incidents": 1, "ask": 0}
 
 
+# The pages render a scenario warehouse built by dbt once per run (about 20 s): every test here is slow.
+pytestmark = pytest.mark.slow
+
+
 def _blocks(node) -> list:
     out = [node]
     for child in (getattr(node, "children", None) or {}).values():
@@ -47,7 +51,6 @@ def assert_clean(at: AppTest) -> None:
     assert not at.error, texts(at.error)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_renders_the_scenario_with_its_charts_and_their_tables(open_page, scenario_db: Path, page: str) -> None:
     at = open_page(scenario_db, page, range="7d")
@@ -91,7 +94,6 @@ def test_batch_timeline_projects_the_running_run_past_its_deadline(open_page, sc
     assert "1 projected to miss the SLA: " + RUNNING_RUN in texts(at.caption)
 
 
-@pytest.mark.slow
 def test_asset_class_filter_changes_every_batch_view(open_page, scenario_db: Path) -> None:
     at = open_page(scenario_db, "batches", range="7d")
     assert {"derivatives", "equities", "fx"} <= set(table(at, "sla_jobs")["asset_class_id"])
@@ -113,7 +115,6 @@ def test_stage_page_shows_the_failed_stage_with_its_retries(open_page, scenario_
     assert at.query_params["run"] in (FAILED_RUN, [FAILED_RUN])
 
 
-@pytest.mark.slow
 def test_stage_page_names_the_stage_still_running_and_its_resources(open_page, scenario_db: Path) -> None:
     at = open_page(scenario_db, "stages", job="derivatives.eod_valuation", day="2026-11-16", stage="loading")
     assert_clean(at)
@@ -142,7 +143,6 @@ def test_incident_page_shows_the_stored_report_of_the_feed_outage(open_page, sce
     assert at.query_params["incident"] in (reports.iloc[0]["id"], [reports.iloc[0]["id"]])  # deep link
 
 
-@pytest.mark.slow
 def test_incident_page_without_reports_ranks_the_alarm_episode(open_page, no_reports_db: Path) -> None:
     at = open_page(no_reports_db, "incidents", range="7d")
     assert_clean(at)

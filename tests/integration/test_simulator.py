@@ -17,6 +17,9 @@ from cms_dagster.otel.flatten import flatten_lines
 from cms_dagster.simulate.incidents import parse_incident_spec
 from cms_dagster.simulate.run import simulate
 
+# The module simulates and flattens a day of the estate once (about 15 s): every test here is slow.
+pytestmark = pytest.mark.slow
+
 SPECS = [
     "feed_outage@2026-11-16T05:45,entity=feed:cme-mdp,minutes=40",
     "job_failure@2026-11-16T05:55,entity=stage:equities.corporate_actions.enrichment",
@@ -57,7 +60,6 @@ def _truth(lake: Lake, name: str) -> list[dict]:
     return list(csv.DictReader(io.StringIO(lake.archive.get(f"simulations/seed-7/truth/{name}").decode())))
 
 
-@pytest.mark.slow
 def test_same_arguments_give_the_same_bytes(sim, tmp_path: Path) -> None:
     ont, root, lake, res, _ = sim
     again = _lake(tmp_path)

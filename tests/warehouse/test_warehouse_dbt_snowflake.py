@@ -21,7 +21,8 @@ from cms_dagster.defs.warehouse import dbt_assets as defs_dbt
 from cms_dagster.warehouse import dbt as warehouse_dbt
 from cms_harness import fakesnow_server
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+# The module builds the whole dbt project on fakesnow once (minutes): every test here is slow.
+pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning"), pytest.mark.slow]
 
 RANGE = ("2026-11-16-05:00", "2026-11-16-07:00")  # the cme-mdp outage and the failed corporate-actions run
 MARTS = ["FCT_BATCH_RUNS", "FCT_STAGE_RUNS", "FCT_FEED_STATUS", "FCT_FEED_OUTAGES", "FCT_INFRA_METRICS", "MART_SLA_COMPLIANCE",
