@@ -40,7 +40,14 @@ class Channel(Protocol):
 
 
 class OutboxChannel:
-    """JSON lines in the lake (archive zone, ``alerts/outbox/dt=YYYY-MM-DD/messages.jsonl``, by data day)."""
+    """JSON lines in the lake (archive zone, ``alerts/outbox/dt=YYYY-MM-DD/messages.jsonl``, by data day).
+
+    A local zone appends each message to the day's file (one ``O_APPEND`` write per line, so concurrent
+    senders never interleave or overwrite). An S3 object cannot be appended to, and reading the day's file,
+    adding a line and writing it back would lose a message sent by another process in between: on S3 each
+    message is its own object, ``dt=YYYY-MM-DD/<message id>.jsonl``, written only if absent, so a message
+    sent twice (a re-run of the same evaluation) is kept once.
+    """
 
     name = "outbox"
 
@@ -48,23 +55,30 @@ class OutboxChannel:
         self.zone = zone
 
     def send(self, message: dict[str, Any]) -> str:
-        key = outbox_key(str(message["at"])[:10])
+        day = str(message["at"])[:10]
         line = (json.dumps(message, sort_keys=True) + "\n").encode()
         if getattr(self.zone, "is_s3", False):
-            old = self.zone.get(key) if self.zone.exists(key) else b""
-            self.zone.put(key, old + line)
-        else:
-            path = self.zone.path(key)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "ab") as fh:
-                fh.write(line)
+            key = outbox_key(day, str(message["id"]))
+            self.zone.put_new(key, line)
+            return self.zone.uri(key)
+        key = outbox_key(day)
+        path = self.zone.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "ab") as fh:
+            fh.write(line)
         return self.zone.uri(key)
 
     def read(self) -> list[dict[str, Any]]:
-        out = []
+        """Every message, day by day; within a day in the order sent (local) or by data time (S3)."""
+        days: dict[str, list[dict[str, Any]]] = {}
         for key in sorted(self.zone.list(OUTBOX_PREFIX)):
             if key.endswith(".jsonl"):
-                out += [json.loads(x) for x in self.zone.get(key).decode().splitlines() if x.strip()]
+                day = key[len(OUTBOX_PREFIX):].split("/", 1)[0]
+                days.setdefault(day, []).extend(json.loads(x) for x in self.zone.get(key).decode().splitlines() if x.strip())
+        out: list[dict[str, Any]] = []
+        for day in sorted(days):
+            msgs = days[day]
+            out += sorted(msgs, key=lambda m: str(m.get("at", ""))) if getattr(self.zone, "is_s3", False) else msgs
         return out
 
 

@@ -14,7 +14,7 @@ archive zone
     ``incidents/<id>.json``  incident reports (:func:`incident_key`)
     ``alerts/state/<id>.json``, ``alerts/firing/<id>.json``, ``alerts/pending/<message id>.json``  alert state,
     the index of firing alerts, undelivered messages (:func:`alert_key`)
-    ``alerts/outbox/dt=YYYY-MM-DD/messages.jsonl``  the outbox channel, by data day (:func:`outbox_key`)
+    ``alerts/outbox/dt=YYYY-MM-DD/messages.jsonl``  the outbox channel, by data day (:func:`outbox_key`; on S3 one ``<message id>.jsonl`` each)
 
 A batch is named ``<YYYYMMDDTHHMMSSZ>-<producer>-<suffix>`` (:func:`batch_name`), so names sort by ingest time.
 """
@@ -146,6 +146,8 @@ def alert_key(kind: str, ident: str) -> str:
     return f"{alert_prefix(kind)}{ident}.json"
 
 
-def outbox_key(day: str) -> str:
-    """``alerts/outbox/dt=YYYY-MM-DD/messages.jsonl``: the outbox's messages of one data day."""
-    return f"{OUTBOX_PREFIX}dt={day}/messages.jsonl"
+def outbox_key(day: str, message_id: str | None = None) -> str:
+    """``alerts/outbox/dt=YYYY-MM-DD/messages.jsonl``: the outbox's messages of one data day, appended to;
+    with ``message_id``, ``alerts/outbox/dt=YYYY-MM-DD/<message_id>.jsonl``: one message (S3, where an
+    object cannot be appended to)."""
+    return f"{OUTBOX_PREFIX}dt={day}/{message_id or 'messages'}.jsonl"

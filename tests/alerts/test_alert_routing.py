@@ -216,3 +216,24 @@ def test_a_store_written_before_the_firing_index_is_indexed_once(store):
     store.zone.delete(AlertStore.INDEX_VERSION)
     assert sorted(st["alert"]["dedup_key"] for st in store.firing()) == sorted([feed_down().dedup_key, "run:r2:failed"])
     assert store.zone.exists(AlertStore.INDEX_VERSION)
+
+
+def test_the_s3_outbox_keeps_every_message_of_concurrent_senders_and_a_resent_one_once(monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cms_dagster.lake import Zone
+
+    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="cms-archive")
+        zone = Zone("s3://cms-archive/archive")
+        msgs = [{**_message(), "id": f"msg-{i:04d}", "at": f"2026-11-25T20:{i % 60:02d}:00Z"} for i in range(40)]
+        senders = [OutboxChannel(Zone(zone.url)) for _ in range(4)]  # as four processes would, each its own
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda i: senders[i % 4].send(msgs[i]), range(40)))
+        OutboxChannel(zone).send(msgs[7])  # the same evaluation run again
+        got = OutboxChannel(zone).read()
+        assert sorted(m["id"] for m in got) == [m["id"] for m in msgs]
+        assert [m["at"] for m in got] == sorted(m["at"] for m in msgs)
