@@ -621,6 +621,27 @@ def serve(args: argparse.Namespace, project_dir: Path, s: settings_mod.Settings)
     return 1
 
 
+def _group_alive(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` still runs. An exited child that nobody has reaped yet (a zombie:
+    its parent is gone and the init process has not collected it) runs nothing, but still answers
+    ``killpg(pgid, 0)``; on Linux /proc tells them apart."""
+    proc = Path("/proc")
+    if not (proc / "self" / "stat").exists():
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # exited while we looked
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
 def _stop_group(proc: subprocess.Popen, grace: float = 20.0) -> None:
     """SIGTERM to `dagster dev` and everything it started (webserver, daemon, code server), SIGKILL after
     ``grace`` seconds."""
@@ -632,11 +653,9 @@ def _stop_group(proc: subprocess.Popen, grace: float = 20.0) -> None:
         os.killpg(pgid, signal.SIGTERM)
     deadline = time.time() + grace
     while time.time() < deadline:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            break
         proc.poll()
+        if not _group_alive(pgid):
+            break
         time.sleep(0.2)
     else:
         with contextlib.suppress(ProcessLookupError):

@@ -97,10 +97,15 @@ def test_stopping_the_server_stops_its_whole_process_group() -> None:
     )
     time.sleep(0.5)
     pgid = os.getpgid(proc.pid)
+    children = [int(p.parent.name) for p in Path("/proc").glob("[0-9]*/stat")
+                if p.read_text().rsplit(")", 1)[1].split()[2] == str(pgid) and int(p.parent.name) != proc.pid]
+    assert len(children) == 2 and demo._group_alive(pgid)
     demo._stop_group(proc, grace=5)
-    with pytest.raises(ProcessLookupError):
-        os.killpg(pgid, 0)
-    assert proc.returncode == -signal.SIGTERM
+    assert proc.returncode == -signal.SIGTERM  # stopped by the SIGTERM, not the SIGKILL after the grace
+    for pid in children:  # gone, or exited and waiting to be reaped by init (a zombie runs nothing)
+        stat = Path(f"/proc/{pid}/stat")
+        assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    assert not demo._group_alive(pgid)
 
 
 def test_where_to_look_names_the_lineage_view_and_no_missing_tool(cms_home: Path) -> None:
