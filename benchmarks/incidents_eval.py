@@ -10,15 +10,18 @@ dbt -> one detection pass). Seed 20270701 was never used while the incident, nar
 written. Then, with the product's own functions:
 
 1. **Reports.** The incidents (``cms_dagster.incidents.grouping.incidents_between``: confirmed alarm
-   episodes grouped through the ontology and time, one report each, ids from ``incident_id``) over the
-   whole month. An incident **matches** an injected one when one of its episodes starts in the injected
+   episodes grouped through the ontology and time, one report each, ids from ``incident_id``; episodes the
+   schedule explains open none) over the whole month. An incident **matches** an injected one when one of
+   its confirmed episodes starts in the injected
    incident's search window ([label start - 30 min, label end + 3 h), cut at the next incident) on an
    entity related in the ontology to the label's root or to what the label says it affected. Printed:
    injected incidents with exactly one / no / several matching reports, the reports matching no injected
    incident (total and per day: the detector's false episodes that still make a report), and, for
    comparison, the count by time alone (every incident with an episode starting in the window); the top
    cause of each injected incident's first matching report against the label (root entity); every such
-   report built with ``build_report`` (offline engine) and checked: cited evidence ids exist.
+   report built with ``build_report`` (offline engine) and checked: cited evidence ids exist; and the
+   confirmed episodes the schedule explained, with the injected incidents that had one in their window
+   (on a related entity) and got no report (lost to the schedule).
 2. **Narratives from a model.** The same packs through ``write_narrative`` with the real openai client against
    the OpenAI stand-in (``cms_harness.openai_standin``), which answers with a plausible narrative and, every
    third request, cites an evidence id that does not exist: the share of kept narratives citing only
@@ -56,7 +59,7 @@ from cms_dagster.alerts.router import AlertStore, dispatch  # noqa: E402
 from cms_dagster.alerts.rules import load_rules  # noqa: E402
 from cms_dagster.alerts.run import collect_alerts  # noqa: E402
 from cms_dagster.domain import load_ontology  # noqa: E402
-from cms_dagster.incidents.grouping import Relations, incidents_between  # noqa: E402
+from cms_dagster.incidents.grouping import Relations, explained_between, incidents_between  # noqa: E402
 from cms_dagster.incidents.narrative import offline_narrative, write_narrative  # noqa: E402
 from cms_dagster.incidents.report import build_report, incident_id  # noqa: E402
 from cms_dagster.lake import Lake  # noqa: E402
@@ -97,16 +100,18 @@ def reports(home: Path, incidents: list[Incident]) -> tuple[list[dict], list[dic
     lo = min(w[0] for w in windows)
     hi = max(w[1] for w in windows)
     found = incidents_between(wh.query, lo, hi, ont, relations=rel)
+    explained = explained_between(wh.query, lo, hi, ont, relations=rel)
     until = pd.Timestamp(hi).tz_convert("UTC") + pd.Timedelta(hours=3)
     rows, built, matched = [], [], set()
     llm = OfflineLlm()
     for inc, (a, b) in zip(incidents, windows, strict=True):
         a, b = pd.Timestamp(a), pd.Timestamp(b)
         truth = _truth(inc)
-        mine = [k for k, g in enumerate(found) if any(a <= e.start < b and rel.close(e.entities, truth) for e in g.episodes)]
-        by_time = [g for g in found if any(a <= e.start < b for e in g.episodes)]
+        mine = [k for k, g in enumerate(found) if any(e.confirmed and a <= e.start < b and rel.close(e.entities, truth) for e in g.episodes)]
+        by_time = [g for g in found if any(e.confirmed and a <= e.start < b for e in g.episodes)]
         matched |= set(mine)
         row = {"id": inc.id, "kind": inc.kind, "root": inc.root_cause, "reports": len(mine), "by_time": len(by_time), "top": None, "hit": False}
+        row["schedule"] = sum(a <= e.start < b and rel.close(e.entities, truth) for e in explained)
         if mine:
             first = found[mine[0]].as_episode()
             report = build_report(wh.query, first, ont, llm, until=until, marts_schema=wh.marts)
@@ -118,7 +123,10 @@ def reports(home: Path, incidents: list[Incident]) -> tuple[list[dict], list[dic
         rows.append(row)
     days = (pd.Timestamp(hi) - pd.Timestamp(lo)) / pd.Timedelta(days=1)
     unmatched = [g for k, g in enumerate(found) if k not in matched and pd.Timestamp(lo) <= g.start < pd.Timestamp(hi)]
-    stats = {"incidents": len(found), "unmatched": len(unmatched), "days": round(days, 1), "episodes": sum(len(g.episodes) for g in found)}
+    stats = {
+        "incidents": len(found), "unmatched": len(unmatched), "days": round(days, 1),
+        "episodes": sum(e.confirmed for g in found for e in g.episodes), "explained": len(explained),
+    }
     return rows, built, stats
 
 
@@ -248,6 +256,11 @@ def main(argv: list[str] | None = None) -> int:
         say(
             f"\nreports: {st['incidents']} incidents ({st['episodes']} confirmed episodes) over {st['days']} days; "
             f"{n} injected: exactly one matching report {one}, none {none}, several {many} ({timings['reports']:.0f} s)"
+        )
+        say(
+            f"confirmed episodes explained by the schedule (no report): {st['explained']}; injected incidents with one "
+            f"in their window on a related entity: {sum(r['schedule'] > 0 for r in rows)}, of which without a report: "
+            f"{sum(r['schedule'] > 0 and r['reports'] == 0 for r in rows)}"
         )
         say(
             f"reports matching no injected incident: {st['unmatched']} = {st['unmatched'] / st['days']:.2f}/day; "

@@ -35,6 +35,7 @@ __all__ = [
     "DEFAULT_SURE_SCORE",
     "Episode",
     "episodes_between",
+    "explained_by_schedule",
     "explained_by_work",
     "workers",
     "group_alarms",
@@ -333,6 +334,39 @@ def is_schedule(episode: Episode, earlier: Iterable[Episode]) -> bool:
 
 
 SCHEDULE_LOOKBACK = pd.Timedelta(days=7 * RECUR_WEEKS) + RECUR_TOLERANCE
+
+
+def explained_by_schedule(
+    episode: Episode,
+    earlier: Iterable[Episode],
+    *,
+    days: int = RECUR_DAYS,
+    min_days: int = RECUR_MIN_DAYS,
+    weeks: int = RECUR_WEEKS,
+    tolerance: pd.Timedelta = RECUR_TOLERANCE,
+) -> bool:
+    """Whether the schedule explains all of ``episode``: every one of its entities had a *confirmed* episode
+    begin within ``tolerance`` of the same time of day on at least ``min_days`` of the ``days`` days before,
+    or of the same time on the same weekday in one of the ``weeks`` weeks before. Stricter than
+    :func:`is_schedule`, which marks an episode when one entity recurs, confirmed or not: a fault that hits
+    during the nightly batch moves something the batch does not (a stage, a job, a second resource), and a
+    feed that is only noisy at its open (lone alarms) is news when that noise is corroborated. Used to keep
+    the schedule from opening incidents; ``earlier`` must reach back ``SCHEDULE_LOOKBACK`` before it."""
+    starts: dict[str, list[pd.Timestamp]] = {}
+    for e in earlier:
+        if e.confirmed and e is not episode and e.start < episode.start:
+            for x in e.entities:
+                starts.setdefault(x, []).append(e.start)
+
+    def near(entity: str, at: pd.Timestamp) -> bool:
+        return any(abs(t - at) <= tolerance for t in starts.get(entity, ()))
+
+    def recurs(entity: str) -> bool:
+        daily = sum(near(entity, episode.start - pd.Timedelta(days=k)) for k in range(1, days + 1))
+        weekly = any(near(entity, episode.start - pd.Timedelta(days=7 * k)) for k in range(1, weeks + 1))
+        return daily >= min_days or weekly
+
+    return bool(episode.entities) and all(recurs(x) for x in episode.entities)
 
 
 def latest_alarm(query: Callable[[str, list], pd.DataFrame]) -> pd.Timestamp | None:

@@ -134,12 +134,25 @@ def _run_build(args: argparse.Namespace, *, stdout: IO[str] | None = None, stder
                 wh, Lake.from_settings(s).archive, load_ontology(s.domain_file or None), llm_from_settings(s), since,
                 until, progress=lambda m: print(m, file=stderr),
             )
+        import pandas as pd
+
+        from cms_dagster.incidents.grouping import explained_between
+
+        explained = explained_between(wh.query, since, (until + pd.Timedelta(seconds=1)).to_pydatetime(), load_ontology(s.domain_file or None))
     except (NoAlarmsTable, ValueError, LlmError) as exc:
         print(f"error: {exc}", file=stderr)
         return 2
     stdout.write(f"{len(reports)} incident report(s) written or updated\n")
     for r in reports:
         stdout.write(f"{r['id']}  {r['status']:6}  {r['root_cause']['entity']} ({r['root_cause']['kind']})\n")
+    if explained:
+        stdout.write(
+            f"{len(explained)} confirmed episode(s) explained by the schedule (each of their entities had one at that "
+            "time on earlier days or weeks): no report\n"
+        )
+        for e in explained:
+            names = ", ".join(e.entities[:3]) + (" ..." if len(e.entities) > 3 else "")
+            stdout.write(f"  {e.start:%Y-%m-%d %H:%M}  {names}\n")
     return 0
 
 

@@ -14,13 +14,20 @@ an incident is the episodes that belong together:
   (:func:`cms_dagster.incidents.report.incident_id`), so later episodes join without changing it.
 - it is **closed** once the detector has scored more than ``far`` past its last alarm: no episode can
   join any more.
+- the **schedule opens none**: a confirmed episode that every one of whose entities also had a confirmed
+  episode at the same time of day on most of the three days before, or at the same time on the same weekday
+  a week or two before (:func:`cms_dagster.detect.episodes.explained_by_schedule`), is the batch window or
+  the market open, not news: it neither opens nor joins an incident (:func:`explained_between` lists
+  them). A fault during the batch still opens one: it moves something the batch does not.
+- episodes are those of ``cms detect alarms``: alarms on a resource that scheduled work which went as usual
+  explains corroborate nothing (:func:`cms_dagster.detect.episodes.explained_by_work`).
 
 **Stable ids.** Grouping is read from a point before the window where nothing links across: no episode
 (confirmed or not) spans it and no confirmed episode ended within ``far`` before it. Incidents after such
 a point are the same whatever earlier data was read, so a back-fill, a re-run, the sensor's window and
-``cms incidents build --since`` all give the same incidents and ids. The point is searched in the 4 hours
-before the window, then in the whole ``lookback`` (a day by default); if the estate alarmed without pause
-for all of it, grouping starts at the look-back's start.
+``cms incidents build --since`` all give the same incidents and ids. The point is searched in the
+``lookback`` before the window (a day by default); if the estate alarmed without pause for all of it,
+grouping starts at the look-back's start. The two weeks before that are read too, for the schedule.
 
 Plain Python (pandas); no Dagster.
 """
@@ -33,7 +40,13 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from cms_dagster.detect.episodes import DEFAULT_GAP, Episode, episodes_between
+from cms_dagster.detect.episodes import (
+    DEFAULT_GAP,
+    SCHEDULE_LOOKBACK,
+    Episode,
+    episodes_between,
+    explained_by_schedule,
+)
 from cms_dagster.domain.graph import related_nodes
 from cms_dagster.domain.model import Ontology
 
@@ -44,6 +57,7 @@ __all__ = [
     "DEFAULT_SPAN",
     "Incident",
     "Relations",
+    "explained_between",
     "group_episodes",
     "incidents_between",
 ]
@@ -57,7 +71,6 @@ DEFAULT_NEAR = pd.Timedelta(minutes=30)
 DEFAULT_FAR = pd.Timedelta(hours=2)
 DEFAULT_SPAN = pd.Timedelta(hours=6)
 DEFAULT_LOOKBACK = pd.Timedelta(days=1)
-SHORT_LOOKBACK = pd.Timedelta(hours=4)
 
 
 class Relations:
@@ -165,20 +178,60 @@ def incidents_between(
     *,
     lookback: pd.Timedelta = DEFAULT_LOOKBACK,
     relations: Relations | None = None,
+    schedule: bool = True,
     **options: pd.Timedelta,
 ) -> list[Incident]:
     """The incidents with alarms in [since, until) (UTC), oldest first, each whole (its episodes before
-    ``since`` included). ``options``: ``near``, ``far``, ``span`` of :func:`group_episodes`. Raises
-    NoAlarmsTable when detection has not run on this warehouse yet."""
+    ``since`` included). Confirmed episodes that the schedule explains
+    (:func:`cms_dagster.detect.episodes.explained_by_schedule`: each of their entities had a confirmed
+    episode at that time on most earlier days, or on that weekday a week or two before) open no incident
+    and join none; ``schedule=False`` keeps them. ``options``: ``near``, ``far``, ``span`` of
+    :func:`group_episodes`. Raises NoAlarmsTable when detection has not run on this warehouse yet."""
+    return _incidents(query, since, until, ontology, lookback, relations, schedule, options)[0]
+
+
+def explained_between(
+    query: Query,
+    since: dt.datetime,
+    until: dt.datetime,
+    ontology: Ontology,
+    *,
+    relations: Relations | None = None,
+) -> list[Episode]:
+    """The confirmed episodes starting in [since, until) that the schedule explains (no incident, no
+    report: the batch window, the market open), oldest first."""
+    explained = _incidents(query, since, until, ontology, DEFAULT_LOOKBACK, relations, True, {})[1]
+    lo = _utc(since)
+    return [e for e in explained if e.start >= lo]
+
+
+def _utc(t: dt.datetime) -> pd.Timestamp:
+    ts = pd.Timestamp(t)
+    return ts.tz_convert("UTC") if ts.tzinfo else ts.tz_localize("UTC")
+
+
+def _incidents(
+    query: Query,
+    since: dt.datetime,
+    until: dt.datetime,
+    ontology: Ontology,
+    lookback: pd.Timedelta,
+    relations: Relations | None,
+    schedule: bool,
+    options: dict[str, pd.Timedelta],
+) -> tuple[list[Incident], list[Episode]]:
     relations = relations or Relations(ontology.dependency_edges())
-    since_ts = pd.Timestamp(since).tz_convert("UTC") if pd.Timestamp(since).tzinfo else pd.Timestamp(since, tz="UTC")
+    since_ts = _utc(since)
     far = options.get("far", DEFAULT_FAR)
-    # a short look-back first (a quiet point is usually within hours), the whole one when it has none
-    for back in sorted({min(lookback, SHORT_LOOKBACK), lookback}):
-        lo = since_ts - back
-        eps = episodes_between(query, lo.to_pydatetime(), until, relations.related)
-        start = _quiet_point(eps, lo, since_ts, far)
-        if start > lo:
-            break
+    lo = since_ts - lookback
+    # the weeks before too: what recurs at the same time of day or week is the schedule
+    back = SCHEDULE_LOOKBACK if schedule else pd.Timedelta(0)
+    everything = episodes_between(query, (lo - back).to_pydatetime(), until, ontology.dependency_edges())
+    eps = [e for e in everything if e.start >= lo]
+    explained = [e for e in eps if e.confirmed and explained_by_schedule(e, everything)] if schedule else []
+    if explained:
+        drop = {id(e) for e in explained}
+        eps = [e for e in eps if id(e) not in drop]
+    start = _quiet_point(eps, lo, since_ts, far)
     incidents = group_episodes([e for e in eps if e.start >= start], relations, **options)
-    return [i for i in incidents if i.end >= since_ts]
+    return [i for i in incidents if i.end >= since_ts], explained

@@ -83,3 +83,18 @@ def write_alarms(path: Path, extra: list[tuple[pd.Timestamp, str, str, float]] =
     con.register("df", df)
     con.execute("create table intelligence.anomalies as select * from df")
     con.close()
+
+
+def outage_every_evening(days: tuple[int, ...] = (1, 2, 3)) -> list[tuple[pd.Timestamp, str, str, float]]:
+    """Alarm rows (for ``write_alarms(extra=...)``): the outage's feed and job alarming together at the
+    outage's minute on each of ``days`` days before it, as a nightly window would (confirmed each time)."""
+    job = next(j for j in load_ontology().jobs.values() if "cme-mdp" in j.feeds)
+    t0 = pd.Timestamp(OUTAGE).tz_localize(None)
+    return [
+        row
+        for k in days
+        for row in (
+            (t0 - pd.Timedelta(days=k), "feed:cme-mdp", "up", 0.8),
+            (t0 - pd.Timedelta(days=k, minutes=-6), job.entity_id, "start_delay_s", 0.7),
+        )
+    ]

@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 
 from cms_dagster import settings as settings_mod
-from cms_dagster.detect.episodes import Episode
+from cms_dagster.detect.episodes import Episode, explained_by_schedule
 from cms_dagster.domain import load_ontology
-from cms_dagster.incidents.grouping import Relations, group_episodes, incidents_between
+from cms_dagster.incidents.grouping import Relations, explained_between, group_episodes, incidents_between
 from cms_dagster.incidents.report import confirmed_incidents, episode_status, incident_id
 from cms_dagster.warehouse.client import Warehouse
 
-from .incident_fixtures import OUTAGE, write_alarms, write_marts
+from .incident_fixtures import OUTAGE, outage_every_evening, write_alarms, write_marts
 
 T0 = pd.Timestamp("2026-11-19 22:10", tz="UTC")
 
@@ -115,3 +115,59 @@ def test_an_incident_stays_open_while_an_episode_may_still_join(estate):
     )
     assert episode_status(incident, incident.end + pd.Timedelta(minutes=90)) == "open"
     assert episode_status(incident, incident.end + pd.Timedelta(minutes=121)) == "closed"
+
+
+def _at(t: pd.Timestamp, *entities: str, confirmed: bool = True) -> Episode:
+    return Episode(
+        start=t, end=t + pd.Timedelta(minutes=5), alarms=2, entities=entities,
+        series=tuple(f"{e}|m" for e in entities), peak_score=0.99, confirmed=confirmed,
+    )
+
+
+def test_the_nightly_batch_that_alarmed_at_that_time_on_most_days_before_is_the_schedule():
+    nights = [_at(T0 - pd.Timedelta(days=k, minutes=7 * k), "rds:positions-db") for k in (1, 2)]
+    tonight = _at(T0, "rds:positions-db")
+    assert explained_by_schedule(tonight, [*nights, tonight])
+    # one earlier night is not a habit; nor is a night 30 minutes off the usual time
+    assert not explained_by_schedule(tonight, [nights[0], tonight])
+    assert not explained_by_schedule(tonight, [nights[0], _at(nights[1].start - pd.Timedelta(minutes=30), "rds:positions-db")])
+
+
+def test_the_same_time_on_the_same_weekday_a_week_before_is_the_schedule():
+    assert explained_by_schedule(_at(T0, "feed:cme-mdp"), [_at(T0 - pd.Timedelta(days=7, minutes=-10), "feed:cme-mdp")])
+    assert not explained_by_schedule(_at(T0, "feed:cme-mdp"), [_at(T0 - pd.Timedelta(days=6), "feed:cme-mdp")])
+
+
+def test_lone_alarms_at_that_time_on_earlier_days_do_not_explain_a_corroborated_episode():
+    # a feed that is noisy at its open every day: the noise never confirmed, so a confirmed episode is news
+    noise = [_at(T0 - pd.Timedelta(days=k), "feed:cme-mdp", confirmed=False) for k in (1, 2, 3)]
+    assert not explained_by_schedule(_at(T0, "feed:cme-mdp"), noise)
+
+
+def test_a_fault_during_the_batch_moves_something_the_batch_does_not_and_is_news():
+    nights = [_at(T0 - pd.Timedelta(days=k), "rds:positions-db") for k in (1, 2, 3)]
+    fault = _at(T0, "rds:positions-db", "stage:equities.eod_pricing.ingest")
+    assert not explained_by_schedule(fault, nights)
+    assert explained_by_schedule(_at(T0, "rds:positions-db"), nights)
+
+
+def test_the_schedule_opens_no_incident_and_a_fault_at_the_same_time_still_does(estate):
+    # the feed and its job alarmed together at the outage's minute on the three days before: the schedule
+    ont = load_ontology()
+    job = next(j for j in ont.jobs.values() if "cme-mdp" in j.feeds)
+    t0 = pd.Timestamp(OUTAGE).tz_localize(None)
+    nights = outage_every_evening()
+    write_alarms(estate.duckdb_path, extra=nights)
+    wh = Warehouse(estate)
+    utc = dt.timezone.utc
+    window = (dt.datetime(2026, 11, 25, 19, tzinfo=utc), dt.datetime(2026, 11, 25, 22, tzinfo=utc))
+    assert incidents_between(wh.query, *window, ont) == []
+    (explained,) = explained_between(wh.query, *window, ont)
+    assert explained.start == pd.Timestamp(OUTAGE).tz_convert("UTC")
+    (kept,) = incidents_between(wh.query, *window, ont, schedule=False)
+    assert kept.start == explained.start
+    # the same evening with the job's ingest stage alarming too: not the schedule any more, one incident
+    stage = next(d for s, d in ont.dependency_edges() if s == job.entity_id and d.startswith("stage:"))
+    write_alarms(estate.duckdb_path, extra=[*nights, (t0 + pd.Timedelta("3min"), stage, "duration_s", 0.9)])
+    (incident,) = incidents_between(wh.query, *window, ont)
+    assert stage in incident.entities and incident.start == explained.start

@@ -34,7 +34,7 @@ from cms_dagster.llm import OfflineLlm, OpenAiLlm
 from cms_dagster.warehouse.client import Warehouse
 from cms_harness.openai_standin import OpenAiStandIn, Step
 
-from .incident_fixtures import OUTAGE, write_alarms, write_marts
+from .incident_fixtures import OUTAGE, outage_every_evening, write_alarms, write_marts
 
 
 @pytest.fixture()
@@ -285,6 +285,14 @@ def test_cms_incidents_list_and_show(estate):
     assert json.loads(_cli(["incidents", "list", "--json", "--since", "9h"])[1]) == []
     code, _, err = _cli(["incidents", "list", "--since", "last week"])
     assert code == 2 and "neither a duration" in err
+
+
+def test_cms_incidents_build_writes_no_report_for_the_schedule_and_says_so(estate):
+    write_alarms(estate.duckdb_path, extra=outage_every_evening())
+    code, out, err = _cli(["incidents", "build", "--since", "12h"])
+    assert code == 0, err
+    assert out.startswith("0 incident report(s)")
+    assert "1 confirmed episode(s) explained by the schedule" in out and "2026-11-25 20:00  feed:cme-mdp, job:" in out
 
 
 @pytest.mark.slow
