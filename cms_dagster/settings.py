@@ -6,8 +6,9 @@ change the environment between runs. Defaults give the embedded mode under ``CMS
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -371,6 +372,22 @@ def aws_identity() -> tuple[str | None, ...]:
 def export_dagster_home(path: Path) -> None:
     """Point this process's Dagster (``DagsterInstance.get()`` reads ``DAGSTER_HOME``) at ``path``."""
     os.environ["DAGSTER_HOME"] = str(path)
+
+
+@contextlib.contextmanager
+def dagster_variable(name: str, value: str) -> Iterator[None]:
+    """Set one of Dagster's own switches (``DAGSTER_*``, read from the process environment) for the duration."""
+    if not name.startswith("DAGSTER_"):
+        raise ValueError(f"{name} is not a Dagster variable")
+    saved = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = saved
 
 
 def mask(name: str, value: str) -> str:

@@ -20,7 +20,7 @@ from cms_dagster.incidents.report import (
     scored_until,
     to_markdown,
 )
-from cms_dagster.incidents.store import get_report, list_reports, save_report
+from cms_dagster.incidents.store import get_report, list_reports, save_report, save_reports
 
 __all__ = [
     "NARRATIVE_SCHEMA",
@@ -40,6 +40,7 @@ __all__ = [
     "list_reports",
     "offline_narrative",
     "save_report",
+    "save_reports",
     "scored_until",
     "to_markdown",
     "write_narrative",

@@ -13,7 +13,7 @@ import pandas as pd
 from cms_dagster.detect.episodes import Episode
 from cms_dagster.domain.model import Ontology
 from cms_dagster.incidents.report import build_report, confirmed_incidents, episode_status, incident_id
-from cms_dagster.incidents.store import save_report
+from cms_dagster.incidents.store import save_reports
 from cms_dagster.llm import Llm
 
 __all__ = ["episode_versions", "update_reports", "update_reports_in_parallel"]
@@ -44,14 +44,13 @@ def update_reports(
     *,
     progress: Callable[[str], None] = lambda _: None,
 ) -> list[dict[str, Any]]:
-    """Build and store the report of every incident with alarms in [since, until]."""
+    """Build the report of every incident with alarms in [since, until], then store them all."""
     eps = confirmed_incidents(warehouse.query, since, (until + pd.Timedelta(seconds=1)).to_pydatetime(), ontology)
     reports = []
     for i, e in enumerate(eps, 1):
         progress(f"incident {i}/{len(eps)}: {incident_id(e)} ({e.alarms} alarms from {e.start:%Y-%m-%d %H:%M})")
-        report = build_report(warehouse.query, e, ontology, llm, until=until, marts_schema=warehouse.marts)
-        save_report(warehouse, archive, report)
-        reports.append(report)
+        reports.append(build_report(warehouse.query, e, ontology, llm, until=until, marts_schema=warehouse.marts))
+    save_reports(warehouse, archive, reports)  # one warehouse write for the window's reports
     return reports
 
 
@@ -100,6 +99,8 @@ def update_reports_in_parallel(
     with ProcessPoolExecutor(max_workers=max(1, min(workers, len(eps))), mp_context=ctx, initializer=_start_worker, initargs=(settings,)) as pool:
         for i, report in enumerate(pool.map(_report_in_worker, eps, [until] * len(eps)), 1):
             progress(f"incident {i}/{len(eps)}: {report['id']} ({report['episode']['alarms']} alarms from {report['start']})")
-            save_report(warehouse, archive, report)
             reports.append(report)
+    # one warehouse write (on DuckDB one published snapshot) for the window's reports: a write per report
+    # copied the warehouse file for each and made every worker reopen it
+    save_reports(warehouse, archive, reports)
     return reports

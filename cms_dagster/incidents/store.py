@@ -14,7 +14,7 @@ import pandas as pd
 
 from cms_dagster.lake.layout import incident_key
 
-__all__ = ["INCIDENTS_TABLE", "NoIncidentsTable", "get_report", "lake_key", "list_reports", "save_report"]
+__all__ = ["INCIDENTS_TABLE", "NoIncidentsTable", "get_report", "lake_key", "list_reports", "save_report", "save_reports"]
 
 INCIDENTS_TABLE = "intelligence.incidents"
 
@@ -31,35 +31,48 @@ def lake_key(incident: str) -> str:
     return incident_key(incident)
 
 
-def _row(report: dict[str, Any]) -> pd.DataFrame:
+def _row(report: dict[str, Any]) -> dict[str, Any]:
     def ts(v: str | None) -> Any:
         return pd.Timestamp(v).tz_convert("UTC").tz_localize(None) if v else pd.NaT
 
-    return pd.DataFrame(
-        {
-            "id": [report["id"]],
-            "start_ts": pd.Series([ts(report["start"])], dtype="datetime64[us]"),
-            "end_ts": pd.Series([ts(report["end"])], dtype="datetime64[us]"),
-            "status": [report["status"]],
-            "root_entity": [report["root_cause"]["entity"]],
-            "root_kind": [report["root_cause"]["kind"]],
-            "summary": [report["narrative"]["summary"]],
-            "narrative_engine": [report["narrative_meta"]["engine"]],
-            "as_of_ts": pd.Series([ts(report.get("as_of"))], dtype="datetime64[us]"),
-            "report_json": [json.dumps(report, sort_keys=True)],
-        }
-    )
+    return {
+        "id": report["id"],
+        "start_ts": ts(report["start"]),
+        "end_ts": ts(report["end"]),
+        "status": report["status"],
+        "root_entity": report["root_cause"]["entity"],
+        "root_kind": report["root_cause"]["kind"],
+        "summary": report["narrative"]["summary"],
+        "narrative_engine": report["narrative_meta"]["engine"],
+        "as_of_ts": ts(report.get("as_of")),
+        "report_json": json.dumps(report, sort_keys=True),
+    }
+
+
+def _rows(reports: list[dict[str, Any]]) -> pd.DataFrame:
+    df = pd.DataFrame([_row(r) for r in reports], columns=list(_row(reports[0])))
+    for c in ("start_ts", "end_ts", "as_of_ts"):
+        df[c] = df[c].astype("datetime64[us]")
+    return df
 
 
 def save_report(warehouse: Any, archive: Any, report: dict[str, Any]) -> str:
     """Store (or replace) the report in the warehouse and the lake; returns the lake URI."""
-    start = pd.Timestamp(report["start"]).to_pydatetime()
-    warehouse.replace_span(
-        INCIDENTS_TABLE, _row(report), "start_ts", start, start + pd.Timedelta(seconds=1), {"id": report["id"]}
-    )
-    key = lake_key(report["id"])
-    archive.put(key, json.dumps(report, indent=2, sort_keys=True).encode())
-    return archive.uri(key)
+    return save_reports(warehouse, archive, [report])[0]
+
+
+def save_reports(warehouse: Any, archive: Any, reports: list[dict[str, Any]]) -> list[str]:
+    """Store (or replace) several reports: the lake's JSON one by one, the warehouse's rows in one write
+    (on DuckDB, one published snapshot for all of them). Returns the lake URIs."""
+    if not reports:
+        return []
+    uris = []
+    for report in reports:
+        key = lake_key(report["id"])
+        archive.put(key, json.dumps(report, indent=2, sort_keys=True).encode())
+        uris.append(archive.uri(key))
+    warehouse.replace_rows(INCIDENTS_TABLE, _rows(reports), "id")
+    return uris
 
 
 def _read(query: Callable[[str, list], pd.DataFrame], sql: str, params: list) -> pd.DataFrame:

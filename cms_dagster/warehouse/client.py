@@ -7,7 +7,8 @@ pandas, replace a time span of a table. DuckDB on the embedded default, Snowflak
 
 On DuckDB, :meth:`Warehouse.query` reads the snapshot published after each write
 (cms_dagster.warehouse.snapshot), so it answers while a dbt build or a load holds the write lock, and a
-reader never blocks a writer; :meth:`Warehouse.replace_span` publishes a new snapshot when it commits.
+reader never blocks a writer; :meth:`Warehouse.replace_span` and :meth:`Warehouse.replace_rows` publish a new
+snapshot when they commit.
 """
 
 from __future__ import annotations
@@ -124,6 +125,39 @@ class Warehouse:
                     up = df.copy()
                     up.columns = [c.upper() for c in up.columns]
                     write_pandas(con, up, name.upper(), schema=schema.upper(), use_logical_type=True)
+        return len(df)
+
+
+    def replace_rows(self, table: str, df: pd.DataFrame, key: str) -> int:
+        """Replace the rows of ``table`` whose ``key`` column is one of ``df``'s (delete them, insert ``df``) in
+        one transaction; on DuckDB the readers' snapshot is published once, whatever the number of rows."""
+        if not len(df):
+            return 0
+        schema, name = table.split(".")
+        cols = ", ".join(f"{c} {_sql_type(t)}" for c, t in df.dtypes.items())
+        keys = [str(k) for k in df[key].drop_duplicates()]
+        marks = ", ".join("?" for _ in keys)
+        with self.connect() as con:
+            if self.kind == "duckdb":
+                con.execute(f"create schema if not exists {schema}")
+                con.execute(f"create table if not exists {table} ({cols})")
+                con.execute("begin transaction")
+                con.execute(f"delete from {table} where {key} in ({marks})", keys)
+                con.register("incoming", df)
+                con.execute(f"insert into {table} by name select * from incoming")
+                con.unregister("incoming")
+                con.execute("commit")
+                snapshot.publish(con, self.settings.duckdb_path)
+            else:
+                from snowflake.connector.pandas_tools import write_pandas
+
+                cur = con.cursor()
+                cur.execute(f"create schema if not exists {schema}")
+                cur.execute(f"create table if not exists {table} ({cols})")
+                cur.execute(_pyformat(f"delete from {table} where {key} in ({marks})"), keys)
+                up = df.copy()
+                up.columns = [c.upper() for c in up.columns]
+                write_pandas(con, up, name.upper(), schema=schema.upper(), use_logical_type=True)
         return len(df)
 
 

@@ -119,3 +119,28 @@ def test_where_to_look_names_the_lineage_view_and_no_missing_tool(cms_home: Path
     assert "http://127.0.0.1:3001" in text and "Lineage" in text and "http://127.0.0.1:8502" in text
     assert ".venv/bin/cms detect alarms --since 7d" in text and ".venv/bin/python -c" in text
     assert "duckdb " not in text.replace("import duckdb", "")
+
+
+def test_every_check_is_evaluated_in_one_phase_and_the_ingest_runs_start_no_dbt_build() -> None:
+    import dagster as dg
+
+    from cms_dagster.definitions import defs as build_defs
+    from cms_dagster.defs.partitions import hourly_partitions
+
+    defs = build_defs()
+    graph = defs.resolve_asset_graph()
+    definitions = [*(defs.assets or []), *(defs.asset_checks or [])]
+    up, hourly, down, _ = demo.plan_phases(graph, hourly_partitions)
+    ingest = {k for k in hourly if tuple(k.path) in demo.INGEST_KEYS}
+    phases = [up, ingest, hourly - ingest, down]
+    evaluated = [demo.checks_run_with(p, definitions) for p in phases]
+    every_check = set(graph.asset_check_keys)
+    assert set().union(*evaluated) == every_check
+    assert sum(len(e) for e in evaluated) == len(every_check)  # none twice
+    points = dg.AssetKey(["warehouse", "metric_points"])
+    dbt_events = next(d for d in definitions if isinstance(d, dg.AssetsDefinition) and d.node_def.name == "dbt_events")
+    source_tests = {c for c in dbt_events.check_keys if c.asset_key == points}
+    assert source_tests  # dbt's tests of the source raw.metric_points ...
+    assert not source_tests & evaluated[1]  # ... are not in the ingest runs, which would start dbt for them
+    assert source_tests <= evaluated[2]  # but in the dbt build of the marts
+    assert dg.AssetCheckKey(dg.AssetKey(["processed", "points"]), "nothing_in_quarantine") in evaluated[1]

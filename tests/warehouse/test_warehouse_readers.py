@@ -148,6 +148,21 @@ def test_replacing_a_span_publishes_it_to_readers(tmp_path: Path):
     assert wh.query("select count(*) as n from intelligence.anomalies where source = ?", ["x"]).n.tolist() == [2]
 
 
+def test_replacing_rows_by_key_keeps_the_others_and_publishes_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    home = tmp_path / "cms"
+    home.mkdir()
+    wh = _warehouse(home)
+    wh.replace_rows("intelligence.incidents", pd.DataFrame({"id": ["a", "b"], "status": ["open", "open"]}), "id")
+    published = []
+    real_publish = snapshot.publish
+    monkeypatch.setattr(snapshot, "publish", lambda con, db: published.append(db) or real_publish(con, db))
+    n = wh.replace_rows("intelligence.incidents", pd.DataFrame({"id": ["b", "c"], "status": ["closed", "open"]}), "id")
+    assert n == 2 and len(published) == 1
+    rows = wh.query("select id, status from intelligence.incidents order by id", [])
+    assert list(zip(rows.id, rows.status, strict=True)) == [("a", "open"), ("b", "closed"), ("c", "open")]
+    assert wh.replace_rows("intelligence.incidents", pd.DataFrame({"id": [], "status": []}), "id") == 0
+
+
 def test_loading_points_publishes_them_to_readers(tmp_path: Path, scenario_lake):
     from cms_dagster.warehouse.duckdb_load import load_hours
 
