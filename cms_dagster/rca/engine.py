@@ -352,6 +352,7 @@ def incident_stats(
     persistence: int,
     node_column: str = "node",
     where: str = "row",
+    first_departure: bool = False,
 ) -> IncidentStats:
     """Check the metrics, graph and window of an incident (RcaInputError on unusable input) and score every
     series against its history; warns (RcaWarning, at the ranking's caller) about series without history."""
@@ -369,6 +370,7 @@ def incident_stats(
         threshold=threshold,
         onset_z=onset_z,
         persistence=persistence,
+        first_departure=first_departure,
     )
     no_history = stats.loc[stats["n_history"] == 0]
     if len(no_history):
@@ -421,6 +423,7 @@ def rank(
         onset_z=onset_z,
         persistence=persistence,
         where=where,
+        first_departure=True,
     )
     prepared, edges, stats = inc.prepared, inc.edges, inc.stats
     warn_unknown_nodes(edges, set(stats["node"]))

@@ -6,7 +6,8 @@ For every (node, metric) series:
   history sits on one value (sparse counts, 0/1 flags) the MAD is 0 and the scale becomes the history's
   largest deviation from the median / 2.5, so a value the history already reached stays below the
   threshold; a constant history falls back to 1 % of the series' magnitude, its z capped at 10 (a first
-  failure is sure, but not a thousand sigmas).
+  failure is sure, but not a thousand sigmas; with ``first_departure``, any departure beyond rounding from a
+  constant history of at least MIN_SCALE_POINTS points scores 10).
 - z: (value - baseline) / scale for each incident point (``start`` onwards).
 - strength: the largest *sustained* |z|, the median z of a window of ``persistence`` consecutive incident
   points (BARO's robust scorer takes the largest point z; the window median keeps one noisy spike from
@@ -45,7 +46,9 @@ EXTREME_Z = (
     2.5  # robust z of the history's own extreme when more than half of it sits on one value (< threshold)
 )
 CONSTANT_Z = 10.0  # |z| of a clear departure from a constant history
+FIRST_DEPARTURE = 1e-3  # share of the magnitude beyond which a departure from a constant history is not rounding
 CHANGE_CLIP = 10.0  # |z| clip for the change-point estimate
+MIN_SCALE_POINTS = 10  # history points a series needs before its own spread can measure a move
 Z_LIMIT = 1e6  # z-scores are clipped here so that constant baselines give finite numbers
 _NS_PER_HOUR = 3_600_000_000_000
 
@@ -102,12 +105,15 @@ def series_stats(
     threshold: float = DEFAULT_THRESHOLD,
     onset_z: float = DEFAULT_ONSET_Z,
     persistence: int = DEFAULT_PERSISTENCE,
+    first_departure: bool = False,
 ) -> pd.DataFrame:
     """One row per series with its baseline, incident statistics, strength and onset (columns COLUMNS).
 
     History is ``[start - baseline_ns, start)`` (all of it when ``baseline_ns`` is None), the incident
     ``[start, end]``. Series without history get strength 0 (they cannot be judged); times are UTC
-    Timestamps (NaT when not applicable).
+    Timestamps (NaT when not applicable). With ``first_departure`` (the generic ranking), any departure beyond
+    rounding (FIRST_DEPARTURE of the magnitude) from a constant history of at least MIN_SCALE_POINTS points
+    scores CONSTANT_Z, not only one of a tenth of the magnitude.
     """
     n = len(prepared.series_node)
     t, v, s = prepared.time, prepared.value, prepared.series
@@ -177,6 +183,17 @@ def series_stats(
     constant = (mad == 0) & (reach == 0)
     limit = np.where(constant, CONSTANT_Z, Z_LIMIT)
     z = (iv - med[is_]) / scale[is_]
+    if first_departure:
+        # A history of at least MIN_SCALE_POINTS identical points (availability at 100, an error count at 0) never
+        # left its value: any departure beyond rounding is a first, as sure a move as a large one. Measured
+        # against 1 % of the magnitude, a 3-point drop of an availability would sit at the threshold while
+        # heavy-tailed latencies elsewhere reach 10 by chance.
+        first = (
+            constant[is_]
+            & (n_hist[is_] >= MIN_SCALE_POINTS)
+            & (np.abs(iv - med[is_]) > FIRST_DEPARTURE * magnitude[is_])
+        )
+        z = np.where(first, np.sign(z) * CONSTANT_Z, z)
     z = np.where(has_base[is_], np.clip(z, -limit[is_], limit[is_]), 0.0)
 
     # --- sustained z: the median z of each window of `persistence` consecutive incident points -------------
@@ -323,9 +340,6 @@ def series_stats(
         },
         columns=COLUMNS,
     )
-
-
-MIN_SCALE_POINTS = 10  # history points a series needs before its own spread can measure a move
 
 
 def pooled_short_strength(

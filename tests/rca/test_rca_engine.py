@@ -201,6 +201,31 @@ def test_first_failure_after_a_clean_history_is_an_anomaly() -> None:
     assert ranked[0].evidence[0].baseline == 0.0
 
 
+def test_a_few_points_off_a_ratio_that_never_left_its_bound_is_a_sure_move() -> None:
+    # checkout's availability, at 100 % for the whole history, drops 3 points (its caller, web, 1.5); an
+    # unrelated service's latency shifts by 6 of its sigmas at the same time. Measured against 1 % of 100 the
+    # drop would sit at the threshold, below the shift; a first departure from a constant history is sure.
+    times = pd.date_range(T0, periods=HISTORY + INCIDENT, freq="min")
+
+    def availability(node: str, drop: float) -> pd.DataFrame:
+        value = np.full(len(times), 100.0)
+        value[HISTORY:] -= drop
+        return pd.DataFrame({"time": times, "node": node, "metric": "availability", "value": value})
+
+    shifted = metrics({"search": {"latency": (100, 0.02, 1.12, 0)}, "web": {"latency": quiet()}})
+    frame = pd.concat([availability("checkout", 3.0), availability("web", 1.5), shifted], ignore_index=True)
+    edges = [("web", "checkout"), ("web", "search")]
+    ranked = rank(frame, edges, START)
+    assert ranked[0].node == "checkout"
+    by_node = {c.node: c for c in ranked}
+    assert by_node["search"].anomalous  # the shift is a move too, only a less sure one
+    assert "checkout" in by_node["web"].explained_by
+    # a value that differs from the history's only by rounding is no departure
+    rounding = availability("checkout", 1e-6)
+    after_rounding = {c.node: c for c in rank(pd.concat([rounding, shifted], ignore_index=True), edges, START)}
+    assert not after_rounding["checkout"].anomalous
+
+
 def test_end_and_baseline_window_are_respected() -> None:
     spec = {"db": {"latency": (10, 0.02, 3.0, 40)}, "api": {"latency": quiet()}}
     # the fault starts 40 minutes in: a window ending at 20 minutes sees nothing
