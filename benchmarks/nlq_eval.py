@@ -35,7 +35,7 @@ import nlq_build  # noqa: E402
 
 from cms_dagster import settings as settings_mod  # noqa: E402
 from cms_dagster.domain import load_ontology  # noqa: E402
-from cms_dagster.nlq import ask, default_engine, guard  # noqa: E402
+from cms_dagster.nlq import ExecutionError, ask, default_engine, guard  # noqa: E402
 from cms_dagster.nlq.answer import Answer  # noqa: E402
 from cms_dagster.nlq.compile import ROW_LIMIT  # noqa: E402
 from cms_dagster.warehouse.client import Warehouse  # noqa: E402
@@ -73,7 +73,11 @@ def accuracy(wh: Warehouse, engine: Any, gold: list[dict[str, Any]], verbose: bo
     ont = load_ontology()
     ok, misses = 0, []
     for g in gold:
-        a = ask(g["question"], wh, ont, g["as_of"], engine)
+        try:
+            a = ask(g["question"], wh, ont, g["as_of"], engine)
+        except ExecutionError as e:  # the SQL it wrote did not run: a miss, said as such
+            misses.append(f"{g['id']} {g['question']!r}: {e}")
+            continue
         good, why = matches(a, g["columns"], g["rows"])
         ok += good
         if not good:

@@ -98,9 +98,10 @@ def _ts(t: dt.datetime) -> str:
 
 def _where(prefix: str, sql_filter: str) -> str:
     """A semantic.py filter ("status = 'failed'") over the model's dimensions, in MetricFlow's where syntax."""
-    tree = sqlglot.parse_one(sql_filter, read="duckdb")
-    for c in list(tree.find_all(exp.Column)):
-        c.replace(exp.Var(this="{{ Dimension('" + f"{prefix}__{c.name}" + "') }}"))
+    tree = sqlglot.parse_one(sql_filter, read="duckdb").transform(
+        # transform, not replace in place: a filter that is one bare column ("is_sla_breached") is the root
+        lambda n: exp.Var(this="{{ Dimension('" + f"{prefix}__{n.name}" + "') }}") if isinstance(n, exp.Column) else n
+    )
     return tree.sql(dialect="duckdb")
 
 

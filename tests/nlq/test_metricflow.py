@@ -36,6 +36,7 @@ def manifest() -> Path:
         "failures of derivatives jobs by day this week",
         "failure rate by job above 10 % today",
         "availability by feed below 99 % today",
+        "how many SLA breaches this week",  # a metric whose filter is one boolean column
     ],
 )
 def test_a_metric_question_is_compiled_by_metricflow_passes_the_guard_and_answers_as_before(
@@ -50,6 +51,18 @@ def test_a_metric_question_is_compiled_by_metricflow_passes_the_guard_and_answer
     assert before.interpretation is not None and before.interpretation["compiler"] == "sqlglot"
     assert a.rows and a.rows == before.rows
     assert a.answer == before.answer
+
+
+@pytest.mark.parametrize(
+    ("sql_filter", "want"),
+    [
+        ("is_sla_breached", "{{ Dimension('run__is_sla_breached') }}"),
+        ("status = 'failed'", "{{ Dimension('run__status') }} = 'failed'"),
+        ("not is_sla_breached and status in ('success')", "NOT {{ Dimension('run__is_sla_breached') }} AND {{ Dimension('run__status') }} IN ('success')"),
+    ],
+)
+def test_every_column_of_a_metric_filter_becomes_a_dimension(sql_filter: str, want: str) -> None:
+    assert metricflow_sql._where("run", sql_filter) == want
 
 
 def test_a_comparison_with_usual_is_still_compiled_by_sqlglot(warehouse: Warehouse, ontology: Ontology, manifest: Path) -> None:
