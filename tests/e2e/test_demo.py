@@ -1,11 +1,16 @@
 """`cms demo --no-serve` builds the simulated week up to now with every asset and check, its "Where to look"
-commands work as printed, and a second run is a no-op."""
+commands work as printed, a second run is a no-op, `make docs` serves the dbt docs from the build, and a
+serving demo refuses a second one, logs no warning of its own setup and stops cleanly on SIGTERM and Ctrl-C."""
 
 import datetime as dt
 import os
 import shlex
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import duckdb
@@ -60,6 +65,9 @@ def test_demo_builds_the_window_with_its_checks_and_every_printed_command_works(
     assert "Lineage" in first.stdout and "duckdb " not in first.stdout.replace("import duckdb", "")
     assert "dbt" not in first.stdout.split("Where to look")[0].replace("dbt manifest (dbt parse)", "")  # logs in the file
     assert (cms_home / "logs" / "demo.log").stat().st_size > 0
+    for label in state["phases"]:  # a progress line per phase (one per update off a terminal), ending "done"
+        lines = [line for line in first.stdout.splitlines() if line.startswith(f"[cms demo] {label}: ")]
+        assert lines and lines[-1].endswith(", done") and "partitions" in lines[-1], label
 
     con = duckdb.connect(str(cms_home / "warehouse.duckdb"), read_only=True)
     try:
@@ -90,3 +98,99 @@ def test_demo_builds_the_window_with_its_checks_and_every_printed_command_works(
     again = _demo(cms_home)
     assert again.returncode == 0 and "already built" in again.stdout
 
+
+    _make_docs_serves_the_build(cms_home)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        _a_serving_demo_refuses_a_second_and_stops_cleanly_on(sig, cms_home)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _answers(url: str, within: float, proc: subprocess.Popen) -> bool:
+    deadline = time.time() + within
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(2)
+    return False
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process started under ``pid`` (from /proc), whatever its session."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        for child, parent in parents.items():
+            if parent == p and child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return fields[0] != "Z"
+
+
+def _make_docs_serves_the_build(cms_home: Path) -> None:
+    port = _free_port()
+    make = subprocess.Popen(
+        ["make", "docs", f"DOCS_PORT={port}"], cwd=ROOT, env=_env(cms_home), start_new_session=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        served = _answers(f"http://127.0.0.1:{port}/index.html", 600, make)
+    finally:
+        os.killpg(make.pid, signal.SIGTERM)
+        out = make.communicate(timeout=60)[0]
+    assert served, out[-3000:]
+    catalog = ROOT / "dbt_project" / "target" / "catalog.json"
+    assert "fct_batch_runs" in catalog.read_text()  # documented from the demo's warehouse, not an empty one
+
+
+def _a_serving_demo_refuses_a_second_and_stops_cleanly_on(sig: signal.Signals, cms_home: Path) -> None:
+    port, dashboard = _free_port(), _free_port()
+    exe = Path(sys.executable).parent / "cms"
+    serving = subprocess.Popen(
+        [str(exe), "demo", "--days", "1", "--start", START, "--port", str(port), "--dashboard-port", str(dashboard)],
+        cwd=ROOT, env=_env(cms_home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        up = _answers(f"http://127.0.0.1:{port}/server_info", 600, serving)
+        assert up, "the Dagster UI did not answer"
+        second = _demo(cms_home)
+        assert second.returncode == 2 and f"pid {serving.pid}" in second.stderr and "Traceback" not in second.stderr
+        started = _descendants(serving.pid)
+        assert started  # dagster dev, its webserver, daemon and code server, the dashboard
+        serving.send_signal(sig)
+        out, err = serving.communicate(timeout=120)
+    finally:
+        if serving.poll() is None:
+            serving.kill()
+            serving.wait()
+    assert serving.returncode == 0 and "stopped" in out, err[-2000:]
+    deadline = time.time() + 30
+    while time.time() < deadline and any(_alive(p) for p in started):
+        time.sleep(0.5)
+    assert not [p for p in started if _alive(p)]
+    log = (cms_home / "logs" / "dagster.log").read_text(errors="replace")
+    for noise in ("The code location name", "BackfillPolicy", "Found a dagster instance configuration"):
+        assert noise not in log, noise

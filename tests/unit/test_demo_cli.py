@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import os
 import signal
 import socket
@@ -144,3 +145,25 @@ def test_every_check_is_evaluated_in_one_phase_and_the_ingest_runs_start_no_dbt_
     assert not source_tests & evaluated[1]  # ... are not in the ingest runs, which would start dbt for them
     assert source_tests <= evaluated[2]  # but in the dbt build of the marts
     assert dg.AssetCheckKey(dg.AssetKey(["processed", "points"]), "nothing_in_quarantine") in evaluated[1]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_phase_is_one_progress_line_on_a_terminal_and_a_line_per_update_elsewhere() -> None:
+    term = _Terminal()
+    progress = demo.Progress(term, "hourly ingest", 169)
+    progress.update(56)
+    progress.update(169)
+    shown = term.getvalue()
+    assert shown.count("\n") == 1 and shown.count("\r\033[K") == 3  # rewritten in place, one line at the end
+    last = shown.rsplit("\r\033[K", 1)[1]
+    assert last.startswith("[cms demo] hourly ingest: 169/169 partitions,") and last.rstrip().endswith("elapsed, done")
+    assert "56/169 partitions" in shown and "left" in shown  # partitions done of total and an estimate
+
+    piped = io.StringIO()
+    progress = demo.Progress(piped, "hourly ingest", 169)
+    progress.update(169)
+    assert [line.split(":", 1)[1].split(",")[0] for line in piped.getvalue().splitlines()] == [" 0/169 partitions", " 169/169 partitions"]
