@@ -18,6 +18,12 @@ Nothing else moves (real faults also change the load on what the component calls
 out), so the figures say whether the ranking can name a cause at any place in the graph, not how well it does
 on real incidents. Each case is ranked with `rank` (what `cms rca rank --target` runs) beside max-|z| and
 random on the same frame; prints AC@1, AC@3 and Avg@5 per scenario and fault type.
+
+Then the null windows (``--null N`` per scenario, 12 by default, 0 to skip): 3 points of the same normal
+recording, nothing injected, ranked as an incident once with the full history before them and once with only
+2 points of history (as the temporal_traffic scenarios have). A ranking with a structural preference names
+the train split's root-cause service (read from the scenario's first issue) first there; the line also says
+how many nodes `rank` called anomalous in a window where nothing happened (median and maximum).
 """
 
 from __future__ import annotations
@@ -95,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenario", action="append", choices=SCENARIOS, help="only this scenario (repeatable)")
     parser.add_argument("--nodes", type=int, default=None, metavar="N", help="only the first N components")
     parser.add_argument("--seed", type=int, default=3, help="seed of the window draws (default 3)")
+    parser.add_argument("--null", type=int, default=12, metavar="N",
+                        help="null windows per scenario, each with full and with 2-point history (default 12)")
     args = parser.parse_args(argv)
 
     root = dataset_root((args.petshop_dir or default_petshop_dir()).resolve())
@@ -104,7 +112,9 @@ def main(argv: list[str] | None = None) -> int:
               "directory (low_traffic/noissue/metrics.csv, ...)", file=sys.stderr)
         return 1
     rng = random.Random(args.seed)
+    null_rng = random.Random(args.seed + 1)
     rows = []
+    nulls = []
     began = time.perf_counter()
     for sc in scenarios:
         cases = load_cases(root, [sc], 1)
@@ -136,6 +146,24 @@ def main(argv: list[str] | None = None) -> int:
                     "scenario": sc, "fault": fault, "node": node, "n": n,
                     "cms": hits(ranking, node)[1], "max|z|": hits(max_z_ranking(case), node)[1],
                 })
+        for _ in range(max(args.null, 0)):
+            k = null_rng.randrange(max(len(normal_times) // 2, 2), len(normal_times) - WINDOW)
+            start, end = int(normal_times[k]), int(normal_times[k + WINDOW - 1])
+            for history in ("full", "2 points"):
+                first = int(normal_times[0]) if history == "full" else int(normal_times[k - 2])
+                frame = normal[(normal["time"] >= first) & (normal["time"] <= end)]
+                stamped = frame.assign(time=pd.to_datetime(frame["time"], unit="s", utc=True))
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RcaWarning)
+                    ranked = rank(stamped, base.edges, pd.Timestamp(start, unit="s", tz="UTC"), target=base.target)
+                case = Case(name=f"{sc}/null/{k}", scenario=sc, target=base.target, target_metric="none",
+                            root_cause=base.root_cause, start=start, metrics=frame, edges=base.edges)
+                nulls.append({
+                    "scenario": sc, "history": history, "train_root": base.root_cause,
+                    "cms": bool(ranked) and ranked[0].node == base.root_cause,
+                    "max|z|": max_z_ranking(case)[:1] == [base.root_cause],
+                    "anomalous": sum(c.anomalous for c in ranked),
+                })
     print(f"\n{len(rows)} injected faults in {time.perf_counter() - began:.0f} s\n")
     print(f"{'':28s} {'n':>4s}  cms AC@1 AC@3 Avg@5 | max|z| | random")
     groups = [(f"{sc} {f}", [r for r in rows if r["scenario"] == sc and r["fault"] == f])
@@ -147,6 +175,17 @@ def main(argv: list[str] | None = None) -> int:
         rand_s = f"{rand[1]:.2f} {rand[3]:.2f} {np.mean(list(rand.values())):.2f}"
         print(f"{label:28s} {len(sel):4d}  cms {summary([r['cms'] for r in sel])} | "
               f"max|z| {summary([r['max|z|'] for r in sel])} | random {rand_s}")
+    if nulls:
+        print("\nnull windows (nothing injected): the train root cause ranked first, and nodes cms called anomalous")
+        for sc in scenarios:
+            for history in ("full", "2 points"):
+                sel = [r for r in nulls if r["scenario"] == sc and r["history"] == history]
+                if sel:
+                    counts = [r["anomalous"] for r in sel]
+                    print(f"{sc + ', ' + history + ' of history':36s} {len(sel):3d}  "
+                          f"{sel[0]['train_root'][:28]} first: cms {sum(r['cms'] for r in sel)}, "
+                          f"max|z| {sum(r['max|z|'] for r in sel)}; anomalous nodes median "
+                          f"{np.median(counts):.0f}, max {max(counts)}")
     return 0
 
 

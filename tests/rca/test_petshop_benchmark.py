@@ -108,7 +108,7 @@ def test_injection_benchmark_ranks_a_fault_at_every_component_of_the_normal_reco
     try:
         spec.loader.exec_module(module)
         make_dataset(tmp_path / "dataset", faulty="Db")
-        assert module.main(["--petshop-dir", str(tmp_path), "--scenario", "low_traffic"]) == 0
+        assert module.main(["--petshop-dir", str(tmp_path), "--scenario", "low_traffic", "--null", "2"]) == 0
     finally:
         sys.modules.pop(spec.name, None)
         sys.modules.pop("petshop", None)
@@ -119,3 +119,6 @@ def test_injection_benchmark_ranks_a_fault_at_every_component_of_the_normal_reco
         line = next(x for x in out.splitlines() if x.startswith(label + " "))
         assert " cms " in line and "max|z|" in line and "random" in line
     assert module.callers_of(sorted(CALLS), "Db") == {"Api", "Front"}
+    for history in ("full", "2 points"):
+        line = next(x for x in out.splitlines() if x.startswith(f"low_traffic, {history} of history"))
+        assert "Db first: cms " in line and "anomalous nodes median" in line
