@@ -185,9 +185,9 @@ def explained_by_work(
     against the same stage's runs at the same slot, so a normal run is the batch window, not a fault: a
     database busy under a run that is as quick as usual is the schedule). Alarms on anything else, or with
     no such run, are not explained."""
-    out = pd.Series(False, index=alarms.index)
     if alarms.empty or runs.empty:
-        return out
+        return pd.Series(False, index=alarms.index)
+    out = np.zeros(len(alarms), dtype=bool)
     work = workers(edges)
 
     def ns(values: pd.Series) -> np.ndarray:
@@ -211,11 +211,11 @@ def explained_by_work(
             mine = own.get(stage)
             for a, b in zip(start[running], end[running], strict=True):
                 if mine is None or not ((mine >= a) & (mine <= b + pad)).any():
-                    out.iloc[i] = True
+                    out[i] = True
                     break
-            if out.iloc[i]:
+            if out[i]:
                 break
-    return out
+    return pd.Series(out, index=alarms.index)
 
 
 def group_alarms(
@@ -231,19 +231,31 @@ def group_alarms(
     on target), or the :func:`related` map built from them once. Entities outside the graph relate only to
     themselves. Raises ValueError when a column is missing."""
     a = label_alarms(alarms, edges, gap=gap, min_entities=min_entities, sure_score=sure_score)
-    out = []
-    for _, g in a.groupby("episode", sort=True):
+    if a.empty:
+        return []
+    # rows are in time order; a stable sort by episode keeps that order inside each episode
+    order = np.argsort(a["episode"].to_numpy(), kind="stable")
+    ep = a["episode"].to_numpy()[order]
+    ts = list(a["ts"].iloc[order])
+    ent = a["entity_id"].astype(str).to_numpy()[order]
+    ser = a["series"].astype(str).to_numpy()[order]
+    score = a["score"].to_numpy(dtype=float)[order]
+    conf = a["confirmed"].to_numpy(dtype=bool)[order]
+    bounds = [*np.flatnonzero(np.diff(ep)) + 1, len(ep)]
+    out, lo = [], 0
+    for hi in bounds:
         out.append(
             Episode(
-                start=g["ts"].iloc[0],
-                end=g["ts"].iloc[-1],
-                alarms=len(g),
-                entities=tuple(dict.fromkeys(g["entity_id"].astype(str))),
-                series=tuple(dict.fromkeys(g["series"].astype(str))),
-                peak_score=float(g["score"].max()),
-                confirmed=bool(g["confirmed"].iloc[0]),
+                start=ts[lo],
+                end=ts[hi - 1],
+                alarms=int(hi - lo),
+                entities=tuple(dict.fromkeys(ent[lo:hi].tolist())),
+                series=tuple(dict.fromkeys(ser[lo:hi].tolist())),
+                peak_score=float(np.nanmax(score[lo:hi])) if not np.isnan(score[lo:hi]).all() else float("nan"),
+                confirmed=bool(conf[lo]),
             )
         )
+        lo = hi
     return out
 
 
