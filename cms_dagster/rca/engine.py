@@ -25,6 +25,7 @@ from cms_dagster.rca.series import (
     DEFAULT_ONSET_Z,
     DEFAULT_PERSISTENCE,
     DEFAULT_THRESHOLD,
+    MIN_SCALE_POINTS,
     pooled_short_strength,
     series_stats,
 )
@@ -156,6 +157,54 @@ def first_anomalous_dependents(
     return found
 
 
+def moved_signatures(moved: pd.DataFrame) -> dict[str, dict[tuple[str, bool], float]]:
+    """Per node, its moved series as (metric name, moved up) -> strength (the strongest when two series share a
+    name and direction)."""
+    out: dict[str, dict[tuple[str, bool], float]] = {}
+    for node, metric, z, strength in zip(
+        moved["node"], moved["metric"], moved["z"], moved["strength"], strict=True
+    ):
+        sig = out.setdefault(str(node), {})
+        key = (str(metric), bool(z > 0))
+        sig[key] = max(sig.get(key, 0.0), float(strength))
+    return out
+
+
+def best_explainers(
+    lenders: Mapping[str, Iterable[str]],
+    signatures: Mapping[str, Mapping[tuple[str, bool], float]],
+    departures: Mapping[str, Mapping[tuple[str, bool], float]] | None = None,
+) -> dict[str, set[str]]:
+    """For each anomalous dependent, the anomalous nodes below it that best explain its move.
+
+    ``lenders`` maps each anomalous node to its first anomalous dependents (:func:`first_anomalous_dependents`);
+    ``signatures`` each node's moved series (:func:`moved_signatures`); ``departures`` (default: the same) the
+    moves of a dependent that are to be explained. A fault travels up the call graph on the same kind of metric
+    (CIRCA's structural graph: a callee's latency feeds its caller's latency, its errors the caller's errors),
+    so a node below a dependent explains the part of those moves (log(1 + strength) of each series) that moved in
+    the node too, by the same metric name in the same direction. Only the nodes that explain the largest part
+    are the dependent's explainers; when none explains any part (no such moves, no shared metric names), all of
+    them are.
+    """
+    if departures is None:
+        departures = signatures
+    below: dict[str, list[str]] = {}
+    for n, dependents in lenders.items():
+        for c in dependents:
+            below.setdefault(c, []).append(n)
+    out: dict[str, set[str]] = {}
+    for c, nodes in below.items():
+        own = departures.get(c, {})
+        total = sum(math.log1p(v) for v in own.values())
+        part = {
+            n: sum(math.log1p(v) for k, v in own.items() if k in signatures.get(n, {})) / total if total > 0 else 0.0
+            for n in nodes
+        }
+        best = max(part.values())
+        out[c] = {n for n, p in part.items() if p >= best - 1e-9}
+    return out
+
+
 def rank_series(
     stats: pd.DataFrame,
     edges: list[tuple[str, str]],
@@ -178,7 +227,8 @@ def rank_series(
     when its history is too short for any fit (MIN_FIT_POINTS): nothing says which of the two came first.
     An anomalous node's score also gains what its first anomalous dependents lend it (CIRCA's descendant
     adjustment, see :func:`first_anomalous_dependents`): the part of their move their own dependencies'
-    history explains, all of it for those without an informative fit.
+    history explains, all of it for those without an informative fit. A dependent lends only to the nodes below
+    it that moved the way its unfitted series did (:func:`best_explainers`), to all of them when none did.
     """
     known = set(stats["node"])
     graph_nodes = {x for e in edges for x in e}
@@ -237,6 +287,13 @@ def rank_series(
         )
         unexplained = math.log1p(float(lead["residual"])) if explained else 0.0
         credit[c] = math.log1p(float(lead["strength"])) - unexplained
+    lenders = {n: first_anomalous_dependents(n, callers, anomalous) for n in anomalous}
+    # a dependent's moves that no regression judged (an availability that never left 100 % has no variance to fit,
+    # a fit may say nothing): which dependency it lends to is left to the metric it moved on (best_explainers)
+    unjudged = moved["n_history"] >= MIN_SCALE_POINTS
+    if "residual" in moved.columns:
+        unjudged &= moved["residual"].isna() | ~(moved["explained_share"] >= INFORMATIVE_FIT)
+    lends_to = best_explainers(lenders, moved_signatures(moved), moved_signatures(moved[unjudged]))
     rows = []
     first = min((t for t in anomalous.values() if t is not None), default=None)
     for n, a in node_strength.items():
@@ -246,7 +303,7 @@ def rank_series(
         base = math.log1p(cause)
         if n in anomalous:
             # descendant adjustment (CIRCA): what the node's anomaly can account for among its dependents
-            adjusted = base + sum(credit[c] for c in first_anomalous_dependents(n, callers, anomalous))
+            adjusted = base + sum(credit[c] for c in lenders[n] if n in lends_to[c])
             score = adjusted * prop.independence[n] * anomaly_weight(cause, threshold)
             score *= lateness_factor(anomalous[n], first, step, as_timedelta(node_step.get(n)))
         else:

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from cms_dagster.rca import RcaWarning, rank
+from cms_dagster.rca.engine import best_explainers
 
 T0 = pd.Timestamp("2026-11-27T08:00:00Z")
 HISTORY = 240
@@ -320,3 +321,42 @@ def test_with_two_points_of_history_only_a_move_beyond_its_peers_counts() -> Non
     ranked = rank(frame, edges, start)
     assert ranked[0].node == "svc3"
     assert [c.node for c in ranked if c.anomalous] == ["svc3"]
+
+
+def test_a_callers_departure_from_its_bound_lends_only_to_the_dependency_that_departed_the_same_way() -> None:
+    # front calls svc and cache. svc's availability, at 100 % through the history, drops 3 points and front's
+    # 1.5; at the same time cache's latency, which nothing broke, jumps 20 of its sigmas. Both dependencies are
+    # anomalous and could explain front, but only svc moved the way front did (availability, down): front's
+    # move is svc's to account for, not the larger jump's.
+    rng = np.random.default_rng(7)
+    n_hist, n_inc = 400, 3
+    n = n_hist + n_inc
+    svc = np.full(n, 100.0)
+    svc[n_hist:] -= 3.0
+    front = np.full(n, 100.0)
+    front[n_hist:] -= 1.5
+    cache = 5 + rng.normal(0, 0.1, n)
+    cache[n_hist:] += 2.0
+    frame, start = _five_minute_frame(
+        {("svc", "availability"): svc, ("front", "availability"): front, ("cache", "latency"): cache}, n_hist
+    )
+    ranked = rank(frame, [("front", "svc"), ("front", "cache")], start)
+    by_node = {c.node: c for c in ranked}
+    assert by_node["cache"].anomalous and by_node["cache"].strength > by_node["svc"].strength
+    assert ranked[0].node == "svc"
+    assert {"svc", "cache"} <= set(by_node["front"].explained_by)
+
+
+def test_a_dependent_lends_to_every_dependency_when_none_shares_its_move() -> None:
+    lenders = {"db": {"api"}, "cache": {"api"}, "disk": {"db"}}
+    signatures = {
+        "api": {("availability", False): 10.0},
+        "db": {("availability", False): 10.0, ("latency", True): 4.0},
+        "cache": {("latency", True): 30.0},
+        "disk": {("iops", True): 5.0},
+    }
+    best = best_explainers(lenders, signatures)
+    assert best["api"] == {"db"}  # the same metric in the same direction
+    assert best["db"] == {"disk"}  # nothing below db moved the way it did: its only dependency keeps the credit
+    flipped = {**signatures, "db": {("availability", True): 10.0}}
+    assert best_explainers(lenders, flipped)["api"] == {"db", "cache"}  # no match at all: every dependency
