@@ -82,9 +82,22 @@ def test_demo_builds_the_window_with_its_checks_and_every_printed_command_works(
 
     import dagster as dg
 
+    from cms_dagster.definitions import defs as build_defs
+
     with dg.DagsterInstance.get() as instance:  # the demo's: the cms_home fixture sets DAGSTER_HOME
         quarantine = dg.AssetCheckKey(dg.AssetKey(["processed", "points"]), "nothing_in_quarantine")
         assert instance.event_log_storage.get_latest_asset_check_execution_by_key([quarantine])[quarantine] is not None
+        # every check of a built asset was evaluated, dbt's tests of the source raw.metric_points (run by dbt
+        # with the marts) included
+        checks = [
+            k for k in build_defs().resolve_asset_graph().asset_check_keys
+            if instance.get_latest_materialization_event(k.asset_key) is not None
+        ]
+        latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(checks)
+        evaluated = {"SUCCEEDED", "FAILED"}  # passed or not: a check that did not run stays PLANNED
+        not_evaluated = [k.to_user_string() for k in checks if latest.get(k) is None or latest[k].status.value not in evaluated]
+        assert not not_evaluated, not_evaluated
+        assert sum(k.asset_key == dg.AssetKey(["warehouse", "metric_points"]) for k in checks) >= 4
         assert instance.get_latest_materialization_event(dg.AssetKey(["raw", "cloudwatch"])) is None
         assert instance.get_latest_materialization_event(dg.AssetKey(["intelligence", "anomalies"])) is not None
 

@@ -133,18 +133,21 @@ def test_every_check_is_evaluated_in_one_phase_and_the_ingest_runs_start_no_dbt_
     definitions = [*(defs.assets or []), *(defs.asset_checks or [])]
     up, hourly, down, _ = demo.plan_phases(graph, hourly_partitions)
     ingest = {k for k in hourly if tuple(k.path) in demo.INGEST_KEYS}
-    phases = [up, ingest, hourly - ingest, down]
-    evaluated = [demo.checks_run_with(p, definitions) for p in phases]
-    every_check = set(graph.asset_check_keys)
-    assert set().union(*evaluated) == every_check
-    assert sum(len(e) for e in evaluated) == len(every_check)  # none twice
+    marts = hourly - ingest
+    selected = [demo.checks_run_with(p, definitions) for p in (up, ingest, marts, down)]
     points = dg.AssetKey(["warehouse", "metric_points"])
     dbt_events = next(d for d in definitions if isinstance(d, dg.AssetsDefinition) and d.node_def.name == "dbt_events")
     source_tests = {c for c in dbt_events.check_keys if c.asset_key == points}
     assert source_tests  # dbt's tests of the source raw.metric_points ...
-    assert not source_tests & evaluated[1]  # ... are not in the ingest runs, which would start dbt for them
-    assert source_tests <= evaluated[2]  # but in the dbt build of the marts
-    assert dg.AssetCheckKey(dg.AssetKey(["processed", "points"]), "nothing_in_quarantine") in evaluated[1]
+    assert not source_tests & selected[1]  # ... are not in the ingest runs, which would start dbt for them
+    assert not source_tests & selected[2]  # nor selected in the marts' build, which dagster-dbt would then run whole
+    # ... but run in it: dagster-dbt adds the tests of the sources upstream of the models a build selects
+    upstream = dbt_events.get_checks_targeting_keys(frozenset(dbt_events.get_upstream_input_keys(frozenset(marts & set(dbt_events.keys)))))
+    assert upstream == source_tests
+    evaluated = [*selected, upstream]
+    assert set().union(*evaluated) == set(graph.asset_check_keys)
+    assert sum(len(e) for e in evaluated) == len(graph.asset_check_keys)  # none twice
+    assert dg.AssetCheckKey(dg.AssetKey(["processed", "points"]), "nothing_in_quarantine") in selected[1]
 
 
 class _Terminal(io.StringIO):
