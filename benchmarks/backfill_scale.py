@@ -68,6 +68,10 @@ def measure(kind: str, base_env: dict[str, str], work: Path, hours: int, concurr
         os.environ["DAGSTER_PG_PASSWORD"] = pg.password
     first = START.strftime("%Y-%m-%d-%H:%M")
     last = (START + dt.timedelta(hours=hours - 1)).strftime("%Y-%m-%d-%H:%M")
+    # create the instance's storage once, before two processes (the daemon and the back-fill command) open
+    # it at the same moment: on SQLite both would create the tables and stamp the schema version, leaving
+    # two heads in alembic_version, and the second command fails
+    dg.DagsterInstance.from_config(str(home)).dispose()
     log = (work / f"daemon-{kind}.log").open("wb")
     daemon = subprocess.Popen([_bin("dagster-daemon"), "run", "-m", "cms_dagster.definitions"], env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
