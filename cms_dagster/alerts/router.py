@@ -10,7 +10,9 @@ and delivery that never loses an alert.
 - **Routing.** The first matching route (or several with ``continue``) gives the channels (those enabled by
   CMS_ALERT_CHANNELS; the outbox always) and the labels to group by.
 - **Sending.** A new firing alert is sent; a firing one again after its route's ``repeat_interval``; a
-  resolved one that had been sent gets one resolve message. Alerts to send with the same route, group
+  resolved one that had been sent gets one resolve message. A paging alert first seen already resolved
+  pages when it ended within ``FRESH_PAGE`` of ``now`` (then resolves at the next dispatch), and is told
+  by its resolve message alone when it ended earlier (a back-fill). Alerts to send with the same route, group
   labels and status become **one message**.
 - **Delivery.** Every message is written to the outbox first, with each channel's result; a channel that
   fails is retried (``attempts``), and what still failed is kept under ``alerts/pending/`` and retried by
@@ -36,7 +38,12 @@ from cms_dagster.alerts.channels import Channel, OutboxChannel
 from cms_dagster.alerts.rules import Alert, RoutingRules, _iso
 from cms_dagster.lake.layout import ALERTS_PREFIX, alert_key, alert_prefix
 
-__all__ = ["AlertStore", "DispatchReport", "dispatch", "retry_pending"]
+__all__ = ["AlertStore", "DispatchReport", "FRESH_PAGE", "dispatch", "retry_pending"]
+
+# a paging symptom first seen already resolved still pages when it ended at most this long before the
+# evaluation's data time (live evaluations are at most an hour of data apart); one that ended earlier (a
+# back-fill of last week) gets its resolve message only
+FRESH_PAGE = pd.Timedelta(hours=1)
 
 
 def _ts(text: str | None) -> pd.Timestamp | None:
@@ -209,9 +216,14 @@ def dispatch(
             continue
         st["muted"] = None
         repeat = min(r.repeat_interval for r in routes)
-        if resolved:
-            # one resolve message: after the firing one, or alone for a symptom that came and went between
-            # two evaluations (a back-fill, a late batch of data): it is still told, never dropped
+        if resolved and st["sent_status"] is None and a.page and now - _ts(a.resolved_at) <= FRESH_PAGE:
+            # a paging symptom that came and went since the last look, moments ago (a run that finished a
+            # few minutes past its SLA between two evaluations): the SLA was still missed, so it pages; the
+            # resolve message follows at the next dispatch
+            due, status = True, "firing"
+        elif resolved:
+            # one resolve message: after the firing one, or alone for a symptom that ended long before it
+            # was first seen (a back-fill, a late batch of data): it is still told, never dropped
             due = st["sent_status"] != "resolved"
             status = "resolved"
         else:

@@ -76,6 +76,23 @@ def test_the_same_alert_is_sent_once_then_after_the_repeat_interval_then_resolve
     assert state["notifications"] == 3 and state["status"] == "resolved"
 
 
+def test_a_page_that_came_and_went_between_evaluations_still_pages_unless_it_is_old_news(store, tmp_path):
+    rules = load_rules()
+    ch = {"outbox": OutboxChannel(store.zone)}
+    # down at 20:00, back at 20:04, first seen at 20:10: the outage happened, the on-call hears of it
+    first = dispatch([feed_down("2026-11-25T20:04:00Z")], rules, store, ch, T0 + pd.Timedelta("10min"), **NOOP).messages
+    assert [(m["status"], m["page"]) for m in first] == [("firing", True)] and "resolved 2026-11-25T20:04:00Z" in first[0]["text"]
+    then = dispatch([feed_down("2026-11-25T20:04:00Z")], rules, store, ch, T0 + pd.Timedelta("20min"), **NOOP).messages
+    assert [m["status"] for m in then] == ["resolved"]
+    assert dispatch([feed_down("2026-11-25T20:04:00Z")], rules, store, ch, T0 + pd.Timedelta("30min"), **NOOP).messages == []
+    # the same outage met first in a back-fill evaluated days later: told once, as resolved, paging no one
+    from cms_dagster.lake import Zone
+
+    other = AlertStore(Zone(str(tmp_path / "backfill")))
+    late = dispatch([feed_down("2026-11-25T20:04:00Z")], rules, other, {"outbox": OutboxChannel(other.zone)}, T0 + pd.Timedelta("3D"), **NOOP).messages
+    assert [m["status"] for m in late] == ["resolved"]
+
+
 def test_a_silence_records_the_alert_without_sending_it(store):
     doc = {"silences": [{"match": {"feed": ["cme-mdp"]}, "starts": "2026-11-25T19:00:00Z", "ends": "2026-11-25T21:00:00Z", "reason": "vendor maintenance"}]}
     rules = parse_rules(doc)
