@@ -146,9 +146,6 @@ def _build_and_serve(args: argparse.Namespace, s: settings_mod.Settings, project
     return serve(args, project_dir, s)
 
 
-# --- incidents and alerts: the end of the story (the sensors do the same as data arrives) -----------------
-
-
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "demo",

@@ -50,7 +50,7 @@ def _row(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def _rows(reports: list[dict[str, Any]]) -> pd.DataFrame:
-    df = pd.DataFrame([_row(r) for r in reports], columns=list(_row(reports[0])))
+    df = pd.DataFrame([_row(r) for r in reports])
     for c in ("start_ts", "end_ts", "as_of_ts"):
         df[c] = df[c].astype("datetime64[us]")
     return df

@@ -98,10 +98,25 @@ class Warehouse:
         where: dict[str, str],
     ) -> int:
         """Delete the rows of ``table`` in [start, end) matching ``where``, then insert ``df`` (idempotent)."""
-        schema, name = table.split(".")
-        cols = ", ".join(f"{c} {_sql_type(t)}" for c, t in df.dtypes.items())
         cond = " and ".join([f"{k} = ?" for k in where] + [f"{ts_column} >= ?", f"{ts_column} < ?"])
         params = [*where.values(), start.replace(tzinfo=None), end.replace(tzinfo=None)]
+        self._delete_then_insert(table, df, cond, params)
+        return len(df)
+
+    def replace_rows(self, table: str, df: pd.DataFrame, key: str) -> int:
+        """Replace the rows of ``table`` whose ``key`` column is one of ``df``'s (delete them, insert ``df``) in
+        one transaction; on DuckDB the readers' snapshot is published once, whatever the number of rows."""
+        if not len(df):
+            return 0
+        keys = [str(k) for k in df[key].drop_duplicates()]
+        self._delete_then_insert(table, df, f"{key} in ({', '.join('?' for _ in keys)})", keys)
+        return len(df)
+
+    def _delete_then_insert(self, table: str, df: pd.DataFrame, cond: str, params: list) -> None:
+        """Delete the rows of ``table`` matching ``cond`` (qmark ``params``), then insert ``df``, creating the
+        schema and table when missing; on DuckDB in one transaction, then published to the readers."""
+        schema, name = table.split(".")
+        cols = ", ".join(f"{c} {_sql_type(t)}" for c, t in df.dtypes.items())
         with self.connect() as con:
             if self.kind == "duckdb":
                 con.execute(f"create schema if not exists {schema}")
@@ -125,40 +140,6 @@ class Warehouse:
                     up = df.copy()
                     up.columns = [c.upper() for c in up.columns]
                     write_pandas(con, up, name.upper(), schema=schema.upper(), use_logical_type=True)
-        return len(df)
-
-
-    def replace_rows(self, table: str, df: pd.DataFrame, key: str) -> int:
-        """Replace the rows of ``table`` whose ``key`` column is one of ``df``'s (delete them, insert ``df``) in
-        one transaction; on DuckDB the readers' snapshot is published once, whatever the number of rows."""
-        if not len(df):
-            return 0
-        schema, name = table.split(".")
-        cols = ", ".join(f"{c} {_sql_type(t)}" for c, t in df.dtypes.items())
-        keys = [str(k) for k in df[key].drop_duplicates()]
-        marks = ", ".join("?" for _ in keys)
-        with self.connect() as con:
-            if self.kind == "duckdb":
-                con.execute(f"create schema if not exists {schema}")
-                con.execute(f"create table if not exists {table} ({cols})")
-                con.execute("begin transaction")
-                con.execute(f"delete from {table} where {key} in ({marks})", keys)
-                con.register("incoming", df)
-                con.execute(f"insert into {table} by name select * from incoming")
-                con.unregister("incoming")
-                con.execute("commit")
-                snapshot.publish(con, self.settings.duckdb_path)
-            else:
-                from snowflake.connector.pandas_tools import write_pandas
-
-                cur = con.cursor()
-                cur.execute(f"create schema if not exists {schema}")
-                cur.execute(f"create table if not exists {table} ({cols})")
-                cur.execute(_pyformat(f"delete from {table} where {key} in ({marks})"), keys)
-                up = df.copy()
-                up.columns = [c.upper() for c in up.columns]
-                write_pandas(con, up, name.upper(), schema=schema.upper(), use_logical_type=True)
-        return len(df)
 
 
 def from_settings(settings: settings_mod.Settings) -> Warehouse:
