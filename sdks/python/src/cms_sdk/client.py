@@ -14,7 +14,7 @@ import logging
 import threading
 import time as _time
 import weakref
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Type, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Type, TypeVar, Union
 
 from cms_sdk import otlp
 from cms_sdk._version import __version__
@@ -265,8 +265,107 @@ def _close_at_exit(ref: weakref.ref[CmsClient]) -> None:
         client.close(timeout=5.0)
 
 
-class Run:
+_S = TypeVar("_S", bound="_Span")
+
+
+class _Span:
+    """What a run and a stage attempt share: a start, record counts, and one end (success or failure).
+
+    ``_metric`` names the point family (``cms.batch.run`` or ``cms.stage.run``); ``_base`` holds the
+    attributes every point of the span carries."""
+
+    _metric = ""
+
+    def _begin(self, client: CmsClient, base: Tuple[Tuple[str, Any], ...], start_ns: int) -> None:
+        self._client = client
+        self.start_ns = start_ns
+        self._base = base
+        self._records: Optional[int] = None
+        self._bytes: Optional[int] = None
+        self._lock = threading.Lock()
+        self.ended = False
+        self.status: Optional[str] = None
+
+    def _begin_dead(self, client: CmsClient) -> None:
+        """A span that emits nothing (its start failed); calls on it are harmless."""
+        self._begin(client, (), 0)
+        self.ended = True
+
+    def _count(self, n: Any, what: str) -> Optional[int]:
+        if not is_finite_number(n) or n < 0 or not is_integral(n):
+            self._client._invalid(f"{what}={n!r}")
+            return None
+        return int(n)
+
+    def records(self: _S, n: int) -> _S:
+        """Set the records processed."""
+        v = self._count(n, "records")
+        if v is not None:
+            self._records = v
+        return self
+
+    def add_records(self: _S, n: int) -> _S:
+        v = self._count(n, "records")
+        if v is not None:
+            self._records = (self._records or 0) + v
+        return self
+
+    # -- ending ------------------------------------------------------------------------------------
+    def finish(self, time: Optional[TimeLike] = None) -> None:
+        """End successfully (does nothing if it already ended)."""
+        self._end(None, time)
+
+    def fail(self, error: ErrorLike = "Error", time: Optional[TimeLike] = None) -> None:
+        """End as failed with an error type (a name, an exception or an exception class)."""
+        self._end(_error_type(error), time)
+
+    def close(self, time: Optional[TimeLike] = None) -> None:
+        """Leave the scope: success unless it already ended."""
+        self._end(None, time)
+
+    def _end(self, error_type: Optional[str], time: Optional[TimeLike]) -> None:
+        c = self._client
+        t0 = _perf()
+        try:
+            with self._lock:
+                if self.ended:
+                    c._account(t0)
+                    return
+                self.ended = True
+            t = c._now(time)
+            status = "failed" if error_type is not None else "success"
+            self.status = status
+            ws = self._base + (("cms.status", status),)
+            s = self.start_ns
+            m = self._metric
+            pts = [
+                Point(m + ".finished", "{run}", "sum", ws + (("cms.error_type", error_type or ""),), t, s, 1, False),
+                Point(m + ".duration", "s", "gauge", ws, t, s, (t - s) / 1e9, True),
+            ]
+            if self._records is not None:
+                pts.append(Point(m + ".records", "{record}", "sum", ws, t, s, self._records, False))
+            if self._bytes is not None:
+                pts.append(Point(m + ".bytes", "By", "sum", ws, t, s, self._bytes, False))
+            c._emit(pts)
+        except Exception as e:
+            c._internal_error(e)
+        c._account(t0)
+
+    def __enter__(self: _S) -> _S:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        if exc_type is not None:
+            self._end(exc_type.__name__, None)
+        else:
+            self.close()
+        return False  # the caller's exception propagates unchanged
+
+
+class Run(_Span):
     """A batch run of ``job`` for ``asset_class``; emits ``cms.batch.run.*`` points."""
+
+    _metric = "cms.batch.run"
 
     def __init__(
         self,
@@ -277,58 +376,27 @@ class Run:
         scheduled_start: Union[str, _dt.datetime, None],
         start_ns: int,
     ) -> None:
-        self._client = client
-        self.start_ns = start_ns
         self.run_id = run_id or f"{asset_class}.{job}.{format_ms(start_ns)}"
         base: List[Tuple[str, Any]] = [("cms.asset_class", asset_class), ("cms.job", job), ("cms.run_id", self.run_id)]
         if scheduled_start is not None:
             sched = scheduled_start if isinstance(scheduled_start, str) else format_ms(to_ns(scheduled_start))
             base.append(("cms.scheduled_start", sched))
-        self._base = tuple(base)
+        self._begin(client, tuple(base), start_ns)
         self._stage_base = self._base[:3]
-        self._records: Optional[int] = None
-        self._bytes: Optional[int] = None
         self._attempts: Dict[str, int] = {}
-        self._lock = threading.Lock()
-        self.ended = False
-        self.status: Optional[str] = None
         client._emit((Point("cms.batch.run.started", "{run}", "sum", self._base, start_ns, start_ns, 1, False),))
 
     @classmethod
     def _dead(cls, client: CmsClient) -> Run:
         """A run that emits nothing (its start failed); calls on it are harmless."""
         r = cls.__new__(cls)
-        r._client = client
-        r.start_ns = 0
+        r._begin_dead(client)
         r.run_id = ""
-        r._base = r._stage_base = ()
-        r._records = r._bytes = None
+        r._stage_base = ()
         r._attempts = {}
-        r._lock = threading.Lock()
-        r.ended = True
-        r.status = None
         return r
 
     # -- totals ------------------------------------------------------------------------------------
-    def _count(self, n: Any, what: str) -> Optional[int]:
-        if not is_finite_number(n) or n < 0 or not is_integral(n):
-            self._client._invalid(f"{what}={n!r}")
-            return None
-        return int(n)
-
-    def records(self, n: int) -> Run:
-        """Set the records processed by the run."""
-        v = self._count(n, "records")
-        if v is not None:
-            self._records = v
-        return self
-
-    def add_records(self, n: int) -> Run:
-        v = self._count(n, "records")
-        if v is not None:
-            self._records = (self._records or 0) + v
-        return self
-
     def bytes(self, n: int) -> Run:
         """Set the bytes processed by the run."""
         v = self._count(n, "bytes")
@@ -367,152 +435,35 @@ class Run:
         c._account(t0)
         return st
 
-    # -- ending ------------------------------------------------------------------------------------
-    def finish(self, time: Optional[TimeLike] = None) -> None:
-        """End the run successfully (does nothing if it already ended)."""
-        self._end(None, time)
 
-    def fail(self, error: ErrorLike = "Error", time: Optional[TimeLike] = None) -> None:
-        """End the run as failed with an error type (a name, an exception or an exception class)."""
-        self._end(_error_type(error), time)
-
-    def close(self, time: Optional[TimeLike] = None) -> None:
-        """Leave the run's scope: success unless it already ended."""
-        self._end(None, time)
-
-    def _end(self, error_type: Optional[str], time: Optional[TimeLike]) -> None:
-        c = self._client
-        t0 = _perf()
-        try:
-            with self._lock:
-                if self.ended:
-                    c._account(t0)
-                    return
-                self.ended = True
-            t = c._now(time)
-            status = "failed" if error_type is not None else "success"
-            self.status = status
-            ws = self._base + (("cms.status", status),)
-            s = self.start_ns
-            pts = [
-                Point("cms.batch.run.finished", "{run}", "sum", ws + (("cms.error_type", error_type or ""),), t, s, 1, False),
-                Point("cms.batch.run.duration", "s", "gauge", ws, t, s, (t - s) / 1e9, True),
-            ]
-            if self._records is not None:
-                pts.append(Point("cms.batch.run.records", "{record}", "sum", ws, t, s, self._records, False))
-            if self._bytes is not None:
-                pts.append(Point("cms.batch.run.bytes", "By", "sum", ws, t, s, self._bytes, False))
-            c._emit(pts)
-        except Exception as e:
-            c._internal_error(e)
-        c._account(t0)
-
-    def __enter__(self) -> Run:
-        return self
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
-        if exc_type is not None:
-            self._end(exc_type.__name__, None)
-        else:
-            self.close()
-        return False  # the caller's exception propagates unchanged
-
-
-class Stage:
+class Stage(_Span):
     """One attempt of a critical sub-stage inside a run; emits ``cms.stage.run.*`` points."""
+
+    _metric = "cms.stage.run"
 
     def __init__(
         self, run: Run, name: str, stage_type: Optional[str], depends_on: Optional[List[str]], attempt: int, start_ns: int
     ) -> None:
-        self._client = run._client
         self.run = run
         self.name = name
         self.attempt = attempt
-        self.start_ns = start_ns
         base: List[Tuple[str, Any]] = [*run._stage_base, ("cms.stage", name)]
         if stage_type is not None:
             base.append(("cms.stage_type", stage_type))
         base += [("cms.attempt", attempt), ("cms.retries", attempt - 1)]
         if depends_on is not None:
             base.append(("cms.stage_depends_on", ",".join(depends_on)))
-        self._base = tuple(base)
-        self._records: Optional[int] = None
-        self._lock = threading.Lock()
-        self.ended = False
-        self.status: Optional[str] = None
+        self._begin(run._client, tuple(base), start_ns)
         self._client._emit((Point("cms.stage.run.started", "{run}", "sum", self._base, start_ns, start_ns, 1, False),))
 
     @classmethod
     def _dead(cls, run: Run) -> Stage:
         st = cls.__new__(cls)
-        st._client = run._client
+        st._begin_dead(run._client)
         st.run = run
         st.name = ""
         st.attempt = 0
-        st.start_ns = 0
-        st._base = ()
-        st._records = None
-        st._lock = threading.Lock()
-        st.ended = True
-        st.status = None
         return st
-
-    def records(self, n: int) -> Stage:
-        """Set the records processed by this attempt."""
-        v = self.run._count(n, "records")
-        if v is not None:
-            self._records = v
-        return self
-
-    def add_records(self, n: int) -> Stage:
-        v = self.run._count(n, "records")
-        if v is not None:
-            self._records = (self._records or 0) + v
-        return self
-
-    def finish(self, time: Optional[TimeLike] = None) -> None:
-        self._end(None, time)
-
-    def fail(self, error: ErrorLike = "Error", time: Optional[TimeLike] = None) -> None:
-        self._end(_error_type(error), time)
-
-    def close(self, time: Optional[TimeLike] = None) -> None:
-        self._end(None, time)
-
-    def _end(self, error_type: Optional[str], time: Optional[TimeLike]) -> None:
-        c = self._client
-        t0 = _perf()
-        try:
-            with self._lock:
-                if self.ended:
-                    c._account(t0)
-                    return
-                self.ended = True
-            t = c._now(time)
-            status = "failed" if error_type is not None else "success"
-            self.status = status
-            ws = self._base + (("cms.status", status),)
-            s = self.start_ns
-            pts = [
-                Point("cms.stage.run.finished", "{run}", "sum", ws + (("cms.error_type", error_type or ""),), t, s, 1, False),
-                Point("cms.stage.run.duration", "s", "gauge", ws, t, s, (t - s) / 1e9, True),
-            ]
-            if self._records is not None:
-                pts.append(Point("cms.stage.run.records", "{record}", "sum", ws, t, s, self._records, False))
-            c._emit(pts)
-        except Exception as e:
-            c._internal_error(e)
-        c._account(t0)
-
-    def __enter__(self) -> Stage:
-        return self
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
-        if exc_type is not None:
-            self._end(exc_type.__name__, None)
-        else:
-            self.close()
-        return False
 
 
 class Feed:
