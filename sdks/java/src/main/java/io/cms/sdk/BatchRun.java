@@ -10,47 +10,50 @@ import java.util.Map;
  * {@link #close()} (success unless it already ended), so try-with-resources records success by default
  * and an explicit {@code fail(...)} before leaving the block records the failure.
  */
-public final class BatchRun implements AutoCloseable {
+public final class BatchRun extends Span<BatchRun> {
     /** The body of a stage run by {@link #stage(String, String, List, StageBody)}. */
     @FunctionalInterface
     public interface StageBody<E extends Exception> {
         void accept(Stage stage) throws E;
     }
 
-    private final CmsClient client;
     private final String runId;
-    private final List<Point.Attr> base;
     final List<Point.Attr> stageBase;
-    private final long start;
     private final boolean inert;
-    private Long records;
-    private Long bytes;
-    private boolean ended;
     private final Map<String, Integer> attempts = new HashMap<>();
 
     BatchRun(CmsClient client, String assetClass, String job, String runId, String scheduledStart, long start) {
-        this.client = client;
-        this.start = start;
+        super(client, "cms.batch.run", attributes(assetClass, job, id(assetClass, job, runId, start), scheduledStart),
+                start, false);
         this.inert = false;
-        this.runId = runId != null && !runId.isEmpty() ? runId : assetClass + "." + job + "." + Times.formatMillis(start);
-        this.stageBase = List.of(new Point.Attr("cms.asset_class", assetClass), new Point.Attr("cms.job", job),
-                new Point.Attr("cms.run_id", this.runId));
-        List<Point.Attr> b = new ArrayList<>(stageBase);
-        if (scheduledStart != null) {
-            b.add(new Point.Attr("cms.scheduled_start", scheduledStart));
-        }
-        this.base = List.copyOf(b);
+        this.runId = id(assetClass, job, runId, start);
+        this.stageBase = base.subList(0, 3);
         client.emit(Point.ofLong("cms.batch.run.started", "{run}", true, base, start, start, 1));
     }
 
     private BatchRun(CmsClient client) {
-        this.client = client;
+        super(client, "cms.batch.run", List.of(), 0, true);
         this.inert = true;
         this.runId = "";
-        this.base = List.of();
         this.stageBase = List.of();
-        this.start = 0;
-        this.ended = true;
+    }
+
+    private static String id(String assetClass, String job, String runId, long start) {
+        return runId != null && !runId.isEmpty() ? runId : assetClass + "." + job + "." + Times.formatMillis(start);
+    }
+
+    private static List<Point.Attr> attributes(String assetClass, String job, String runId, String scheduledStart) {
+        List<Point.Attr> b = new ArrayList<>(List.of(new Point.Attr("cms.asset_class", assetClass),
+                new Point.Attr("cms.job", job), new Point.Attr("cms.run_id", runId)));
+        if (scheduledStart != null) {
+            b.add(new Point.Attr("cms.scheduled_start", scheduledStart));
+        }
+        return List.copyOf(b);
+    }
+
+    @Override
+    BatchRun self() {
+        return this;
     }
 
     static BatchRun inert(CmsClient client) {
@@ -59,21 +62,6 @@ public final class BatchRun implements AutoCloseable {
 
     public String runId() {
         return runId;
-    }
-
-    public synchronized boolean ended() {
-        return ended;
-    }
-
-    /** Sets the records processed by the run (sent when it ends). */
-    public synchronized BatchRun records(long n) {
-        records = n;
-        return this;
-    }
-
-    public synchronized BatchRun addRecords(long n) {
-        records = (records == null ? 0 : records) + n;
-        return this;
     }
 
     /** Sets the bytes processed by the run (sent when it ends). */
@@ -126,56 +114,5 @@ public final class BatchRun implements AutoCloseable {
                 throw e;
             }
         }
-    }
-
-    /** Ends the run successfully now. */
-    public void finish() {
-        end(null);
-    }
-
-    /** Ends the run now as failed with {@code errorType} (e.g. Timeout, DataQualityError). */
-    public void fail(String errorType) {
-        end(errorType == null || errorType.isEmpty() ? "Error" : errorType);
-    }
-
-    /** Ends the run now as failed with the exception's simple class name as error type. */
-    public void fail(Throwable error) {
-        end(CmsClient.errorType(error));
-    }
-
-    /** Ends the run successfully unless it has already ended. */
-    @Override
-    public void close() {
-        end(null);
-    }
-
-    private void end(String errorType) {
-        client.guard(() -> {
-            long t = client.now();
-            Long rec;
-            Long by;
-            synchronized (this) {
-                if (ended) {
-                    return null;
-                }
-                ended = true;
-                rec = records;
-                by = bytes;
-            }
-            String status = errorType == null ? "success" : "failed";
-            List<Point.Attr> withStatus = new ArrayList<>(base);
-            withStatus.add(new Point.Attr("cms.status", status));
-            List<Point.Attr> finished = new ArrayList<>(withStatus);
-            finished.add(new Point.Attr("cms.error_type", errorType == null ? "" : errorType));
-            client.emit(Point.ofLong("cms.batch.run.finished", "{run}", true, finished, start, t, 1));
-            client.emit(Point.ofDouble("cms.batch.run.duration", "s", false, withStatus, start, t, (t - start) / 1e9));
-            if (rec != null) {
-                client.emit(Point.ofLong("cms.batch.run.records", "{record}", true, withStatus, start, t, rec));
-            }
-            if (by != null) {
-                client.emit(Point.ofLong("cms.batch.run.bytes", "By", true, withStatus, start, t, by));
-            }
-            return null;
-        }, () -> null);
     }
 }
