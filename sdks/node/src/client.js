@@ -191,13 +191,70 @@ export class CmsClient {
   }
 }
 
-/** One batch run; ends once (finish, fail, or close = success unless already ended). */
-export class BatchRun {
-  constructor(client, o) {
+/**
+ * What a run and a stage attempt share: record counts and one end, success or failure. `metric` names the
+ * point family (cms.batch.run or cms.stage.run); `base` holds the attributes every point of it carries.
+ */
+class Span {
+  constructor(client, metric) {
     this.client = client;
-    this.attempts = new Map();
+    this.metric = metric;
     this._records = null;
     this._bytes = null;
+    this.ended = true;
+    this.base = [];
+  }
+
+  /** Sets the records processed (sent when it ends). */
+  records(n) {
+    if (isCount(n)) this._records = asCount(n);
+    else this.client.guard(() => this.client.exporter.invalid('records must be a non-negative number'));
+    return this;
+  }
+
+  addRecords(n) {
+    if (isCount(n)) this._records = (this._records ?? 0) + asCount(n);
+    return this;
+  }
+
+  /** Ends successfully now. */
+  finish() {
+    this.end(null);
+  }
+
+  /** Ends now as failed: fail('Timeout') or fail(error) (its type is used). */
+  fail(error) {
+    this.end(typeof error === 'string' && error ? error : errorType(error));
+  }
+
+  /** Ends successfully unless it has already ended. */
+  close() {
+    this.end(null);
+  }
+
+  end(errorTypeName) {
+    this.client.guard(() => {
+      if (this.ended) return;
+      this.ended = true;
+      const t = this.client.now();
+      const status = errorTypeName === null ? 'success' : 'failed';
+      const withStatus = keyValues([...this.base, ['cms.status', status]]);
+      const finished = keyValues([...this.base, ['cms.status', status], ['cms.error_type', errorTypeName ?? '']]);
+      const c = this.client;
+      const m = this.metric;
+      c.emit(makePoint(`${m}.finished`, '{run}', true, finished, this.start, t, 1));
+      c.emit(makePoint(`${m}.duration`, 's', false, withStatus, this.start, t, Number(t - this.start) / 1e9, true));
+      if (this._records !== null) c.emit(makePoint(`${m}.records`, '{record}', true, withStatus, this.start, t, this._records));
+      if (this._bytes !== null) c.emit(makePoint(`${m}.bytes`, 'By', true, withStatus, this.start, t, this._bytes));
+    });
+  }
+}
+
+/** One batch run; ends once (finish, fail, or close = success unless already ended). */
+export class BatchRun extends Span {
+  constructor(client, o) {
+    super(client, 'cms.batch.run');
+    this.attempts = new Map();
     if (!o) {
       this.ended = true;
       this.runId = '';
@@ -211,18 +268,6 @@ export class BatchRun {
     this.stageBase = [['cms.asset_class', o.assetClass], ['cms.job', o.job], ['cms.run_id', this.runId]];
     this.base = o.scheduledStart ? [...this.stageBase, ['cms.scheduled_start', String(o.scheduledStart)]] : this.stageBase;
     client.emit(makePoint('cms.batch.run.started', '{run}', true, keyValues(this.base), o.start, o.start, 1));
-  }
-
-  /** Sets the records processed by the run (sent when it ends). */
-  records(n) {
-    if (isCount(n)) this._records = asCount(n);
-    else this.client.guard(() => this.client.exporter.invalid('records must be a non-negative number'));
-    return this;
-  }
-
-  addRecords(n) {
-    if (isCount(n)) this._records = (this._records ?? 0) + asCount(n);
-    return this;
   }
 
   /** Sets the bytes processed by the run (sent when it ends). */
@@ -269,44 +314,12 @@ export class BatchRun {
       }
     })();
   }
-
-  /** Ends the run successfully now. */
-  finish() {
-    this.end(null);
-  }
-
-  /** Ends the run now as failed: fail('Timeout') or fail(error) (its type is used). */
-  fail(error) {
-    this.end(typeof error === 'string' && error ? error : errorType(error));
-  }
-
-  /** Ends the run successfully unless it has already ended. */
-  close() {
-    this.end(null);
-  }
-
-  end(errorTypeName) {
-    this.client.guard(() => {
-      if (this.ended) return;
-      this.ended = true;
-      const t = this.client.now();
-      const status = errorTypeName === null ? 'success' : 'failed';
-      const withStatus = keyValues([...this.base, ['cms.status', status]]);
-      const finished = keyValues([...this.base, ['cms.status', status], ['cms.error_type', errorTypeName ?? '']]);
-      const c = this.client;
-      c.emit(makePoint('cms.batch.run.finished', '{run}', true, finished, this.start, t, 1));
-      c.emit(makePoint('cms.batch.run.duration', 's', false, withStatus, this.start, t, Number(t - this.start) / 1e9, true));
-      if (this._records !== null) c.emit(makePoint('cms.batch.run.records', '{record}', true, withStatus, this.start, t, this._records));
-      if (this._bytes !== null) c.emit(makePoint('cms.batch.run.bytes', 'By', true, withStatus, this.start, t, this._bytes));
-    });
-  }
 }
 
 /** One attempt of a critical sub-stage; ends once, like a run. */
-export class Stage {
+export class Stage extends Span {
   constructor(client, o) {
-    this.client = client;
-    this._records = null;
+    super(client, 'cms.stage.run');
     if (!o) {
       this.ended = true;
       this.attempt = 0;
@@ -322,45 +335,6 @@ export class Stage {
     if (Array.isArray(o.dependsOn)) b.push(['cms.stage_depends_on', o.dependsOn.join(',')]);
     this.base = b;
     client.emit(makePoint('cms.stage.run.started', '{run}', true, keyValues(b), o.start, o.start, 1));
-  }
-
-  /** Sets the records processed by this attempt (sent when it ends). */
-  records(n) {
-    if (isCount(n)) this._records = asCount(n);
-    return this;
-  }
-
-  addRecords(n) {
-    if (isCount(n)) this._records = (this._records ?? 0) + asCount(n);
-    return this;
-  }
-
-  finish() {
-    this.end(null);
-  }
-
-  fail(error) {
-    this.end(typeof error === 'string' && error ? error : errorType(error));
-  }
-
-  /** Ends the attempt successfully unless it has already ended. */
-  close() {
-    this.end(null);
-  }
-
-  end(errorTypeName) {
-    this.client.guard(() => {
-      if (this.ended) return;
-      this.ended = true;
-      const t = this.client.now();
-      const status = errorTypeName === null ? 'success' : 'failed';
-      const withStatus = keyValues([...this.base, ['cms.status', status]]);
-      const finished = keyValues([...this.base, ['cms.status', status], ['cms.error_type', errorTypeName ?? '']]);
-      const c = this.client;
-      c.emit(makePoint('cms.stage.run.finished', '{run}', true, finished, this.start, t, 1));
-      c.emit(makePoint('cms.stage.run.duration', 's', false, withStatus, this.start, t, Number(t - this.start) / 1e9, true));
-      if (this._records !== null) c.emit(makePoint('cms.stage.run.records', '{record}', true, withStatus, this.start, t, this._records));
-    });
   }
 }
 
