@@ -50,7 +50,7 @@ test-sdks: $(JUNIT)  ## the Java and Node.js SDK suites
 	cd sdks/node && node --test
 
 test: prepare postgres test-sdks $(CHROMIUM)  ## set up and run the whole test suite (dashboard screenshots: .cms/artifacts/screenshots/)
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider --durations=15
 
 test-fast: prepare postgres  ## the developer loop: every test not marked slow (no materializations, dbt builds or stand-in stacks)
 	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
