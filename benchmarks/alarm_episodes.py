@@ -11,8 +11,9 @@ whole month and outside every incident's search window ([label start - 30 min, l
 per hour, episodes, confirmed episodes per hour, and how many incidents have a confirmed episode in their
 window (and how many of those begin on the root or an entity the simulator records as affected); then the
 same without the schedule: confirmed episodes that recur at the same time of day on 2 of the 3 days before,
-or on the same weekday one or two weeks before (``is_schedule``, what ``cms detect alarms`` marks
-'schedule'), per day outside incidents; then the headline: confirmed episodes per day that are not the
+or on the same weekday one or two weeks before, on one of their entities (``is_schedule``, the loose
+reading; ``cms detect alarms`` and the incidents use the stricter ``explained_by_schedule``: every entity,
+confirmed episodes only), per day outside incidents; then the headline: confirmed episodes per day that are not the
 schedule, injected incidents detected (job failures apart) and false episodes per day.
 
 Measure on months never used while tuning: the detector's run judging and episode rules were developed on

@@ -155,10 +155,13 @@ An episode is a group of alarms (rows of intelligence.anomalies with is_alarm) a
 related entities: the same one, or one depending on the other through the ontology (a feed, the stages
 reading it, their job). It is confirmed when it spans two entities or more, or one alarm scores 0.99 or
 more. Each confirmed episode is a problem worth a look: `cms rca incident --at START` ranks its causes;
-one marked 'schedule' began within 20 minutes of the same time of day on 2 of the 3 days before, or of the
-same time on the same weekday one or two weeks before, on one of its entities (a batch window, a market
-open): the estate's rhythm, not news. Job and stage runs alarm when a run fails, or takes, starts or handles
-records far from the same job's runs at the same schedule slot (see `cms_dagster/detect/runs.py`).
+one marked 'schedule' is one each of whose entities had a confirmed episode begin within 20 minutes of the
+same time of day on 2 of the 3 days before, or of the same time on the same weekday one or two weeks before
+(a batch window, a market open): the estate's rhythm, not news, and it opens no incident report (a fault
+during the batch moves something the batch does not, and stays news). In --json, recurs_daily also says
+whether anything on one of its entities, confirmed or not, began at that time on 2 of the 3 days before.
+Job and stage runs alarm when a run fails, or takes, starts or handles records far from the same job's runs
+at the same schedule slot (see `cms_dagster/detect/runs.py`).
 """
 
 
@@ -197,7 +200,13 @@ def _run_alarms(
     from cms_dagster.domain import load_ontology
     from cms_dagster.warehouse.client import from_settings
 
-    from .episodes import SCHEDULE_LOOKBACK, NoAlarmsTable, episodes_between, is_schedule, recurs_daily
+    from .episodes import (
+        SCHEDULE_LOOKBACK,
+        NoAlarmsTable,
+        episodes_between,
+        explained_by_schedule,
+        recurs_daily,
+    )
 
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
@@ -222,7 +231,8 @@ def _run_alarms(
         print(f"error: {exc}", file=stderr)
         return 2
     episodes = [e for e in everything if e.start >= pd.Timestamp(since)]
-    schedule = {id(e) for e in episodes if e.confirmed and is_schedule(e, everything)}
+    # the rule incidents use: what is marked schedule here is what gets no incident report
+    schedule = {id(e) for e in episodes if e.confirmed and explained_by_schedule(e, everything)}
     shown = [e for e in episodes if args.all or e.confirmed]
     if args.json:
         doc = {
@@ -244,8 +254,9 @@ def _run_alarms(
     )
     if schedule:
         stdout.write(
-            f"{len(schedule)} of the confirmed ones recur at the same time of day on earlier days, or on the "
-            "same weekday a week or two before (marked 'schedule': batch windows, market opens)\n"
+            f"{len(schedule)} of the confirmed ones are the schedule: each of their entities had a confirmed episode "
+            "at that time of day on 2 of the 3 days before, or on that weekday a week or two before (marked "
+            "'schedule': batch windows, market opens; they open no incident)\n"
         )
     if not shown:
         return 0

@@ -43,8 +43,8 @@ __all__ = [
     "latest_alarm",
     "SCHEDULE_LOOKBACK",
     "is_schedule",
+    "recurs",
     "recurs_daily",
-    "recurs_weekly",
     "related",
 ]
 
@@ -289,96 +289,72 @@ def _read(query: Callable[[str, list], pd.DataFrame], sql: str, params: list) ->
 
 RECUR_DAYS = 3  # earlier days looked at for the same episode at the same time of day
 RECUR_MIN_DAYS = 2  # of which at least this many must have had it
-RECUR_TOLERANCE = pd.Timedelta(minutes=20)  # how far from the same clock time it may have started
-
-
-def recurs_daily(
-    episode: Episode,
-    earlier: Iterable[Episode],
-    *,
-    days: int = RECUR_DAYS,
-    min_days: int = RECUR_MIN_DAYS,
-    tolerance: pd.Timedelta = RECUR_TOLERANCE,
-) -> bool:
-    """Whether ``episode`` is the schedule rather than news: an episode (confirmed or not) on one of its
-    entities began within ``tolerance`` of the same time of day on at least ``min_days`` of the ``days``
-    days before it. Batch windows and market opens alarm every day at the same time; an incident does not."""
-    mine = set(episode.entities)
-    hits = 0
-    for k in range(1, days + 1):
-        at = episode.start - pd.Timedelta(days=k)
-        if any(
-            abs(e.start - at) <= tolerance and mine & set(e.entities) for e in earlier if e is not episode
-        ):
-            hits += 1
-    return hits >= min_days
-
-
 RECUR_WEEKS = 2  # earlier weeks looked at for the same episode at the same time on the same weekday
-
-
-def recurs_weekly(
-    episode: Episode,
-    earlier: Iterable[Episode],
-    *,
-    weeks: int = RECUR_WEEKS,
-    tolerance: pd.Timedelta = RECUR_TOLERANCE,
-) -> bool:
-    """Whether ``episode`` is the weekly schedule: an episode on one of its entities began within
-    ``tolerance`` of the same time on the same weekday in one of the ``weeks`` weeks before (a market that
-    opens on Sunday evening, a job that runs on Saturdays only). An incident does not come back a week
-    later to the minute."""
-    mine = set(episode.entities)
-    for k in range(1, weeks + 1):
-        at = episode.start - pd.Timedelta(days=7 * k)
-        if any(
-            abs(e.start - at) <= tolerance and mine & set(e.entities) for e in earlier if e is not episode
-        ):
-            return True
-    return False
-
-
-def is_schedule(episode: Episode, earlier: Iterable[Episode]) -> bool:
-    """Whether ``episode`` is the estate's rhythm rather than news: it recurs daily (:func:`recurs_daily`) or
-    weekly (:func:`recurs_weekly`). ``earlier`` must reach back ``SCHEDULE_LOOKBACK`` before it."""
-    earlier = list(earlier)
-    return recurs_daily(episode, earlier) or recurs_weekly(episode, earlier)
-
-
+RECUR_TOLERANCE = pd.Timedelta(minutes=20)  # how far from the same clock time it may have started
 SCHEDULE_LOOKBACK = pd.Timedelta(days=7 * RECUR_WEEKS) + RECUR_TOLERANCE
 
 
-def explained_by_schedule(
+def recurs(
     episode: Episode,
     earlier: Iterable[Episode],
     *,
+    every_entity: bool = True,
+    confirmed_only: bool = True,
     days: int = RECUR_DAYS,
     min_days: int = RECUR_MIN_DAYS,
     weeks: int = RECUR_WEEKS,
     tolerance: pd.Timedelta = RECUR_TOLERANCE,
 ) -> bool:
-    """Whether the schedule explains all of ``episode``: every one of its entities had a *confirmed* episode
-    begin within ``tolerance`` of the same time of day on at least ``min_days`` of the ``days`` days before,
-    or of the same time on the same weekday in one of the ``weeks`` weeks before. Stricter than
-    :func:`is_schedule`, which marks an episode when one entity recurs, confirmed or not: a fault that hits
-    during the nightly batch moves something the batch does not (a stage, a job, a second resource), and a
-    feed that is only noisy at its open (lone alarms) is news when that noise is corroborated. Used to keep
-    the schedule from opening incidents; ``earlier`` must reach back ``SCHEDULE_LOOKBACK`` before it."""
+    """Whether ``episode`` came at a time the estate alarms anyway: an episode of ``earlier`` on its entities
+    began within ``tolerance`` of the same time of day on at least ``min_days`` of the ``days`` days before
+    it, or of the same time on the same weekday in one of the ``weeks`` weeks before (batch windows and
+    market opens alarm every day or every week at the same time; an incident does not).
+
+    ``every_entity`` (default): each of the episode's entities must recur on its own (a fault that hits
+    during the nightly batch moves something the batch does not: a stage, a job, a second resource);
+    otherwise earlier episodes on any of its entities count together. ``confirmed_only`` (default): only
+    confirmed earlier episodes count (a feed that is only noisy at its open, lone alarms, is news when that
+    noise is corroborated). ``days=0`` or ``weeks=0`` looks at weeks or days alone. ``earlier`` must reach
+    back ``SCHEDULE_LOOKBACK`` before it (it may hold the episode itself and later ones)."""
     starts: dict[str, list[pd.Timestamp]] = {}
     for e in earlier:
-        if e.confirmed and e is not episode and e.start < episode.start:
+        if e is not episode and e.start < episode.start and (e.confirmed or not confirmed_only):
             for x in e.entities:
                 starts.setdefault(x, []).append(e.start)
+    groups = [(x,) for x in episode.entities] if every_entity else [episode.entities]
 
-    def near(entity: str, at: pd.Timestamp) -> bool:
-        return any(abs(t - at) <= tolerance for t in starts.get(entity, ()))
+    def near(group: tuple[str, ...], at: pd.Timestamp) -> bool:
+        return any(abs(t - at) <= tolerance for x in group for t in starts.get(x, ()))
 
-    def recurs(entity: str) -> bool:
-        daily = sum(near(entity, episode.start - pd.Timedelta(days=k)) for k in range(1, days + 1))
-        weekly = any(near(entity, episode.start - pd.Timedelta(days=7 * k)) for k in range(1, weeks + 1))
-        return daily >= min_days or weekly
+    def again(group: tuple[str, ...]) -> bool:
+        daily = sum(near(group, episode.start - pd.Timedelta(days=k)) for k in range(1, days + 1))
+        if days and daily >= min_days:
+            return True
+        return any(near(group, episode.start - pd.Timedelta(days=7 * k)) for k in range(1, weeks + 1))
 
-    return bool(episode.entities) and all(recurs(x) for x in episode.entities)
+    return bool(episode.entities) and all(again(g) for g in groups)
+
+
+def recurs_daily(episode: Episode, earlier: Iterable[Episode]) -> bool:
+    """Whether an episode (confirmed or not) on one of ``episode``'s entities began at the same time of day
+    on 2 of the 3 days before it (:func:`recurs` on days alone, the loosest reading)."""
+    return recurs(episode, earlier, every_entity=False, confirmed_only=False, weeks=0)
+
+
+def is_schedule(episode: Episode, earlier: Iterable[Episode]) -> bool:
+    """Whether ``episode`` is the estate's rhythm rather than news, read loosely: an episode (confirmed or
+    not) on one of its entities began at that time of day on 2 of the 3 days before, or on that weekday a
+    week or two before (:func:`recurs`). What ``cms rca incident --latest`` skips; incidents and ``cms
+    detect alarms`` use the stricter :func:`explained_by_schedule`."""
+    return recurs(episode, earlier, every_entity=False, confirmed_only=False)
+
+
+def explained_by_schedule(episode: Episode, earlier: Iterable[Episode]) -> bool:
+    """Whether the schedule explains all of ``episode``: every one of its entities had a *confirmed*
+    episode begin at that time of day on 2 of the 3 days before, or at that time on that weekday a week or
+    two before (:func:`recurs` with its defaults). Such an episode opens no incident and is what ``cms
+    detect alarms`` marks as the schedule."""
+    return recurs(episode, earlier)
 
 
 def latest_alarm(query: Callable[[str, list], pd.DataFrame]) -> pd.Timestamp | None:

@@ -127,18 +127,27 @@ def _run_build(args: argparse.Namespace, *, stdout: IO[str] | None = None, stder
         since = _since(args.since, until.to_pydatetime())
         if args.workers < 1:
             raise ValueError(f"--workers {args.workers}: give 1 or more processes")
-        if args.workers > 1:
-            reports = update_reports_in_parallel(s, since, until, workers=args.workers, progress=lambda m: print(m, file=stderr))
-        else:
-            reports = update_reports(
-                wh, Lake.from_settings(s).archive, load_ontology(s.domain_file or None), llm_from_settings(s), since,
-                until, progress=lambda m: print(m, file=stderr),
-            )
         import pandas as pd
 
-        from cms_dagster.incidents.grouping import explained_between
+        from cms_dagster.incidents.grouping import window_between
 
-        explained = explained_between(wh.query, since, (until + pd.Timedelta(seconds=1)).to_pydatetime(), load_ontology(s.domain_file or None))
+        ontology = load_ontology(s.domain_file or None)
+        # one read of the alarms (and the two weeks before, for the schedule) for the reports and the list
+        # of what the schedule explains
+        window = window_between(wh.query, since, (until + pd.Timedelta(seconds=1)).to_pydatetime(), ontology)
+        incidents = [i.as_episode() for i in window.incidents]
+        explained = window.explained
+
+        def progress(message: str) -> None:
+            print(message, file=stderr)
+
+        if args.workers > 1:
+            reports = update_reports_in_parallel(s, since, until, workers=args.workers, progress=progress, incidents=incidents)
+        else:
+            reports = update_reports(
+                wh, Lake.from_settings(s).archive, ontology, llm_from_settings(s), since, until, progress=progress,
+                incidents=incidents,
+            )
     except (NoAlarmsTable, ValueError, LlmError) as exc:
         print(f"error: {exc}", file=stderr)
         return 2

@@ -57,9 +57,11 @@ __all__ = [
     "DEFAULT_SPAN",
     "Incident",
     "Relations",
+    "Window",
     "explained_between",
     "group_episodes",
     "incidents_between",
+    "window_between",
 ]
 
 Query = Callable[[str, list], pd.DataFrame]
@@ -187,7 +189,9 @@ def incidents_between(
     episode at that time on most earlier days, or on that weekday a week or two before) open no incident
     and join none; ``schedule=False`` keeps them. ``options``: ``near``, ``far``, ``span`` of
     :func:`group_episodes`. Raises NoAlarmsTable when detection has not run on this warehouse yet."""
-    return _incidents(query, since, until, ontology, lookback, relations, schedule, options)[0]
+    return window_between(
+        query, since, until, ontology, lookback=lookback, relations=relations, schedule=schedule, **options
+    ).incidents
 
 
 def explained_between(
@@ -200,26 +204,31 @@ def explained_between(
 ) -> list[Episode]:
     """The confirmed episodes starting in [since, until) that the schedule explains (no incident, no
     report: the batch window, the market open), oldest first."""
-    explained = _incidents(query, since, until, ontology, DEFAULT_LOOKBACK, relations, True, {})[1]
-    lo = _utc(since)
-    return [e for e in explained if e.start >= lo]
+    return window_between(query, since, until, ontology, relations=relations).explained
 
 
-def _utc(t: dt.datetime) -> pd.Timestamp:
-    ts = pd.Timestamp(t)
-    return ts.tz_convert("UTC") if ts.tzinfo else ts.tz_localize("UTC")
+@dataclass(frozen=True)
+class Window:
+    """A window's incidents and the confirmed episodes starting in it that the schedule explains, from one
+    read of the alarms."""
+
+    incidents: list[Incident]
+    explained: list[Episode]
 
 
-def _incidents(
+def window_between(
     query: Query,
     since: dt.datetime,
     until: dt.datetime,
     ontology: Ontology,
-    lookback: pd.Timedelta,
-    relations: Relations | None,
-    schedule: bool,
-    options: dict[str, pd.Timedelta],
-) -> tuple[list[Incident], list[Episode]]:
+    *,
+    lookback: pd.Timedelta = DEFAULT_LOOKBACK,
+    relations: Relations | None = None,
+    schedule: bool = True,
+    **options: pd.Timedelta,
+) -> Window:
+    """:func:`incidents_between` and :func:`explained_between` together: the alarms of the window, the
+    look-back and the weeks before for the schedule are read once."""
     relations = relations or Relations(ontology.dependency_edges())
     since_ts = _utc(since)
     far = options.get("far", DEFAULT_FAR)
@@ -234,4 +243,12 @@ def _incidents(
         eps = [e for e in eps if id(e) not in drop]
     start = _quiet_point(eps, lo, since_ts, far)
     incidents = group_episodes([e for e in eps if e.start >= start], relations, **options)
-    return [i for i in incidents if i.end >= since_ts], explained
+    return Window(
+        incidents=[i for i in incidents if i.end >= since_ts],
+        explained=[e for e in explained if e.start >= since_ts],
+    )
+
+
+def _utc(t: dt.datetime) -> pd.Timestamp:
+    ts = pd.Timestamp(t)
+    return ts.tz_convert("UTC") if ts.tzinfo else ts.tz_localize("UTC")

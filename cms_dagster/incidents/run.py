@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import multiprocessing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
@@ -34,6 +34,11 @@ def episode_versions(
     return out
 
 
+def _incidents(query: Callable[[str, list], pd.DataFrame], since: dt.datetime, until: pd.Timestamp, ontology: Ontology) -> list[Episode]:
+    """The incidents with alarms in [since, until] as episodes."""
+    return confirmed_incidents(query, since, (until + pd.Timedelta(seconds=1)).to_pydatetime(), ontology)
+
+
 def update_reports(
     warehouse: Any,
     archive: Any,
@@ -43,9 +48,12 @@ def update_reports(
     until: pd.Timestamp,
     *,
     progress: Callable[[str], None] = lambda _: None,
+    incidents: Sequence[Episode] | None = None,
 ) -> list[dict[str, Any]]:
-    """Build the report of every incident with alarms in [since, until], then store them all."""
-    eps = confirmed_incidents(warehouse.query, since, (until + pd.Timedelta(seconds=1)).to_pydatetime(), ontology)
+    """Build the report of every incident with alarms in [since, until], then store them all. ``incidents``:
+    those incidents as episodes when the caller has read them already
+    (:func:`cms_dagster.incidents.grouping.window_between`); by default they are read here."""
+    eps = _incidents(warehouse.query, since, until, ontology) if incidents is None else list(incidents)
     reports = []
     for i, e in enumerate(eps, 1):
         progress(f"incident {i}/{len(eps)}: {incident_id(e)} ({e.alarms} alarms from {e.start:%Y-%m-%d %H:%M})")
@@ -79,6 +87,7 @@ def update_reports_in_parallel(
     *,
     workers: int = 2,
     progress: Callable[[str], None] = lambda _: None,
+    incidents: Sequence[Episode] | None = None,
 ) -> list[dict[str, Any]]:
     """:func:`update_reports` with the reports built by ``workers`` processes (each reads the warehouse,
     ranks causes and writes its narrative; this process stores every report, the warehouse's one writer).
@@ -89,8 +98,7 @@ def update_reports_in_parallel(
 
     warehouse = from_settings(settings)
     archive = Lake.from_settings(settings).archive
-    ontology = load_ontology(settings.domain_file or None)
-    eps = confirmed_incidents(warehouse.query, since, (until + pd.Timedelta(seconds=1)).to_pydatetime(), ontology)
+    eps = _incidents(warehouse.query, since, until, load_ontology(settings.domain_file or None)) if incidents is None else list(incidents)
     if not eps:
         return []
     reports = []

@@ -6,12 +6,13 @@ import pandas as pd
 import pytest
 
 from cms_dagster.detect.episodes import (
+    explained_by_schedule,
     explained_by_work,
     group_alarms,
     is_schedule,
     label_alarms,
+    recurs,
     recurs_daily,
-    recurs_weekly,
     related,
     workers,
 )
@@ -231,9 +232,32 @@ def test_a_market_that_opens_every_sunday_evening_is_the_weekly_schedule_and_a_n
     monday = _daily([17], 660, ["feed:x", "stage:a.ingest"])  # the same time on a Monday: never before
     everything = sorted(sundays + monday, key=lambda e: e.start)
     assert not recurs_daily(sundays[1], everything)  # nothing on the days just before it
-    assert recurs_weekly(sundays[1], everything) and is_schedule(sundays[2], everything)
-    assert not recurs_weekly(sundays[0], everything) and not is_schedule(sundays[0], everything)
+    weekly = {"every_entity": False, "confirmed_only": False, "days": 0}  # the weeks alone, loosely
+    assert recurs(sundays[1], everything, **weekly) and is_schedule(sundays[2], everything)
+    assert not recurs(sundays[0], everything, **weekly) and not is_schedule(sundays[0], everything)
     assert not is_schedule(monday[0], everything)
+    assert explained_by_schedule(sundays[1], everything) and not explained_by_schedule(monday[0], everything)
+
+
+def test_one_recurrence_check_read_loosely_or_strictly() -> None:
+    # the db alarms with its stage every evening at 20:40; tonight a second stage alarms with them
+    nights = _daily([0, 1, 2], 640, ["rds:db", "stage:a.calc"])
+    tonight = group_alarms(_alarms((3 * 1440 + 640, "rds:db", "cpu", 0.8), (3 * 1440 + 642, "stage:b.load", "duration_s", 0.8)), EDGES)
+    everything = sorted(nights + tonight, key=lambda e: e.start)
+    (t,) = tonight
+    # loosely (one entity that recurs is enough) it is the schedule; strictly the second stage is news
+    assert is_schedule(t, everything) and recurs(t, everything, every_entity=False)
+    assert not explained_by_schedule(t, everything) and not recurs(t, everything)
+    # lone alarms at that time on earlier days count loosely, not strictly
+    lone = group_alarms(_alarms(*[(d * 1440 + 640, "rds:db", "cpu", 0.5) for d in (0, 1, 2)]), EDGES)
+    alone = group_alarms(_alarms((3 * 1440 + 641, "rds:db", "cpu", 0.995)), EDGES)
+    assert not any(e.confirmed for e in lone) and alone[0].confirmed
+    everything = sorted(lone + alone, key=lambda e: e.start)
+    assert recurs(alone[0], everything, confirmed_only=False) and not recurs(alone[0], everything)
+    # days alone: 2 of the 3 days before, not 1; min_days is a parameter
+    two = _daily([1, 2, 3], 640, ["rds:db", "stage:a.calc"])
+    assert recurs(two[-1], two, weeks=0) and not recurs(two[-1], two[1:], weeks=0)
+    assert recurs(two[-1], two[1:], weeks=0, min_days=1)
 
 
 def test_cms_detect_alarms_marks_the_episodes_that_recur_daily(warehouse: str) -> None:
@@ -253,7 +277,7 @@ def test_cms_detect_alarms_marks_the_episodes_that_recur_daily(warehouse: str) -
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0].startswith("2 confirmed episode(s)")
-    assert lines[1].startswith("1 of the confirmed ones recur at the same time of day")
+    assert lines[1].startswith("1 of the confirmed ones are the schedule: each of their entities")
     assert "schedule" in next(x for x in lines if x.startswith("2026-11-23T10:00Z"))
     assert "confirmed" in next(x for x in lines if x.startswith("2026-11-23T15:00Z"))
     assert lines[-1] == "why: cms rca incident --at 2026-11-23T15:00:00Z"
@@ -262,6 +286,36 @@ def test_cms_detect_alarms_marks_the_episodes_that_recur_daily(warehouse: str) -
 
     assert [e["recurs_daily"] for e in json.loads(out)["episodes"]] == [True, False]
     assert [e["schedule"] for e in json.loads(out)["episodes"]] == [True, False]
+
+
+def test_cms_detect_alarms_marks_as_schedule_only_what_opens_no_incident(warehouse: str) -> None:
+    import json
+
+    from cms_dagster.domain import load_ontology
+    from cms_dagster.incidents.grouping import explained_between, incidents_between
+    from cms_dagster.settings import load
+    from cms_dagster.warehouse.client import from_settings
+
+    ont = load_ontology()
+    job = next(j for j in ont.jobs.values() if j.feeds)
+    feed = f"feed:{job.feeds[0]}"
+    day = 24 * 60
+    # the feed alone is noisy at 10:00 every day (lone alarms); on the fourth day it alarms with its job
+    rows = [(d * day, feed, "messages", 0.6) for d in range(3)]
+    rows += [(3 * day, feed, "messages", 0.6), (3 * day + 5, job.entity_id, "duration_s", 0.7)]
+    _store(warehouse, _alarms(*rows))
+    window = ["--since", "2026-11-23T00:00:00Z", "--until", "2026-11-24T00:00:00Z"]
+    code, out, err = _cli(["detect", "alarms", *window, "--json"])
+    assert code == 0, err
+    (episode,) = json.loads(out)["episodes"]
+    # the loose reading (anything on one of its entities at that time before) says it recurs; the rule the
+    # incidents use does not (the earlier alarms were never corroborated), and it gets a report
+    assert episode["recurs_daily"] is True and episode["schedule"] is False
+    wh = from_settings(load())
+    since, until = pd.Timestamp("2026-11-23T00:00:00Z").to_pydatetime(), pd.Timestamp("2026-11-24T00:00:00Z").to_pydatetime()
+    assert explained_between(wh.query, since, until, ont) == []
+    (incident,) = incidents_between(wh.query, since, until, ont)
+    assert incident.start == pd.Timestamp(episode["start"])
 
 
 def _runs(*rows: tuple[str, int, int]) -> pd.DataFrame:

@@ -11,7 +11,13 @@ import pytest
 from cms_dagster import settings as settings_mod
 from cms_dagster.detect.episodes import Episode, explained_by_schedule
 from cms_dagster.domain import load_ontology
-from cms_dagster.incidents.grouping import Relations, explained_between, group_episodes, incidents_between
+from cms_dagster.incidents.grouping import (
+    Relations,
+    explained_between,
+    group_episodes,
+    incidents_between,
+    window_between,
+)
 from cms_dagster.incidents.report import confirmed_incidents, episode_status, incident_id
 from cms_dagster.warehouse.client import Warehouse
 
@@ -171,3 +177,32 @@ def test_the_schedule_opens_no_incident_and_a_fault_at_the_same_time_still_does(
     write_alarms(estate.duckdb_path, extra=[*nights, (t0 + pd.Timedelta("3min"), stage, "duration_s", 0.9)])
     (incident,) = incidents_between(wh.query, *window, ont)
     assert stage in incident.entities and incident.start == explained.start
+
+
+def test_a_window_s_incidents_and_what_the_schedule_explains_come_from_one_read_of_the_alarms(estate):
+    # the outage's minute is the schedule on the evening before too; a memory leak elsewhere the same evening
+    ont = load_ontology()
+    t0 = pd.Timestamp(OUTAGE).tz_localize(None)
+    extra = [
+        *outage_every_evening(),
+        (t0 + pd.Timedelta("40min"), "eks:markets-prod/risk-engine", "memory_pct", 0.995),
+    ]
+    write_alarms(estate.duckdb_path, extra=extra)
+    wh = Warehouse(estate)
+    reads: list[str] = []
+
+    def query(sql: str, params: list) -> pd.DataFrame:
+        reads.append(sql)
+        return wh.query(sql, params)
+
+    utc = dt.timezone.utc
+    window = (dt.datetime(2026, 11, 25, 19, tzinfo=utc), dt.datetime(2026, 11, 25, 22, tzinfo=utc))
+    both = window_between(query, *window, ont)
+    assert sum("intelligence.anomalies" in sql for sql in reads) == 1
+    assert both.incidents == incidents_between(wh.query, *window, ont)
+    assert both.explained == explained_between(wh.query, *window, ont)
+    (explained,) = both.explained
+    (incident,) = both.incidents
+    assert explained.start == pd.Timestamp(OUTAGE).tz_convert("UTC")
+    assert incident.entities == ("eks:markets-prod/risk-engine",)
+
