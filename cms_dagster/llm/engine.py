@@ -21,7 +21,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import jsonschema
 
@@ -34,6 +34,7 @@ __all__ = [
     "Llm",
     "OfflineLlm",
     "OpenAiLlm",
+    "Request",
     "ResultCache",
     "Usage",
     "estimate_tokens",
@@ -99,24 +100,6 @@ class LlmResult:
         }
 
 
-class Llm(Protocol):
-    """What callers code against; build one with :func:`from_settings`."""
-
-    engine: str
-    model: str
-
-    def structured(
-        self,
-        system: str,
-        user: str,
-        json_schema: Mapping[str, Any],
-        name: str,
-        *,
-        offline: Callable[[], dict[str, Any]] | None = None,
-        max_tokens: int | None = None,
-    ) -> LlmResult: ...
-
-
 def estimate_tokens(text: str) -> int:
     """A safe over-estimate of the tokens in ``text`` (about 3.5 characters a token for English and JSON)."""
     return math.ceil(len(text) / 3.5)
@@ -168,7 +151,23 @@ class ResultCache:
             tmp.replace(self.directory / f"{key}.json")
 
 
-class _Base:
+@dataclass(frozen=True)
+class Request:
+    """A request not answered from the cache: the prompts, the schema and its name, the tokens left for the
+    answer, and the caller's offline template (None when it has none)."""
+
+    system: str
+    user: str
+    json_schema: Mapping[str, Any]
+    name: str
+    room: int
+    offline: Callable[[], dict[str, Any]] | None
+
+
+class Llm:
+    """What callers code against (build one with :func:`from_settings`): a cached, budgeted, schema-checked
+    ``structured`` call; an engine answers the requests that are not in the cache (:meth:`_answer`)."""
+
     engine = ""
 
     def __init__(self, model: str, max_tokens: int, cache: ResultCache | None) -> None:
@@ -209,25 +208,17 @@ class _Base:
         if hit is not None:
             return hit
         room = self._budget(system, user, json_schema, max_tokens)
-        data, model, used = self._answer(system, user, json_schema, name, room, offline)
+        data, model, used = self._answer(Request(system, user, json_schema, name, room, offline))
         data = validate_answer(data, json_schema, name)
         self.cache.put(key, {"data": data, "model": model})
         return LlmResult(data=data, engine=self.engine, model=model, usage=used, key=key)
 
-    def _answer(
-        self,
-        system: str,
-        user: str,
-        json_schema: Mapping[str, Any],
-        name: str,
-        room: int,
-        offline: Callable[[], dict[str, Any]] | None,
-    ) -> tuple[Any, str, Usage]:
+    def _answer(self, request: Request) -> tuple[Any, str, Usage]:
         """(the answer, the model that gave it, tokens used) for a request not in the cache."""
         raise NotImplementedError
 
 
-class OfflineLlm(_Base):
+class OfflineLlm(Llm):
     """The deterministic engine: the caller's template answers, checked against the same schema."""
 
     engine = "offline"
@@ -235,23 +226,15 @@ class OfflineLlm(_Base):
     def __init__(self, model: str = "offline-templates", max_tokens: int = 6000, cache: ResultCache | None = None):
         super().__init__(model, max_tokens, cache)
 
-    def _answer(
-        self,
-        system: str,
-        user: str,
-        json_schema: Mapping[str, Any],
-        name: str,
-        room: int,
-        offline: Callable[[], dict[str, Any]] | None,
-    ) -> tuple[Any, str, Usage]:
-        if offline is None:
+    def _answer(self, request: Request) -> tuple[Any, str, Usage]:
+        if request.offline is None:
             raise LlmUnavailableError(
-                f"the offline engine has no template for {name}: set CMS_LLM=openai (and OPENAI_API_KEY)"
+                f"the offline engine has no template for {request.name}: set CMS_LLM=openai (and OPENAI_API_KEY)"
             )
-        return offline(), self.model, Usage()
+        return request.offline(), self.model, Usage()
 
 
-class OpenAiLlm(_Base):
+class OpenAiLlm(Llm):
     """OpenAI (or any compatible endpoint) through an ``openai.OpenAI`` client the caller built."""
 
     engine = "openai"
@@ -260,16 +243,12 @@ class OpenAiLlm(_Base):
         super().__init__(model, max_tokens, cache)
         self.client = client
 
-    def _answer(
-        self,
-        system: str,
-        user: str,
-        json_schema: Mapping[str, Any],
-        name: str,
-        room: int,
-        offline: Callable[[], dict[str, Any]] | None,
-    ) -> tuple[Any, str, Usage]:
+    def _answer(self, request: Request) -> tuple[Any, str, Usage]:
         import openai
+
+        system, user, json_schema, name, room = (
+            request.system, request.user, request.json_schema, request.name, request.room
+        )
 
         try:
             response = self.client.chat.completions.create(
