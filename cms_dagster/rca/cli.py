@@ -131,6 +131,8 @@ def format_candidates(candidates: list[Candidate], *, start: pd.Timestamp, targe
     out = [f"Root-cause candidates for the incident from {_short(start)}{scope}"]
     if not candidates:
         return "\n".join(out + ["no candidates"]) + "\n"
+    if candidates[0].method != "graph":
+        out.append(f"ranked by {candidates[0].method} alone: the history is too short for the ranking's models")
     rows = []
     for c in candidates:
         top = c.evidence[0].describe() if c.evidence else "no series"
@@ -370,8 +372,10 @@ def register(subparsers: Any) -> None:
             "of the nodes that depend on it. With --graph, each moved series is also predicted from its "
             "dependencies' series by a regression fitted on the history: a node scores what they leave "
             "unexplained (a caller that only passes a slowdown on keeps little), and when everything moved "
-            "at the same point, that fit, not the graph alone, decides who explains whom. Each candidate "
-            "comes with its evidence: which series moved, when, and by how much against the baseline."
+            "at the same point, that fit, not the graph alone, decides who explains whom. When the history "
+            "before --start is too short for any of this (under 10 points per series), the nodes are ranked by "
+            "standardised deviation (|x - mean| / sd, the max-|z| baseline) and the output says so. Each "
+            "candidate comes with its evidence: which series moved, when, and by how much against the baseline."
         ),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,

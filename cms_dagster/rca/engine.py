@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from cms_dagster.domain.graph import dependency_closure, reach
-from cms_dagster.rca.findings import Candidate, as_timedelta, as_timestamp, evidence_from_row
+from cms_dagster.rca.deviation import standardised_deviation
+from cms_dagster.rca.findings import Candidate, Evidence, as_timedelta, as_timestamp, evidence_from_row
 from cms_dagster.rca.residual import MIN_FIT_POINTS, residual_strength
 from cms_dagster.rca.series import (
     DEFAULT_ONSET_Z,
@@ -50,6 +51,7 @@ __all__ = [
     "lateness_factor",
     "propagate",
     "rank",
+    "rank_by_deviation",
     "rank_series",
 ]
 
@@ -59,6 +61,7 @@ QUIET_FACTOR = 0.5  # a node whose series all stay under this x threshold blocks
 SURE_FACTOR = 5.0 / 3.0  # a node is surely anomalous from SURE_FACTOR x threshold (robust |z| 5 by default)
 INFORMATIVE_FIT = 0.2  # R² from which a node's dependencies' history can judge a tie in onsets (residual.py)
 MAX_EVIDENCE = 10
+DEVIATION_METHOD = "standardised deviation"  # Candidate.method when the history was too short for the models
 _NO_TIME = pd.Timedelta(0)
 
 
@@ -230,13 +233,7 @@ def rank_series(
     history explains, all of it for those without an informative fit. A dependent lends only to the nodes below
     it that moved the way its unfitted series did (:func:`best_explainers`), to all of them when none did.
     """
-    known = set(stats["node"])
-    graph_nodes = {x for e in edges for x in e}
-    if target is not None and target not in known and target not in graph_nodes:
-        raise RcaInputError(
-            f"target {target!r} is neither in the metrics nor in the graph: name one of the nodes "
-            f"(e.g. {', '.join(sorted(known)[:5])})"
-        )
+    check_target(target, set(stats["node"]), edges)
     usable = stats[stats["n_history"] > 0]
     order = usable.sort_values(["node", "strength"], ascending=[True, False], kind="stable")
     node_strength = order.groupby("node", sort=True)["strength"].max()
@@ -330,6 +327,69 @@ def rank_series(
                 explains=prop.explains.get(n, ()),
                 explained_by=prop.explained_by.get(n, ()),
                 evidence=evidence,
+            )
+        )
+    return out
+
+
+def check_target(target: str | None, known: set[str], edges: list[tuple[str, str]]) -> None:
+    """RcaInputError when ``target`` names neither a node with metrics nor one of the graph."""
+    if target is not None and target not in known and target not in {x for e in edges for x in e}:
+        raise RcaInputError(
+            f"target {target!r} is neither in the metrics nor in the graph: name one of the nodes "
+            f"(e.g. {', '.join(sorted(known)[:5])})"
+        )
+
+
+def short_history(stats: pd.DataFrame) -> int | None:
+    """The typical number of history points (the median over series with any) when it is under
+    MIN_SCALE_POINTS, so that no series can have a scale, a regression or a change point of its own; else None."""
+    counts = stats.loc[stats["n_history"] > 0, "n_history"]
+    if len(counts) == 0:
+        return None
+    typical = int(np.median(counts))
+    return typical if typical < MIN_SCALE_POINTS else None
+
+
+def rank_by_deviation(
+    deviation: pd.DataFrame,
+    edges: list[tuple[str, str]],
+    *,
+    target: str | None = None,
+    top_k: int | None = None,
+) -> list[Candidate]:
+    """Candidates by their strongest series' standardised deviation (:mod:`cms_dagster.rca.deviation`), ties by
+    name; with ``target``, only it and what it depends on. The graph is not used otherwise, and no node is called
+    anomalous: on so short a history nothing tells a move from noise (the deviation is in the evidence)."""
+    allowed = dependency_closure(edges, target) if target is not None else None
+    best = deviation.sort_values(["z", "node", "metric"], ascending=[False, True, True], kind="stable")
+    best = best.drop_duplicates("node")
+    if allowed is not None:
+        best = best[best["node"].isin(allowed)]
+    if top_k is not None:
+        best = best.head(top_k)
+    out = []
+    for i, r in enumerate(best.to_dict("records"), start=1):
+        evidence = Evidence(
+            node=str(r["node"]),
+            metric=str(r["metric"]),
+            moved_at=None,
+            peak_at=pd.Timestamp(int(r["time"]), unit="ns", tz="UTC"),
+            baseline=float(r["mean"]),
+            observed=float(r["value"]),
+            z=float(r["signed_z"]),
+            direction="up" if r["signed_z"] >= 0 else "down",
+        )
+        out.append(
+            Candidate(
+                node=str(r["node"]),
+                rank=i,
+                score=float(r["z"]),
+                anomalous=False,
+                strength=float(r["z"]),
+                onset=None,
+                evidence=(evidence,),
+                method=DEVIATION_METHOD,
             )
         )
     return out
@@ -468,6 +528,10 @@ def rank(
     onset_tolerance: how much later than a node a dependency may move and still explain it (default: two
         sampling steps, the typical spacing of the data's points, as onsets are only known to a step or two).
 
+    When the typical series has fewer than MIN_SCALE_POINTS points before ``start``, nothing above can be fitted:
+    the candidates are then ranked by standardised deviation (:func:`rank_by_deviation`, ``method`` says so) with
+    an RcaWarning.
+
     Returns candidates best first; raises RcaInputError (a ValueError) on unusable input.
     """
     inc = incident_stats(
@@ -484,6 +548,18 @@ def rank(
     )
     prepared, edges, stats = inc.prepared, inc.edges, inc.stats
     warn_unknown_nodes(edges, set(stats["node"]))
+    check_target(target, set(stats["node"]), edges)
+    typical = short_history(stats)
+    if typical is not None:
+        warnings.warn(
+            f"the history before start is too short for the ranking's models ({typical} point(s) per series, "
+            f"under {MIN_SCALE_POINTS}): candidates are ranked by standardised deviation (largest |x - mean| / sd "
+            "over the incident, the max-|z| baseline), not by the graph",
+            RcaWarning,
+            stacklevel=2,
+        )
+        deviation = standardised_deviation(prepared, inc.start_ns, end_ns=inc.end_ns, baseline_ns=inc.baseline_ns)
+        return rank_by_deviation(deviation, edges, target=target, top_k=top_k)
     apply_pooled_strength(
         stats,
         pooled_short_strength(

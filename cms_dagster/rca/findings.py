@@ -62,11 +62,13 @@ class Candidate:
     explains: tuple[str, ...] = ()  # anomalous nodes depending on it that moved no earlier
     explained_by: tuple[str, ...] = ()  # anomalous dependencies that moved no later than it
     evidence: tuple[Evidence, ...] = field(default_factory=tuple)
+    method: str = "graph"  # how it was ranked: "graph", or "standardised deviation" when the history was too short
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "rank": self.rank,
             "node": self.node,
+            "method": self.method,
             "score": round(self.score, 6),
             "anomalous": self.anomalous,
             "strength": _num(self.strength),

@@ -104,6 +104,24 @@ def test_json_document(files: tuple[Path, Path]) -> None:
     assert ev["observed"] / ev["baseline"] == pytest.approx(4.0, rel=0.1)
 
 
+def test_a_history_too_short_for_the_models_is_said_in_every_output(files: tuple[Path, Path], tmp_path: Path) -> None:
+    metrics, graph = files
+    frame = pd.read_csv(metrics)
+    short = tmp_path / "short.csv"
+    frame[frame["time"] >= "2026-11-27T11:58:00Z"].to_csv(short, index=False)  # 2 points before the start
+    argv = ["rca", "rank", "--metrics", str(short), "--graph", str(graph), "--start", START]
+    code, out, err = run(argv)
+    assert code == 0
+    assert "history before start is too short" in err and "standardised deviation" in err
+    assert out.splitlines()[1].startswith("ranked by standardised deviation alone")
+    code, out, _ = run([*argv, "--json"])
+    doc = json.loads(out)
+    assert code == 0 and doc["candidates"][0]["method"] == "standardised deviation"
+    scores = [c["score"] for c in doc["candidates"]]
+    assert scores == sorted(scores, reverse=True) and not any(c["anomalous"] for c in doc["candidates"])
+    assert {c["node"] for c in doc["candidates"]} == {"web", "api", "db", "cache"}
+
+
 def test_target(files: tuple[Path, Path]) -> None:
     metrics, graph = files
     code, out, _ = run(

@@ -309,18 +309,47 @@ def test_a_service_whose_fault_reaches_several_callers_beats_a_leaf_mirroring_it
 
 
 def test_with_two_points_of_history_only_a_move_beyond_its_peers_counts() -> None:
-    # every series wobbles by a few per cent between two history points and the incident; one doubles
+    # twelve services deployed two points before the incident wobble by a few per cent; one doubles. The rest of
+    # the estate has a long history (so the ranking's models run) and does not move.
     rng = np.random.default_rng(11)
+    n_hist, n = 40, 43
     series = {}
     for i in range(12):
         level = 100.0 * (i + 1)
-        series[(f"svc{i}", "latency")] = level * (1 + rng.normal(0, 0.03, 5))
-    series[("svc3", "latency")][2:] *= 2.0
-    frame, start = _five_minute_frame(series, 2)
-    edges = [("front", f"svc{i}") for i in range(12)]
-    ranked = rank(frame, edges, start)
-    assert ranked[0].node == "svc3"
+        series[(f"svc{i}", "latency")] = level * (1 + rng.normal(0, 0.03, n))
+    series[("svc3", "latency")][n_hist:] *= 2.0
+    for i in range(13):
+        series[(f"db{i}", "cpu")] = 50 * (1 + rng.normal(0, 0.03, n))
+    frame, start = _five_minute_frame(series, n_hist)
+    times = sorted(frame["time"].unique())
+    new = frame["node"].str.startswith("svc") & (frame["time"] < times[n_hist - 2])
+    frame = frame[~new]
+    edges = [("front", f"svc{i}") for i in range(12)] + [(f"svc{i}", f"db{i}") for i in range(12)]
+    with pytest.warns(RcaWarning, match="front"):
+        ranked = rank(frame, edges, start)
+    assert ranked[0].node == "svc3" and ranked[0].method == "graph"
     assert [c.node for c in ranked if c.anomalous] == ["svc3"]
+
+
+def test_too_short_a_history_everywhere_ranks_by_standardised_deviation_and_says_so() -> None:
+    # one point of history for every series: no scale, fit or change point is possible, so the ranking is the
+    # standardised deviation's (a flat history is ordered by the size of its move) and it warns
+    values = {
+        ("front", "latency"): [100.0, 103.0, 101.0, 104.0],
+        ("svc", "availability"): [100.0, 97.0, 97.0, 95.0],
+        ("cache", "latency"): [5.0, 5.5, 5.4, 5.6],
+        ("other", "latency"): [1.0, 9.0, 9.0, 9.0],
+    }
+    frame, start = _five_minute_frame({k: np.array(v) for k, v in values.items()}, 1)
+    with pytest.warns(RcaWarning, match="too short.*standardised deviation"):
+        ranked = rank(frame, [("front", "svc"), ("front", "cache")], start, target="front")
+    assert [c.node for c in ranked] == ["svc", "front", "cache"]  # 'other' is not below the target
+    assert all(c.method == "standardised deviation" and not c.anomalous for c in ranked)
+    assert ranked[0].evidence[0].metric == "availability" and ranked[0].evidence[0].direction == "down"
+    assert ranked[0].to_dict()["method"] == "standardised deviation"
+    with pytest.warns(RcaWarning):
+        everything = rank(frame, [("front", "svc"), ("front", "cache")], start)
+    assert [c.node for c in everything] == ["other", "svc", "front", "cache"]
 
 
 def test_a_callers_departure_from_its_bound_lends_only_to_the_dependency_that_departed_the_same_way() -> None:
@@ -360,3 +389,19 @@ def test_a_dependent_lends_to_every_dependency_when_none_shares_its_move() -> No
     assert best["db"] == {"disk"}  # nothing below db moved the way it did: its only dependency keeps the credit
     flipped = {**signatures, "db": {("availability", True): 10.0}}
     assert best_explainers(lenders, flipped)["api"] == {"db", "cache"}  # no match at all: every dependency
+
+
+def test_standardised_deviation_uses_the_histories_mean_and_sample_deviation() -> None:
+    from cms_dagster.rca.deviation import standardised_deviation
+    from cms_dagster.rca.validate import prepare_metrics
+
+    rng = np.random.default_rng(3)
+    values = {("a", "m"): rng.normal(10, 2, 8), ("b", "m"): np.array([5.0, 5.0, 5.0, 5.0, 5.0, 6.0, 4.0, 5.5])}
+    frame, start = _five_minute_frame(values, 5)
+    out = standardised_deviation(prepare_metrics(frame), start.value).set_index("node")
+    a = values[("a", "m")]
+    expected = np.max(np.abs(a[5:] - a[:5].mean()) / a[:5].std(ddof=1))
+    assert out.loc["a", "z"] == pytest.approx(expected)
+    assert out.loc["a", "n_history"] == 5
+    assert out.loc["b", "z"] == pytest.approx(1.0 / 1e-9)  # a flat history: the move's size over the floor
+    assert out.loc["b", "signed_z"] > 0 and out.loc["b", "value"] == 6.0
