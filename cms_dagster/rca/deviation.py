@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from cms_dagster.rca.series import window_masks
 from cms_dagster.rca.validate import PreparedMetrics
 
 __all__ = ["SD_FLOOR", "standardised_deviation"]
@@ -28,12 +29,7 @@ def standardised_deviation(
     """Per series with history and incident points: node, metric, n_history, mean, sd, z (the largest
     |x − mean| / sd over the incident), value and time (ns) of the point that reached it, and signed_z."""
     t, v, s = prepared.time, prepared.value, prepared.series
-    hist = t < start_ns
-    if baseline_ns is not None:
-        hist &= t >= start_ns - baseline_ns
-    inc = t >= start_ns
-    if end_ns is not None:
-        inc &= t <= end_ns
+    hist, inc = window_masks(t, start_ns, end_ns=end_ns, baseline_ns=baseline_ns)
     n = len(prepared.series_node)
     count = np.bincount(s[hist], minlength=n)
     total = np.bincount(s[hist], weights=v[hist], minlength=n)

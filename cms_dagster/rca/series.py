@@ -37,6 +37,7 @@ __all__ = [
     "Z_LIMIT",
     "pooled_short_strength",
     "series_stats",
+    "window_masks",
 ]
 
 DEFAULT_THRESHOLD = 3.0  # sustained robust |z| from which a series counts as moved
@@ -96,6 +97,20 @@ def _segments(groups: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.nd
     return counts, starts, np.flatnonzero(counts)
 
 
+def window_masks(
+    time: np.ndarray, start_ns: int, *, end_ns: int | None = None, baseline_ns: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which rows are history (``[start - baseline_ns, start)``, all before start when None) and which are the
+    incident (``[start, end]``)."""
+    hist = time < start_ns
+    if baseline_ns is not None:
+        hist &= time >= start_ns - baseline_ns
+    inc = time >= start_ns
+    if end_ns is not None:
+        inc &= time <= end_ns
+    return hist, inc
+
+
 def series_stats(
     prepared: PreparedMetrics,
     start_ns: int,
@@ -117,12 +132,7 @@ def series_stats(
     """
     n = len(prepared.series_node)
     t, v, s = prepared.time, prepared.value, prepared.series
-    hist = t < start_ns
-    if baseline_ns is not None:
-        hist &= t >= start_ns - baseline_ns
-    inc = t >= start_ns
-    if end_ns is not None:
-        inc &= t <= end_ns
+    hist, inc = window_masks(t, start_ns, end_ns=end_ns, baseline_ns=baseline_ns)
 
     # --- baseline: median, MAD, mean absolute deviation over the history ----------------------------------
     hv, hs = v[hist], s[hist]
