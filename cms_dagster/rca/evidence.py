@@ -31,6 +31,7 @@ __all__ = [
     "LONG_COLUMNS",
     "EvidenceSettings",
     "evidence_frame",
+    "reference_windows",
     "seasonal_adjust",
 ]
 
@@ -173,11 +174,25 @@ def evidence_frame(
     end = t0 + s.horizon
     minute_from = t0 - s.history - (s.reference_span if s.seasonal else dt.timedelta(0))
     run_from = t0 - s.run_history
+    # minute series: only the clock windows the seasonal adjustment reads (the window and its shifts by
+    # the reference days), not the weeks between them: most of the rows, and of the reading, otherwise
+    windows = (
+        reference_windows(t0 - s.history, end, s.reference_days, s.reference_weeks)
+        if s.seasonal
+        else [(minute_from, end)]
+    )
+    only_windows = " or ".join("(ts >= ? and ts < ?)" for _ in windows)
+    window_params = [naive(t) for w in windows for t in w]
     parts = []
     sources = {**{k: v for k, v in SOURCES.items() if k in MINUTE_SOURCES}, **RUN_SQL, **EXTRA_SQL}
     for name, (sql, n) in sources.items():
-        lo = minute_from if name in MINUTE_SOURCES else run_from
-        parts.append(_long(query(sql.format(marts=marts_schema), [naive(lo), naive(end)] * n)))
+        sql = sql.format(marts=marts_schema)
+        if name in MINUTE_SOURCES:
+            sql = f"select * from (\n{sql}\n) as minute_rows where {only_windows}"
+            params = [naive(minute_from), naive(end)] * n + window_params
+        else:
+            params = [naive(run_from), naive(end)] * n
+        parts.append(_long(query(sql, params)))
     minute = pd.concat([p for p, name in zip(parts, sources, strict=True) if name in MINUTE_SOURCES])
     runs = pd.concat([p for p, name in zip(parts, sources, strict=True) if name not in MINUTE_SOURCES])
     if s.seasonal:
@@ -198,6 +213,22 @@ def evidence_frame(
         return pd.DataFrame(columns=LONG_COLUMNS)
     frame = frame.groupby(["entity", "metric", "time"], as_index=False, sort=True)["value"].mean()
     return frame[LONG_COLUMNS]
+
+
+def _reference_offsets(reference_days: int, reference_weeks: int) -> list[int]:
+    """The earlier days a clock window is compared with: 1 .. ``reference_days`` and 7, 14, .. 7 x
+    ``reference_weeks`` (the same weekday of earlier weeks)."""
+    return sorted(set(range(1, max(int(reference_days), 0) + 1)) | {7 * w for w in range(1, reference_weeks + 1)})
+
+
+def reference_windows(
+    lo: dt.datetime | pd.Timestamp, hi: dt.datetime | pd.Timestamp, reference_days: int = 7, reference_weeks: int = 3
+) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    """The spans :func:`seasonal_adjust` reads for [lo, hi): that window and its shifts back by each
+    reference day (UTC timestamps), newest first."""
+    lo_ts, hi_ts = _utc(lo), _utc(hi)
+    shifts = [pd.Timedelta(0)] + [pd.Timedelta(days=k) for k in _reference_offsets(reference_days, reference_weeks)]
+    return [(lo_ts - d, hi_ts - d) for d in shifts]
 
 
 def _day_type(times: pd.DatetimeIndex) -> np.ndarray:
@@ -245,17 +276,14 @@ def seasonal_adjust(
     if frame.empty:
         return frame.loc[:, LONG_COLUMNS].copy()
     lo_ts, hi_ts = _utc(lo), _utc(hi)
-    offsets = sorted(
-        set(range(1, max(int(reference_days), 0) + 1)) | {7 * w for w in range(1, reference_weeks + 1)}
-    )
+    offsets = _reference_offsets(reference_days, reference_weeks)
     f = frame.copy()
     f["time"] = pd.to_datetime(f["time"], utc=True)
     # only [lo, hi) and its shifts by the reference offsets are read: weeks of history between them are not
     # pivoted (most of the cost of a long reference span)
-    needed = (f["time"] >= lo_ts) & (f["time"] < hi_ts)
-    for k in offsets:
-        shift = pd.Timedelta(days=k)
-        needed |= (f["time"] >= lo_ts - shift) & (f["time"] < hi_ts - shift)
+    needed = np.zeros(len(f), dtype=bool)
+    for a, b in reference_windows(lo_ts, hi_ts, reference_days, reference_weeks):
+        needed |= ((f["time"] >= a) & (f["time"] < b)).to_numpy()
     f = f[needed]
     if f.empty:
         return frame.loc[[], LONG_COLUMNS].copy()
@@ -292,9 +320,16 @@ def seasonal_adjust(
         # 12 significant digits: a stepped series (0.05, 0.06, ...) rescaled onto its own steps must land on
         # them exactly, or its history gets a spread of 1e-17 against which any change has an absurd z
         adjusted = np.where(x > 0, _round_significant(x * np.exp(-usual), 12), x)
-    out = pd.DataFrame(adjusted, index=target, columns=wide.columns)
-    out.index.name = "time"
-    long = out.stack(list(range(out.columns.nlevels)), future_stack=True).rename("value").reset_index()
-    present = ~np.isnan(x.reshape(-1))  # keep the points that exist (stack order: time-major, then series)
-    long = long[present].dropna(subset=["value"])
+    # back to long, time-major then series (what DataFrame.stack gives, without its index building), keeping
+    # the points that exist
+    n_times, n_series = adjusted.shape
+    long = pd.DataFrame(
+        {
+            "time": np.repeat(target, n_series),
+            "entity": np.tile(wide.columns.get_level_values("entity"), n_times),
+            "metric": np.tile(wide.columns.get_level_values("metric"), n_times),
+            "value": adjusted.reshape(-1),
+        }
+    )
+    long = long[~np.isnan(x.reshape(-1))].dropna(subset=["value"])
     return long[LONG_COLUMNS].reset_index(drop=True)

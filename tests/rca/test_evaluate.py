@@ -394,3 +394,34 @@ def test_evidence_keeps_staleness_as_stored_and_adjusts_the_rest(marts) -> None:
         msgs[msgs.index.hour < 19].median(), rel=0.05
     )
     assert set(stale[stale.index.hour >= 19]) == {2.0} and set(stale[stale.index.hour < 19]) == {1.0}
+
+
+def test_evidence_reads_only_the_reference_windows_and_adjusts_as_over_everything(marts) -> None:
+    # a busy evening every day, so the seasonal adjustment has a shape to remove
+    marts.execute("update marts.fct_infra_metrics set avg_value = avg_value * 3 where hour(minute_ts) between 19 and 21")
+    read: list[int] = []
+
+    def query(sql: str, params: list) -> pd.DataFrame:
+        df = marts.execute(sql, params).df()
+        read.append(len(df))
+        return df
+
+    start = dt.datetime(2026, 11, 25, 20, 0, tzinfo=U)
+    ev = EvidenceSettings()
+    frame = evidence_frame(query, start, ev)
+    # what the seasonal adjustment makes of every minute row of the reference span (no window read alone)
+    t0 = pd.Timestamp(start)
+    lo, hi = t0 - ev.history, t0 + ev.horizon
+    everything = marts.execute(
+        "select entity_id as entity, metric, minute_ts as time, avg_value as value from marts.fct_infra_metrics "
+        "where minute_ts >= ? and minute_ts < ?",
+        [(lo - ev.reference_span).tz_localize(None).to_pydatetime(), hi.tz_localize(None).to_pydatetime()],
+    ).df()
+    everything["time"] = pd.to_datetime(everything["time"], utc=True)
+    expected = seasonal_adjust(everything, lo, hi, ev.reference_days, ev.min_references, reference_weeks=ev.reference_weeks)
+    cpu = frame[frame["entity"] == "rds:orders-db"].reset_index(drop=True)
+    expected = expected.sort_values(["entity", "metric", "time"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(cpu, expected[cpu.columns], check_exact=True, check_dtype=False)
+    assert len(cpu) == 8 * 60 and cpu["value"].std() < 2.0  # the evening's tripling is gone
+    # the infra read: the window and its shifts by 1..7 days (the data begin on the 16th), 8 x 8 h of minutes
+    assert read[0] == 8 * 8 * 60
