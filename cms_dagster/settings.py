@@ -390,6 +390,31 @@ def dagster_variable(name: str, value: str) -> Iterator[None]:
             os.environ[name] = saved
 
 
+# the event-time window of a partition's dbt build, for the dbt process it starts (read by
+# dbt_project/macros/windows.sql at run time only, so that dbt's partial parsing survives a new window)
+DBT_WINDOW_VARIABLES = {"window_start": "CMS_DBT_WINDOW_START", "window_end": "CMS_DBT_WINDOW_END"}
+
+
+@contextlib.contextmanager
+def dbt_window(window: Mapping[str, str]) -> Iterator[None]:
+    """Set the dbt window variables (``window_start`` / ``window_end``: ``CMS_DBT_WINDOW_START`` / ``_END``)
+    for the duration, so that a dbt process started meanwhile inherits them; unset ones are removed."""
+    saved = {env: os.environ.get(env) for env in DBT_WINDOW_VARIABLES.values()}
+    for key, env in DBT_WINDOW_VARIABLES.items():
+        if window.get(key):
+            os.environ[env] = window[key]
+        else:
+            os.environ.pop(env, None)
+    try:
+        yield
+    finally:
+        for env, value in saved.items():
+            if value is None:
+                os.environ.pop(env, None)
+            else:
+                os.environ[env] = value
+
+
 def mask(name: str, value: str) -> str:
     """Hide a secret's value but show that it is set."""
     if not value:

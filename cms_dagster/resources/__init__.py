@@ -84,8 +84,9 @@ class WarehouseResource(SettingsResource):
 
     def dbt_vars(self) -> dict[str, str]:
         """dbt vars the profile reads (``cms_duckdb_path``): the DuckDB file of these settings."""
-        s = self.settings()
-        return {"cms_duckdb_path": str(s.duckdb_path)} if s.warehouse == "duckdb" else {}
+        from cms_dagster.warehouse import dbt as warehouse_dbt
+
+        return warehouse_dbt.profile_vars(self.settings())
 
 
 def build_resources(environ: Mapping[str, str] | None = None) -> dict[str, object]:

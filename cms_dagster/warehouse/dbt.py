@@ -9,6 +9,7 @@ needs. dbt runs as a child process: callers hand it its environment (``settings.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -91,9 +92,18 @@ def run_dbt(args: Sequence[str], environ: Mapping[str, str], check: bool = True)
     return proc
 
 
+def profile_vars(settings: settings_mod.Settings) -> dict[str, str]:
+    """The dbt vars the profile reads: on DuckDB the database file (``cms_duckdb_path``). The Dagster assets
+    pass them to every build, and :func:`prepare` to its parse: dbt keeps a parse only for the same vars."""
+    return {"cms_duckdb_path": str(settings.duckdb_path)} if settings.warehouse == "duckdb" else {}
+
+
 def prepare(environ: Mapping[str, str]) -> Path:
-    """Parse the dbt project (``dbt parse``) and return the path of the manifest it wrote."""
-    run_dbt(["parse", "--quiet"], environ)
+    """Parse the dbt project (``dbt parse``) and return the path of the manifest it wrote. It parses with
+    the vars the Dagster assets' builds pass, so that they start from this parse (dbt's partial parsing)
+    instead of parsing the whole project again."""
+    found = profile_vars(settings_mod.load(environ))
+    run_dbt(["parse", "--quiet", *(["--vars", json.dumps(found)] if found else [])], environ)
     path = manifest_path(settings_mod.load(environ))
     if not path.exists():
         raise RuntimeError(f"dbt parse ran but wrote no {path}; run `dbt parse` in {path.parent.parent} to see why")

@@ -30,6 +30,8 @@ NOT_SETTINGS = {
     "CMS_OPERATIONS": "the Streamlit object docs/dashboard.md creates in Snowflake",
     "CMS_DASHBOARD_POOL": "the compute pool docs/dashboard.md creates in Snowflake",
     "CMS_NAB_DIR": "read by benchmarks/nab.py, a script outside the product",
+    "CMS_DBT_WINDOW_START": "set for its dbt process by the dbt asset (settings.dbt_window), read by dbt's macros",
+    "CMS_DBT_WINDOW_END": "set for its dbt process by the dbt asset (settings.dbt_window), read by dbt's macros",
 }
 
 

@@ -174,3 +174,19 @@ def test_the_dbt_target_follows_dbt_target_then_cms_warehouse() -> None:
     project = warehouse_dbt.dbt_project(settings.load({"CMS_WAREHOUSE": "snowflake"}))
     assert project.target == "snowflake" and Path(project.project_dir) == warehouse_dbt.dbt_project_dir()
     assert warehouse_dbt.dbt_executable() == Path(sys.executable).parent / "dbt"
+
+
+@pytest.mark.slow
+def test_a_window_reaches_dbt_at_run_time_and_keeps_the_prepared_parse(tmp_path: Path) -> None:
+    copy = tmp_path / "dbt_project"
+    shutil.copytree(warehouse_dbt.dbt_project_dir(), copy, ignore=shutil.ignore_patterns("target", "logs"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DBT_", "SNOWFLAKE_", "CMS_DBT_WINDOW"))}
+    env.update(CMS_DBT_PROJECT_DIR=str(copy), CMS_DUCKDB_PATH=str(tmp_path / "w.duckdb"), CMS_WAREHOUSE="duckdb")
+    warehouse_dbt.prepare(env)
+    profile_vars = json.dumps(warehouse_dbt.profile_vars(settings.load(env)))  # what every build passes
+    compiled = copy / "target" / "compiled" / "cms" / "models" / "marts" / "core" / "fct_infra_metrics.sql"
+    window = {settings.DBT_WINDOW_VARIABLES["window_start"]: "2026-11-16T06:00:00", settings.DBT_WINDOW_VARIABLES["window_end"]: "2026-11-16T07:00:00"}
+    for extra, in_sql in (({}, False), (window, True), ({}, False)):
+        proc = warehouse_dbt.run_dbt(["compile", "--select", "fct_infra_metrics", "--vars", profile_vars], {**env, **extra})
+        assert "Unable to do partial parsing" not in proc.stdout + proc.stderr
+        assert ("2026-11-16 07:00:00" in compiled.read_text()) is in_sql

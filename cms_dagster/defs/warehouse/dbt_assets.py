@@ -6,8 +6,9 @@ Three groups of dbt nodes, chosen by the dbt tags set in dbt_project.yml:
   alone, unpartitioned: they change when the ontology does (``cms domain export-seeds``).
 * events (tag ``events``): everything that reads ``raw.metric_points`` (the source maps to the loading asset
   ``["warehouse", "metric_points"]``), partitioned by the same UTC hours. A partition's time window goes
-  to dbt as the vars ``window_start`` / ``window_end``, so the incremental models recompute only that
-  window (a single-run backfill passes the whole range).
+  to the dbt process as ``CMS_DBT_WINDOW_START`` / ``CMS_DBT_WINDOW_END`` (the macros read them at run time;
+  as ``--vars`` a new window would make dbt re-parse the project), so the incremental models recompute only
+  that window (a single-run backfill passes the whole range).
 * observed dimensions (tag ``dimension`` but not ``reference``: ``dim_resource``), unpartitioned and
   rebuilt whole after the facts, from the resources observed in any hour.
 
@@ -20,12 +21,16 @@ follow the dbt folders (staging, intermediate, marts) and seeds.
 The project is a dagster-dbt ``DbtProject``: ``dagster dev`` parses it on load (``prepare_if_dev``);
 elsewhere (tests, CI, deployments) ``cms dbt prepare`` writes ``target/manifest.json`` first. Each run
 hands dbt its target and, on DuckDB, the database file (the profile's ``cms_duckdb_path`` var) from the
-warehouse resource, so nothing changes the process environment; after a DuckDB build the readers' snapshot
-is published (cms_dagster/warehouse/snapshot.py).
+warehouse resource; the partition window is the one variable set in the process environment, while the
+dbt process starts (``settings.dbt_window``). After a DuckDB build the readers' snapshot is published
+(cms_dagster/warehouse/snapshot.py).
 """
 
 import datetime
+import functools
 import json
+import re
+import subprocess
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -37,6 +42,7 @@ from dagster_dbt import (
     DbtProject,
     dbt_assets,
 )
+from packaging import version
 
 from cms_dagster import settings as settings_mod
 from cms_dagster.defs import automation
@@ -106,10 +112,11 @@ def window_vars(window: dg.TimeWindow | None) -> dict[str, str]:
     return {"window_start": window.start.astimezone(utc).strftime(fmt), "window_end": window.end.astimezone(utc).strftime(fmt)}
 
 
-def _dbt_args(args: list[str], warehouse: WarehouseResource, dbt_vars: Mapping[str, str] | None = None) -> list[str]:
+def _dbt_args(args: list[str], warehouse: WarehouseResource) -> list[str]:
     """``dbt <args>`` against the resource's warehouse: its target, and on DuckDB its database file as the
-    profile's ``cms_duckdb_path`` var (nothing changes the process environment)."""
-    all_vars = {**(dbt_vars or {}), **warehouse.dbt_vars()}
+    profile's ``cms_duckdb_path`` var. The same vars in every build, and in ``cms dbt prepare``
+    (:func:`cms_dagster.warehouse.dbt.prepare`), so that each build keeps the prepared parse."""
+    all_vars = warehouse.dbt_vars()
     return [*args, "--target", warehouse.target()] + (["--vars", json.dumps(all_vars)] if all_vars else [])
 
 
@@ -173,8 +180,12 @@ def dbt_event_assets(
     window = window_vars(context.partition_time_window if partitioned else None)
     if window:
         context.log.info(f"dbt window {window['window_start']} .. {window['window_end']} (UTC)")
-    args = _dbt_args(["build", *NO_UNIT_TESTS, *NOT_DIMENSION_TESTS], warehouse, window)
-    yield from _stream(dbt.cli(args, context=context), warehouse)
+    args = _dbt_args(["build", *NO_UNIT_TESTS, *NOT_DIMENSION_TESTS], warehouse)
+    # the window goes to the dbt process in its environment, not as --vars: dbt re-parses the whole project
+    # when the vars change (every partition), and the macros read it at run time only
+    with settings_mod.dbt_window(window):
+        invocation = dbt.cli(args, context=context)
+    yield from _stream(invocation, warehouse)
 
 
 @dbt_assets(
@@ -192,10 +203,29 @@ def dbt_observed_dimensions(
     yield from _stream(dbt.cli(_dbt_args(["build", *NO_UNIT_TESTS], warehouse), context=context), warehouse)
 
 
+@functools.cache
+def _dbt_version(executable: str) -> version.Version:
+    """The version ``executable --version`` reports, asked once per process."""
+    out = subprocess.check_output([executable, "--version"]).decode()
+    found = re.search(r"(\d+\.\d+\.\d+)", out)
+    if not found:
+        raise ValueError(f"could not read the dbt version from `{executable} --version`: {out.strip()[:200]}")
+    return version.parse(found.group(1))
+
+
+class CmsDbtCliResource(DbtCliResource):
+    """dagster-dbt's resource, asking ``dbt --version`` once per process: the resource is set up again for
+    every run, and dagster-dbt asks it (a dbt start-up, seconds of CPU) on each one."""
+
+    @functools.cached_property
+    def _cli_version(self) -> version.Version:
+        return _dbt_version(self.dbt_executable)
+
+
 @dg.definitions
 def dbt_defs() -> dg.Definitions:
     # a module with an @dg.definitions function contributes only what the function returns
     return dg.Definitions(
         assets=[dbt_reference_assets, dbt_event_assets, dbt_observed_dimensions],
-        resources={"dbt": DbtCliResource(project_dir=DBT_PROJECT, dbt_executable=str(warehouse_dbt.dbt_executable()))},
+        resources={"dbt": CmsDbtCliResource(project_dir=DBT_PROJECT, dbt_executable=str(warehouse_dbt.dbt_executable()))},
     )
