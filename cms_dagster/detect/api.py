@@ -279,20 +279,75 @@ def score_long_frame(
     config: DetectorConfig | None = None,
     *,
     on_error: str = "collect",
+    workers: int = 1,
 ) -> BatchResult:
     """Score a long table (one row per series and time, e.g. a warehouse partition).
 
     The series key is the tuple of ``series_columns`` values (a plain value when there is one column).
     Rows are sorted by time within each series; duplicate times within a series are an error for it.
+    With ``workers`` > 1 the series are split between that many processes (the same result: each series is
+    scored on its own; worth it only for many points, as each process starts Python and pandas).
     """
     missing = [c for c in [*series_columns, time_column, value_column] if c not in df.columns]
     if missing:
         raise DetectInputError(f"table lacks column(s) {missing}; it has {list(df.columns)}")
     ordered = df.sort_values([*series_columns, time_column], kind="stable")
     key_arg: Any = series_columns[0] if len(series_columns) == 1 else series_columns
+    series = [
+        (key, part[time_column], part[value_column].to_numpy()) for key, part in ordered.groupby(key_arg, sort=True)
+    ]
+    if workers > 1 and len(series) > 1:
+        return _score_in_processes(series, states or {}, config, on_error, workers)
+    return score_many(series, states, config, on_error=on_error)
 
-    def gen() -> Iterator[tuple]:
-        for key, part in ordered.groupby(key_arg, sort=True):
-            yield key, part[time_column], part[value_column].to_numpy()
 
-    return score_many(gen(), states, config, on_error=on_error)
+def _score_chunk(
+    series: list[tuple], states: dict[Hashable, bytes | str | None], config: DetectorConfig | None, on_error: str
+) -> tuple[dict[Hashable, ScoredFrame], dict[Hashable, bytes], dict[Hashable, str]]:
+    """:func:`score_many` in a worker process, its states as checkpoints (what crosses processes)."""
+    out = score_many(series, states, config, on_error=on_error)
+    return out.frames, {k: s.to_json() for k, s in out.states.items()}, out.errors
+
+
+def _score_in_processes(
+    series: list[tuple],
+    states: Mapping[Hashable, DetectorState | bytes | str | None],
+    config: DetectorConfig | None,
+    on_error: str,
+    workers: int,
+) -> BatchResult:
+    """:func:`score_many` over ``series`` split between ``workers`` processes by their points (each series
+    is scored on its own, so the split changes nothing); the result in the order of ``series``."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    chunks: list[list[tuple]] = [[] for _ in range(min(workers, len(series)))]
+    loads = [0] * len(chunks)
+    for item in sorted(series, key=lambda item: -len(item[2])):  # the longest first, each to the lightest
+        i = loads.index(min(loads))
+        chunks[i].append(item)
+        loads[i] += len(item[2])
+    given = {k: (v.to_json() if isinstance(v, DetectorState) else v) for k, v in states.items()}
+    # spawned, not forked: a fork would copy the caller's open connections and threads
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=len(chunks), mp_context=ctx) as pool:
+        futures = [
+            pool.submit(_score_chunk, chunk, {k: given.get(k) for k, _, _ in chunk}, config, on_error) for chunk in chunks
+        ]
+        parts = [f.result() for f in futures]
+    frames: dict[Hashable, ScoredFrame] = {}
+    saved: dict[Hashable, bytes] = {}
+    errors: dict[Hashable, str] = {}
+    for f, st, err in parts:
+        frames.update(f)
+        saved.update(st)
+        errors.update(err)
+    out = BatchResult()
+    for key, _, _ in series:
+        if key in frames:
+            out.frames[key] = frames[key]
+        if key in errors:
+            out.errors[key] = errors[key]
+        if key in saved:
+            out.states[key] = DetectorState.from_json(saved[key])
+    return out

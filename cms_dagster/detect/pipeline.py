@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -30,6 +31,13 @@ CHECKPOINT_PREFIX = DETECT_CHECKPOINTS
 MIN_SCORE = 0.3  # rows below this are not kept; `is_alarm` marks the detector's alarm level
 ALARM = 0.5
 KEEP_HOURLY = dt.timedelta(hours=48)  # older checkpoints are kept at midnight boundaries only
+# from this many points (a back-fill, the demo's week; an hour is some 10,000) the series are scored in two
+# processes, one per core: below it, starting them costs more than it saves
+PARALLEL_POINTS = 200_000
+
+
+def _workers(points: int) -> int:
+    return min(2, os.cpu_count() or 1) if points >= PARALLEL_POINTS else 1
 
 
 # (source, SQL selecting entity_id, metric, ts, value for ts in [?, ?)) over the marts schema
@@ -174,7 +182,7 @@ def score_window(
         begin = base or dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
         df = query(sql.format(marts=marts_schema), [_naive(begin), _naive(stop)] * n_selects)
         df["series"] = df["entity_id"] + "|" + df["metric"]
-        batch = score_long_frame(df, ["series"], "ts", "value", states=states)
+        batch = score_long_frame(df, ["series"], "ts", "value", states=states, workers=_workers(len(df)))
         rep.errors.update({f"{source}:{k}": v for k, v in batch.errors.items()})
         an = batch.anomalies(min_score=MIN_SCORE)
         an = an.rename(columns={"time": "ts"})
@@ -189,7 +197,7 @@ def score_window(
         if stop > end:
             store.delete_after(end)
             head = df[df["ts"] < _naive(end)]
-            end_states = score_long_frame(head, ["series"], "ts", "value", states=states).states
+            end_states = score_long_frame(head, ["series"], "ts", "value", states=states, workers=_workers(len(head))).states
             store.save(end, end_states)
             store.save(stop, batch.states)
         else:

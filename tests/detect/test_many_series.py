@@ -71,3 +71,29 @@ def test_long_table_is_grouped_sorted_and_scored_per_series() -> None:
     assert all(len(f) == 300 for f in batch.frames.values())
     with pytest.raises(DetectInputError, match="lacks column"):
         score_long_frame(df, ["entity"], "ts", "value")
+
+
+@pytest.mark.slow  # starts two Python processes
+def test_long_table_scored_in_two_processes_equals_one() -> None:
+    rows = []
+    for i in range(5):  # series of different lengths, one with a bad row, two continuing from checkpoints
+        n = 300 + 100 * i
+        v = series(i)[:n]
+        if i == 3:
+            v[40] = np.nan
+        rows.append(pd.DataFrame({"series": f"s{i}", "ts": TS[:n], "value": v}))
+    df = pd.concat(rows).sample(frac=1.0, random_state=1)
+    head = score_many({"s0": (TS[:100], series(0)[:100] - 1), "s4": (TS[:50], series(4)[:50])})
+    later = df[~df["series"].isin(["s0", "s4"]) | (df["ts"] >= TS[100])]
+    states = {"s0": head.states["s0"], "s4": head.states["s4"].to_json(), "s3": head.states["s0"]}
+    one = score_long_frame(later, ["series"], "ts", "value", states=states)
+    two = score_long_frame(later, ["series"], "ts", "value", states=states, workers=2)
+    assert list(two.frames) == list(one.frames) and list(two.states) == list(one.states)
+    assert two.errors == one.errors and "row" in two.errors["s3"]
+    for key in one.frames:
+        a, b = one.frames[key], two.frames[key]
+        for col in ("timestamp", "observed", "anomaly_score", "kind", "baseline"):
+            assert np.array_equal(getattr(a, col), getattr(b, col)), (key, col)
+        assert one.states[key].to_json() == two.states[key].to_json()
+    assert two.states["s3"].to_json() == head.states["s0"].to_json()  # an errored series keeps its state
+    pd.testing.assert_frame_equal(one.anomalies(), two.anomalies())
