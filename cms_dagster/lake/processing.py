@@ -13,9 +13,12 @@ import datetime as dt
 import gzip
 import hashlib
 import io
+import multiprocessing
+import os
 import zlib
 from collections import Counter
 from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 import orjson
@@ -26,6 +29,9 @@ from cms_dagster import lake as lake_mod
 from cms_dagster.otel.flatten import Flattened, flatten_lines
 
 QUARANTINE_WRITER = "processed"  # the receiver writes <batch>.received.*, this step <batch>.processed*.*
+# from this many hours (a back-fill; the hourly schedule processes one) the hours are processed in two
+# processes: below it, starting them costs more than it saves
+PARALLEL_HOURS = 12
 
 
 @dataclass
@@ -173,11 +179,25 @@ class ProcessingTotals:
         self.quarantine_keys += report.quarantine_keys
 
 
-def process_hours(lake: lake_mod.Lake, hours: Iterable[tuple[dt.date, int]]) -> ProcessingTotals:
-    """Flatten every raw batch of each of ``hours`` ((day, hour) pairs) into the processed zone."""
+def process_hours(lake: lake_mod.Lake, hours: Iterable[tuple[dt.date, int]], workers: int | None = None) -> ProcessingTotals:
+    """Flatten every raw batch of each of ``hours`` ((day, hour) pairs) into the processed zone.
+
+    The hours are independent (each writes only its own processed and quarantine files), so from
+    ``PARALLEL_HOURS`` hours on (a back-fill) they are shared between two processes, one per core;
+    ``workers`` sets the number instead. The totals are the same either way, in the order of ``hours``."""
+    hours = list(hours)
+    if workers is None:
+        workers = min(2, os.cpu_count() or 1) if len(hours) >= PARALLEL_HOURS else 1
     totals = ProcessingTotals()
-    for day, hour in hours:
-        totals.add(process_hour(lake, day, hour))
+    if workers <= 1 or len(hours) < 2:
+        for day, hour in hours:
+            totals.add(process_hour(lake, day, hour))
+        return totals
+    # spawned, not forked: a fork would copy the caller's open connections and threads
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(workers, len(hours)), mp_context=ctx) as pool:
+        for report in pool.map(process_hour, [lake] * len(hours), *zip(*hours, strict=True)):
+            totals.add(report)
     return totals
 
 
