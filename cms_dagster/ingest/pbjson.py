@@ -62,6 +62,15 @@ def _times(p: Any, d: dict[str, Any]) -> None:
         d["timeUnixNano"] = str(p.time_unix_nano)
 
 
+def _value(p: Any, d: dict[str, Any]) -> None:
+    """A number point's or an exemplar's value (``asDouble`` or ``asInt``), when it has one."""
+    which = p.WhichOneof("value")
+    if which == "as_double":
+        d["asDouble"] = _d(p.as_double)
+    elif which == "as_int":
+        d["asInt"] = str(p.as_int)
+
+
 def _exemplars(p: Any, d: dict[str, Any]) -> None:
     out = []
     for e in p.exemplars:
@@ -70,11 +79,7 @@ def _exemplars(p: Any, d: dict[str, Any]) -> None:
             x["filteredAttributes"] = attributes(e.filtered_attributes)
         if e.time_unix_nano:
             x["timeUnixNano"] = str(e.time_unix_nano)
-        which = e.WhichOneof("value")
-        if which == "as_double":
-            x["asDouble"] = _d(e.as_double)
-        elif which == "as_int":
-            x["asInt"] = str(e.as_int)
+        _value(e, x)
         if e.span_id:
             x["spanId"] = e.span_id.hex()
         if e.trace_id:
@@ -84,78 +89,69 @@ def _exemplars(p: Any, d: dict[str, Any]) -> None:
         d["exemplars"] = out
 
 
-def _number_points(points: Any) -> list[dict[str, Any]]:
-    out = []
-    for p in points:
-        d: dict[str, Any] = {}
-        if p.attributes:
-            d["attributes"] = attributes(p.attributes)
-        _times(p, d)
-        which = p.WhichOneof("value")
-        if which == "as_double":
-            d["asDouble"] = _d(p.as_double)
-        elif which == "as_int":
-            d["asInt"] = str(p.as_int)
-        if p.exemplars:
-            _exemplars(p, d)
-        if p.flags:
-            d["flags"] = p.flags
-        out.append(d)
-    return out
+def _point(p: Any, fields: Any) -> dict[str, Any]:
+    """One data point: its attributes and times, then what ``fields(p, d)`` adds for its kind."""
+    d: dict[str, Any] = {}
+    if p.attributes:
+        d["attributes"] = attributes(p.attributes)
+    _times(p, d)
+    fields(p, d)
+    return d
 
 
-def _histogram_points(points: Any) -> list[dict[str, Any]]:
-    out = []
-    for p in points:
-        d: dict[str, Any] = {}
-        if p.attributes:
-            d["attributes"] = attributes(p.attributes)
-        _times(p, d)
-        if p.count:
-            d["count"] = str(p.count)
-        if p.HasField("sum"):
-            d["sum"] = _d(p.sum)
-        if p.bucket_counts:
-            d["bucketCounts"] = [str(b) for b in p.bucket_counts]
-        if p.explicit_bounds:
-            d["explicitBounds"] = [_d(b) for b in p.explicit_bounds]
-        if p.exemplars:
-            _exemplars(p, d)
-        if p.flags:
-            d["flags"] = p.flags
-        if p.HasField("min"):
-            d["min"] = _d(p.min)
-        if p.HasField("max"):
-            d["max"] = _d(p.max)
-        out.append(d)
-    return out
+def _number_fields(p: Any, d: dict[str, Any]) -> None:
+    _value(p, d)
+    if p.exemplars:
+        _exemplars(p, d)
+    if p.flags:
+        d["flags"] = p.flags
 
 
-def _summary_points(points: Any) -> list[dict[str, Any]]:
-    out = []
-    for p in points:
-        d: dict[str, Any] = {}
-        if p.attributes:
-            d["attributes"] = attributes(p.attributes)
-        _times(p, d)
-        if p.count:
-            d["count"] = str(p.count)
-        if p.sum:
-            d["sum"] = _d(p.sum)
-        if p.quantile_values:
-            qv = []
-            for q in p.quantile_values:
-                x: dict[str, Any] = {}
-                if q.quantile:
-                    x["quantile"] = _d(q.quantile)
-                if q.value:
-                    x["value"] = _d(q.value)
-                qv.append(x)
-            d["quantileValues"] = qv
-        if p.flags:
-            d["flags"] = p.flags
-        out.append(d)
-    return out
+def _histogram_fields(p: Any, d: dict[str, Any]) -> None:
+    if p.count:
+        d["count"] = str(p.count)
+    if p.HasField("sum"):
+        d["sum"] = _d(p.sum)
+    if p.bucket_counts:
+        d["bucketCounts"] = [str(b) for b in p.bucket_counts]
+    if p.explicit_bounds:
+        d["explicitBounds"] = [_d(b) for b in p.explicit_bounds]
+    if p.exemplars:
+        _exemplars(p, d)
+    if p.flags:
+        d["flags"] = p.flags
+    if p.HasField("min"):
+        d["min"] = _d(p.min)
+    if p.HasField("max"):
+        d["max"] = _d(p.max)
+
+
+def _summary_fields(p: Any, d: dict[str, Any]) -> None:
+    if p.count:
+        d["count"] = str(p.count)
+    if p.sum:
+        d["sum"] = _d(p.sum)
+    if p.quantile_values:
+        qv = []
+        for q in p.quantile_values:
+            x: dict[str, Any] = {}
+            if q.quantile:
+                x["quantile"] = _d(q.quantile)
+            if q.value:
+                x["value"] = _d(q.value)
+            qv.append(x)
+        d["quantileValues"] = qv
+    if p.flags:
+        d["flags"] = p.flags
+
+
+# per kind of metric data: the fields of its points, and whether it has a temporality and a monotonic flag
+_KINDS = {
+    "gauge": ("gauge", _number_fields, False, False),
+    "sum": ("sum", _number_fields, True, True),
+    "histogram": ("histogram", _histogram_fields, True, False),
+    "summary": ("summary", _summary_fields, False, False),
+}
 
 
 def _metric(m: Any) -> dict[str, Any]:
@@ -167,34 +163,17 @@ def _metric(m: Any) -> dict[str, Any]:
     if m.unit:
         d["unit"] = m.unit
     which = m.WhichOneof("data")
-    if which == "gauge":
+    if which in _KINDS:
+        name, fields, temporal, monotonic = _KINDS[which]
+        data = getattr(m, which)
         body: dict[str, Any] = {}
-        if m.gauge.data_points:
-            body["dataPoints"] = _number_points(m.gauge.data_points)
-        d["gauge"] = body
-    elif which == "sum":
-        s = m.sum
-        body = {}
-        if s.data_points:
-            body["dataPoints"] = _number_points(s.data_points)
-        if s.aggregation_temporality:
-            body["aggregationTemporality"] = s.aggregation_temporality
-        if s.is_monotonic:
+        if data.data_points:
+            body["dataPoints"] = [_point(p, fields) for p in data.data_points]
+        if temporal and data.aggregation_temporality:
+            body["aggregationTemporality"] = data.aggregation_temporality
+        if monotonic and data.is_monotonic:
             body["isMonotonic"] = True
-        d["sum"] = body
-    elif which == "histogram":
-        h = m.histogram
-        body = {}
-        if h.data_points:
-            body["dataPoints"] = _histogram_points(h.data_points)
-        if h.aggregation_temporality:
-            body["aggregationTemporality"] = h.aggregation_temporality
-        d["histogram"] = body
-    elif which == "summary":
-        body = {}
-        if m.summary.data_points:
-            body["dataPoints"] = _summary_points(m.summary.data_points)
-        d["summary"] = body
+        d[name] = body
     elif which == "exponential_histogram":  # not stored by CMS: kept only to be counted and rejected
         eh = m.exponential_histogram
         d["exponentialHistogram"] = {"dataPoints": [{} for _ in eh.data_points]} if eh.data_points else {}
