@@ -76,6 +76,8 @@ class Profile:
         "err_num",
         "err_den",
         "count",
+        "memo_cycle",
+        "memo",
     )
 
     def __init__(
@@ -93,10 +95,26 @@ class Profile:
         self.err_num = 0.0
         self.err_den = 0.0
         self.count = 0
+        # raw() of each slot in the current cycle: it reads only earlier cycles, which no longer change once
+        # time is in this one (update() touches the current cycle), so it is computed once per slot and cycle
+        # instead of at every point (derived, not part of the state)
+        self.memo_cycle: int | None = None
+        self.memo: dict[int, float | None] = {}
 
     def raw(self, t_s: int) -> float | None:
+        """The profile's value for ``t_s``: the median of the slot's (and its neighbors') means over the
+        last ``cycles`` cycles before ``t_s``'s, or None without any. Times must not go back."""
         slot = (t_s % self.period_s) // self.bucket_s
         cycle = t_s // self.period_s
+        if cycle != self.memo_cycle:
+            self.memo_cycle, self.memo = cycle, {}
+        elif slot in self.memo:
+            return self.memo[slot]
+        value = self.memo[slot] = self.raw_uncached(slot, cycle)
+        return value
+
+    def raw_uncached(self, slot: int, cycle: int) -> float | None:
+        """:meth:`raw` computed from the slots (what the memo holds)."""
         lo = cycle - self.cycles
         if self.neighbors:
             vals = []
@@ -143,6 +161,7 @@ class Profile:
 
     def load(self, d: dict) -> None:
         self.slots = {int(k): [list(e) for e in v] for k, v in d["slots"].items()}
+        self.memo_cycle, self.memo = None, {}
         self.offsets = Ring(self.offsets.cap, True, d["offsets"])
         self.err_num, self.err_den = d["err"]
         self.count = d["count"]

@@ -193,3 +193,35 @@ def test_hourly_series_and_irregular_series_are_scored() -> None:
     ts = pd.to_datetime(np.cumsum(np.random.default_rng(1).integers(60, 7200, 300)), unit="s")
     irregular, state = score_series(ts, noise(n=300))
     assert len(irregular) == 300 and state.sampling_period is not None
+
+
+def _scored(ts, values, chunks: int = 1) -> tuple[list, bytes]:
+    """Scores, kinds and baselines of a series scored in ``chunks`` runs (checkpoints between), and the final state."""
+    out, state = [], None
+    for part in np.array_split(np.arange(len(ts)), chunks):
+        frame, state = score_series(ts[part], values[part], state)
+        out += list(zip(frame.anomaly_score.tolist(), frame.kind.tolist(), frame.baseline.tolist(), strict=True))
+    return out, state.to_json()
+
+
+@pytest.mark.slow  # three series of thousands of points, each scored three ways
+def test_the_profiles_memo_gives_exactly_what_computing_each_point_gives(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(11)
+    minutes = pd.date_range("2026-11-01", periods=3 * 1440, freq="1min")
+    daily = 50 + 20 * np.sin(np.arange(len(minutes)) * 2 * np.pi / 1440) + rng.normal(0, 1, len(minutes))
+    daily[2500:2530] += 40  # an incident
+    # irregular times (gaps of 1 s to 20 min) and a heavy-tailed value: slots skipped, revisited, emptied
+    gaps = np.cumsum(rng.integers(1, 1200, 4000)).astype("timedelta64[s]")
+    irregular = pd.DatetimeIndex(np.datetime64("2026-11-02T00:00:00") + gaps)
+    cases = [(minutes, daily), (irregular, rng.standard_t(2, len(irregular))), (times(3000, "1h"), noise(3, 3000))]
+    memoized = [(_scored(ts, v), _scored(ts, v, chunks=7)) for ts, v in cases]
+
+    from cms_dagster.detect.history import Profile
+
+    def every_point(self: Profile, t_s: int) -> float | None:  # the reference: no memo
+        return self.raw_uncached((t_s % self.period_s) // self.bucket_s, t_s // self.period_s)
+
+    monkeypatch.setattr(Profile, "raw", every_point)
+    for (ts, v), (one_pass, chunked) in zip(cases, memoized, strict=True):
+        reference = _scored(ts, v)
+        assert one_pass == reference and chunked == reference
