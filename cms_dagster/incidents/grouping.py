@@ -9,7 +9,10 @@ an incident is the episodes that belong together:
   its entities are related to the incident's in the ontology or are used by the same job (the same run is
   hit by both), or at most ``far`` after it and related in the ontology (one depends on the other,
   directly or through others); and it starts at most ``span`` after the incident's first alarm (a fault
-  is not news for ever). Episodes are taken in time order and join the earliest incident they can.
+  is not news for ever). Episodes are taken in time order; one that can join several incidents joins the
+  one it shares an entity with, else one related in the ontology, else one used by the same job, the
+  earliest among equals (a fault's second episode belongs to the fault's incident, not to another
+  feed's that a job reading both relates it to).
 - the incident **starts** at its first episode's first alarm: its id is that episode's
   (:func:`cms_dagster.incidents.report.incident_id`), so later episodes join without changing it.
 - it is **closed** once the detector has scored more than ``far`` past its last alarm: no episode can
@@ -142,16 +145,24 @@ def group_episodes(
     episodes are ignored."""
     groups: list[dict] = []
     for e in sorted((e for e in episodes if e.confirmed), key=lambda e: (e.start, e.entities)):
+        best, best_tie = None, 0
         for g in groups:
             if e.start > g["start"] + span or e.start > g["end"] + far:
                 continue
-            if relations.close(e.entities, g["entities"]) or (
-                e.start <= g["end"] + near and relations.near(e.entities, g["entities"])
-            ):
-                g["episodes"].append(e)
-                g["end"] = max(g["end"], e.end)
-                g["entities"] |= set(e.entities)
-                break
+            if set(e.entities) & g["entities"]:
+                tie = 3
+            elif relations.close(e.entities, g["entities"]):
+                tie = 2
+            elif e.start <= g["end"] + near and relations.near(e.entities, g["entities"]):
+                tie = 1
+            else:
+                continue
+            if tie > best_tie:
+                best, best_tie = g, tie
+        if best is not None:
+            best["episodes"].append(e)
+            best["end"] = max(best["end"], e.end)
+            best["entities"] |= set(e.entities)
         else:
             groups.append({"start": e.start, "end": e.end, "entities": set(e.entities), "episodes": [e]})
     return [Incident(tuple(g["episodes"])) for g in groups]

@@ -70,6 +70,17 @@ def test_a_fault_that_alarms_again_within_two_hours_stays_one_incident_later_it_
     assert [i.episodes for i in incidents] == [(first, again), (much_later,)]
 
 
+def test_an_episode_that_could_join_two_incidents_joins_the_one_on_its_own_entity(relations):
+    # a feed outage alarms, then alarms again 50 minutes later; meanwhile another feed's noise became an
+    # incident that a job reading both feeds relates it to: the outage's second episode is the outage's
+    refinitiv, bloomberg, cme = "feed:refinitiv-elektron", "feed:bloomberg-bpipe", "feed:cme-mdp"
+    assert not relations.near([cme], [refinitiv]) and relations.near([bloomberg], [refinitiv])
+    assert not relations.close([cme], [bloomberg]) and relations.near([cme], [bloomberg])
+    noise, outage, more_noise, outage_again = _ep(0, refinitiv), _ep(1, cme), _ep(30, bloomberg, length=20), _ep(50, cme)
+    incidents = group_episodes([noise, outage, more_noise, outage_again], relations)
+    assert [i.episodes for i in incidents] == [(noise, more_noise), (outage, outage_again)]
+
+
 def test_a_job_sibling_joins_only_while_the_incident_is_fresh(relations):
     db = _ep(0, "rds:positions-db")
     assert len(group_episodes([db, _ep(30, "sqs:valuation-results")], relations)) == 1
