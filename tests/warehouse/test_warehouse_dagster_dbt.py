@@ -190,3 +190,15 @@ def test_a_window_reaches_dbt_at_run_time_and_keeps_the_prepared_parse(tmp_path:
         proc = warehouse_dbt.run_dbt(["compile", "--select", "fct_infra_metrics", "--vars", profile_vars], {**env, **extra})
         assert "Unable to do partial parsing" not in proc.stdout + proc.stderr
         assert ("2026-11-16 07:00:00" in compiled.read_text()) is in_sql
+
+
+@pytest.mark.slow  # runs `dbt --version`
+def test_the_dbt_version_is_the_one_dbt_reports_without_asking_it_each_run() -> None:
+    from dagster_dbt import DbtCliResource
+
+    project = str(warehouse_dbt.dbt_project_dir())
+    exe = str(warehouse_dbt.dbt_executable())
+    reported = DbtCliResource(project_dir=project, dbt_executable=exe)._cli_version  # dagster-dbt: `dbt --version`
+    ours = defs_dbt.CmsDbtCliResource(project_dir=project, dbt_executable=exe)
+    assert ours._cli_version == reported
+    assert defs_dbt._dbt_version(exe) is defs_dbt._dbt_version(exe)  # found once per process

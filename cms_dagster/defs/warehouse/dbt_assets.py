@@ -28,10 +28,12 @@ dbt process starts (``settings.dbt_window``). After a DuckDB build the readers' 
 
 import datetime
 import functools
+import importlib.metadata
 import json
 import re
 import subprocess
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -205,7 +207,10 @@ def dbt_observed_dimensions(
 
 @functools.cache
 def _dbt_version(executable: str) -> version.Version:
-    """The version ``executable --version`` reports, asked once per process."""
+    """The dbt-core version ``executable --version`` reports, found once per process: for this environment's
+    own dbt, its installed dbt-core package's version (asking ``dbt --version`` costs seconds of CPU)."""
+    if Path(executable).resolve() == warehouse_dbt.dbt_executable().resolve():
+        return version.parse(importlib.metadata.version("dbt-core"))
     out = subprocess.check_output([executable, "--version"]).decode()
     found = re.search(r"(\d+\.\d+\.\d+)", out)
     if not found:
@@ -214,8 +219,9 @@ def _dbt_version(executable: str) -> version.Version:
 
 
 class CmsDbtCliResource(DbtCliResource):
-    """dagster-dbt's resource, asking ``dbt --version`` once per process: the resource is set up again for
-    every run, and dagster-dbt asks it (a dbt start-up, seconds of CPU) on each one."""
+    """dagster-dbt's resource, with the dbt version found once per process, without starting dbt for this
+    environment's own: the resource is set up again for every run, and dagster-dbt ran ``dbt --version`` (a
+    dbt start-up, seconds of CPU) on each one."""
 
     @functools.cached_property
     def _cli_version(self) -> version.Version:
