@@ -5,15 +5,15 @@
 
 Reads ``intelligence.anomalies`` of the kept build and the simulator's labels, groups the alarms with
 ``cms_dagster.detect.episodes.label_alarms`` (the rule of ``cms detect alarms``: alarms at most 30 minutes
-apart on related entities; confirmed when they span two entities or one scores 0.99, counting no alarm on a
-resource while a stage working on it ran as usual: ``--no-work`` counts those too), and prints, for the
+apart on related entities; confirmed when they span two entities or one scores 0.99 and there are two alarms
+or more, counting no alarm on a resource while a stage working on it ran as usual: ``--no-work`` counts those too), and prints, for the
 whole month and outside every incident's search window ([label start - 30 min, label end + 3 h)): alarms
 per hour, episodes, confirmed episodes per hour, and how many incidents have a confirmed episode in their
 window (and how many of those begin on the root or an entity the simulator records as affected); then the
-same without the schedule: confirmed episodes that recur at the same time of day on 2 of the 3 days before,
-or on the same weekday one or two weeks before, on one of their entities (``is_schedule``, the loose
-reading; ``cms detect alarms`` and the incidents use the stricter ``explained_by_schedule``: every entity,
-confirmed episodes only), per day outside incidents; then the headline: confirmed episodes per day that are not the
+same without the schedule: confirmed episodes every one of whose entities had a confirmed episode at the
+same time of day on 2 of the 3 days before, or on the same weekday both of the two weeks before
+(``explained_by_schedule``, the rule of ``cms detect alarms``, the incidents and ``cms rca incident
+--latest``), per day outside incidents; then the headline: confirmed episodes per day that are not the
 schedule, injected incidents detected (job failures apart) and false episodes per day.
 
 Measure on months never used while tuning: the detector's run judging and episode rules were developed on
@@ -34,11 +34,12 @@ import pandas as pd
 from cms_dagster.detect.episodes import (
     DEFAULT_GAP,
     DEFAULT_MIN_ENTITIES,
+    DEFAULT_PERSIST,
     DEFAULT_SURE_SCORE,
     WORK_SQL,
+    explained_by_schedule,
     explained_by_work,
     group_alarms,
-    is_schedule,
     label_alarms,
 )
 from cms_dagster.domain import load_ontology
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"alarm episodes in {args.home} ({len(labels)} incidents, {hours:.0f} hours of data)")
     print(
         f"  rule: alarms at most {DEFAULT_GAP.total_seconds() / 60:g} min apart on related entities; confirmed "
-        f"from {DEFAULT_MIN_ENTITIES} entities or a score of {DEFAULT_SURE_SCORE:g}"
+        f"from {DEFAULT_MIN_ENTITIES} entities or a score of {DEFAULT_SURE_SCORE:g} with {DEFAULT_PERSIST} alarms or more"
         + (
             "; alarms on a resource while a stage working on it ran as usual corroborate nothing"
             if explain
@@ -127,9 +128,9 @@ def main(argv: list[str] | None = None) -> int:
         f"includes the root or an affected entity: {related}/{found}"
     )
     # the schedule: confirmed episodes that recur at the same time of day on 2 of the 3 days before, or on
-    # the same weekday one or two weeks before (what `cms detect alarms` marks 'schedule')
+    # the same weekday both weeks before (what `cms detect alarms` marks 'schedule')
     episodes = group_alarms(alarms, edges)
-    news = [e for e in episodes if e.confirmed and not is_schedule(e, episodes)]
+    news = [e for e in episodes if e.confirmed and not explained_by_schedule(e, episodes)]
 
     def in_window(t: pd.Timestamp) -> bool:
         return any(lo <= t < hi for lo, hi in windows)
@@ -142,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     days = hours / 24
     print(
         f"  without the schedule (confirmed episodes that recur at the same time of day on 2 of the 3 days "
-        f"before, or on the same weekday 1-2 weeks before): {len(news):,} confirmed; outside the incidents' "
+        f"before, or on the same weekday both weeks before): {len(news):,} confirmed; outside the incidents' "
         f"windows {bg_news:,} = {bg_news / quiet * 24:.1f}/day; incidents with one in their window: "
         f"{sum(hits)}/{len(labels)}"
     )

@@ -154,9 +154,9 @@ examples:
 An episode is a group of alarms (rows of intelligence.anomalies with is_alarm) at most --gap apart on
 related entities: the same one, or one depending on the other through the ontology (a feed, the stages
 reading it, their job). It is confirmed when it spans two entities or more, or one alarm scores 0.99 or
-more. Each confirmed episode is a problem worth a look: `cms rca incident --at START` ranks its causes;
+more and the episode has two alarms or more (one extreme point is a spike). Each confirmed episode is a problem worth a look: `cms rca incident --at START` ranks its causes;
 one marked 'schedule' is one each of whose entities had a confirmed episode begin within 20 minutes of the
-same time of day on 2 of the 3 days before, or of the same time on the same weekday one or two weeks before
+same time of day on 2 of the 3 days before, or of the same time on the same weekday both of the two weeks before
 (a batch window, a market open): the estate's rhythm, not news, and it opens no incident report (a fault
 during the batch moves something the batch does not, and stays news). In --json, recurs_daily also says
 whether anything on one of its entities, confirmed or not, began at that time on 2 of the 3 days before.
@@ -255,7 +255,7 @@ def _run_alarms(
     if schedule:
         stdout.write(
             f"{len(schedule)} of the confirmed ones are the schedule: each of their entities had a confirmed episode "
-            "at that time of day on 2 of the 3 days before, or on that weekday a week or two before (marked "
+            "at that time of day on 2 of the 3 days before, or on that weekday both weeks before (marked "
             "'schedule': batch windows, market opens; they open no incident)\n"
         )
     if not shown:

@@ -9,7 +9,9 @@ very far. So alarms are grouped, and only a corroborated group is worth a page o
   entity, or one depends on the other, directly or through others (the ontology's dependency edges);
 - an **episode** is a group of alarms connected by links; it starts at its first alarm;
 - an episode is **confirmed** when it spans at least ``min_entities`` entities, or one of its alarms has a
-  score of at least ``sure_score`` (a move so large that it needs no corroboration).
+  score of at least ``sure_score`` (a move so large that it needs no second entity) and it has at least
+  ``persist`` alarms (the series alarms again, or a second metric moves: one extreme point on one series
+  is a spike). Unconfirmed episodes are still recorded and shown, at warning level.
 
 Plain Python (pandas); no Dagster. Used by ``cms detect alarms``, ``cms rca incident --latest`` and the
 RCA evaluation (the start of each incident).
@@ -32,6 +34,7 @@ __all__ = [
     "NoAlarmsTable",
     "DEFAULT_GAP",
     "DEFAULT_MIN_ENTITIES",
+    "DEFAULT_PERSIST",
     "DEFAULT_SURE_SCORE",
     "Episode",
     "episodes_between",
@@ -54,6 +57,9 @@ DEFAULT_MIN_ENTITIES = 2
 # the simulated estate; from 0.99, 0.56-0.67 episodes an hour outside incidents are confirmed and 63-64 of 64
 # incidents still have one in their window (benchmarks/alarm_episodes.py on four simulated months)
 DEFAULT_SURE_SCORE = 0.99
+# a lone entity's sure score counts only when it persists: at least this many of the episode's alarms (one
+# series alarming again, or a second metric); a single point on one series is a spike, shown as a warning
+DEFAULT_PERSIST = 2
 _COLUMNS = ("ts", "entity_id", "series", "score")
 
 
@@ -92,6 +98,7 @@ def label_alarms(
     gap: pd.Timedelta = DEFAULT_GAP,
     min_entities: int = DEFAULT_MIN_ENTITIES,
     sure_score: float = DEFAULT_SURE_SCORE,
+    persist: int | None = None,
 ) -> pd.DataFrame:
     """The alarm rows sorted by time, with ``episode`` (0, 1, ... in order of their first alarm) and
     ``confirmed`` columns; see :func:`group_alarms` for the arguments."""
@@ -134,7 +141,9 @@ def label_alarms(
         _entity=a["entity_id"].where(news), _score=a["score"].where(news, float("-inf"))
     ).groupby("episode")
     wide = counted["_entity"].transform("nunique") >= min_entities
-    a["confirmed"] = wide | (counted["_score"].transform("max") >= sure_score)
+    persist = DEFAULT_PERSIST if persist is None else persist
+    lasting = counted["_entity"].transform("count") >= persist
+    a["confirmed"] = wide | ((counted["_score"].transform("max") >= sure_score) & lasting)
     return a
 
 
@@ -225,12 +234,13 @@ def group_alarms(
     gap: pd.Timedelta = DEFAULT_GAP,
     min_entities: int = DEFAULT_MIN_ENTITIES,
     sure_score: float = DEFAULT_SURE_SCORE,
+    persist: int | None = None,
 ) -> list[Episode]:
     """Group alarm rows (columns ``ts, entity_id, series, score``; e.g. the ``is_alarm`` rows of
     ``intelligence.anomalies``) into episodes, oldest first. ``edges``: the dependency edges (source depends
     on target), or the :func:`related` map built from them once. Entities outside the graph relate only to
     themselves. Raises ValueError when a column is missing."""
-    a = label_alarms(alarms, edges, gap=gap, min_entities=min_entities, sure_score=sure_score)
+    a = label_alarms(alarms, edges, gap=gap, min_entities=min_entities, sure_score=sure_score, persist=persist)
     if a.empty:
         return []
     # rows are in time order; a stable sort by episode keeps that order inside each episode
@@ -290,6 +300,9 @@ def _read(query: Callable[[str, list], pd.DataFrame], sql: str, params: list) ->
 RECUR_DAYS = 3  # earlier days looked at for the same episode at the same time of day
 RECUR_MIN_DAYS = 2  # of which at least this many must have had it
 RECUR_WEEKS = 2  # earlier weeks looked at for the same episode at the same time on the same weekday
+# of which at least this many must have had it: once a week before is a coincidence as often as a rhythm (a
+# feed delayed at 23:15 on a Friday is not the schedule because it was delayed at 23:15 the Friday before)
+RECUR_MIN_WEEKS = 2
 RECUR_TOLERANCE = pd.Timedelta(minutes=20)  # how far from the same clock time it may have started
 SCHEDULE_LOOKBACK = pd.Timedelta(days=7 * RECUR_WEEKS) + RECUR_TOLERANCE
 
@@ -303,12 +316,14 @@ def recurs(
     days: int = RECUR_DAYS,
     min_days: int = RECUR_MIN_DAYS,
     weeks: int = RECUR_WEEKS,
+    min_weeks: int = RECUR_MIN_WEEKS,
     tolerance: pd.Timedelta = RECUR_TOLERANCE,
 ) -> bool:
     """Whether ``episode`` came at a time the estate alarms anyway: an episode of ``earlier`` on its entities
     began within ``tolerance`` of the same time of day on at least ``min_days`` of the ``days`` days before
-    it, or of the same time on the same weekday in one of the ``weeks`` weeks before (batch windows and
-    market opens alarm every day or every week at the same time; an incident does not).
+    it, or of the same time on the same weekday in at least ``min_weeks`` of the ``weeks`` weeks before
+    (batch windows and market opens alarm every day or every week at the same time; an incident does not,
+    and one earlier week alone may be an earlier fault at the same time).
 
     ``every_entity`` (default): each of the episode's entities must recur on its own (a fault that hits
     during the nightly batch moves something the batch does not: a stage, a job, a second resource);
@@ -330,7 +345,8 @@ def recurs(
         daily = sum(near(group, episode.start - pd.Timedelta(days=k)) for k in range(1, days + 1))
         if days and daily >= min_days:
             return True
-        return any(near(group, episode.start - pd.Timedelta(days=7 * k)) for k in range(1, weeks + 1))
+        weekly = sum(near(group, episode.start - pd.Timedelta(days=7 * k)) for k in range(1, weeks + 1))
+        return bool(weeks) and weekly >= min(min_weeks, weeks)
 
     return bool(episode.entities) and all(again(g) for g in groups)
 
@@ -343,17 +359,17 @@ def recurs_daily(episode: Episode, earlier: Iterable[Episode]) -> bool:
 
 def is_schedule(episode: Episode, earlier: Iterable[Episode]) -> bool:
     """Whether ``episode`` is the estate's rhythm rather than news, read loosely: an episode (confirmed or
-    not) on one of its entities began at that time of day on 2 of the 3 days before, or on that weekday a
-    week or two before (:func:`recurs`). What ``cms rca incident --latest`` skips; incidents and ``cms
-    detect alarms`` use the stricter :func:`explained_by_schedule`."""
+    not) on one of its entities began at that time of day on 2 of the 3 days before, or on that weekday
+    both weeks before (:func:`recurs`). ``cms rca incident --latest``, the incidents and ``cms detect
+    alarms`` use the stricter :func:`explained_by_schedule`."""
     return recurs(episode, earlier, every_entity=False, confirmed_only=False)
 
 
 def explained_by_schedule(episode: Episode, earlier: Iterable[Episode]) -> bool:
     """Whether the schedule explains all of ``episode``: every one of its entities had a *confirmed*
-    episode begin at that time of day on 2 of the 3 days before, or at that time on that weekday a week or
-    two before (:func:`recurs` with its defaults). Such an episode opens no incident and is what ``cms
-    detect alarms`` marks as the schedule."""
+    episode begin at that time of day on 2 of the 3 days before, or at that time on that weekday both of
+    the two weeks before (:func:`recurs` with its defaults). Such an episode opens no incident, is skipped
+    by ``cms rca incident --latest`` and is what ``cms detect alarms`` marks as the schedule."""
     return recurs(episode, earlier)
 
 

@@ -8,18 +8,20 @@ an incident is the episodes that belong together:
 - an episode **joins** an open incident when it starts at most ``near`` after the incident's last alarm and
   its entities are related to the incident's in the ontology or are used by the same job (the same run is
   hit by both), or at most ``far`` after it and related in the ontology (one depends on the other,
-  directly or through others); and it starts at most ``span`` after the incident's first alarm (a fault
-  is not news for ever). Episodes are taken in time order; one that can join several incidents joins the
-  one it shares an entity with, else one related in the ontology, else one used by the same job, the
-  earliest among equals (a fault's second episode belongs to the fault's incident, not to another
-  feed's that a job reading both relates it to).
+  directly or through others) or working on one resource with them (two jobs slowed by one database
+  that raised no alarm of its own, the second one's run an hour later); and it starts at most ``span``
+  after the incident's first alarm (a fault is not news for ever). Episodes are taken in time order; one
+  that can join several incidents joins the one it shares an entity with, else one related in the
+  ontology, else one sharing a resource, else one used by the same job, the earliest among equals (a
+  fault's second episode belongs to the fault's incident, not to another feed's that a job reading both
+  relates it to).
 - the incident **starts** at its first episode's first alarm: its id is that episode's
   (:func:`cms_dagster.incidents.report.incident_id`), so later episodes join without changing it.
 - it is **closed** once the detector has scored more than ``far`` past its last alarm: no episode can
   join any more.
 - the **schedule opens none**: a confirmed episode that every one of whose entities also had a confirmed
   episode at the same time of day on most of the three days before, or at the same time on the same weekday
-  a week or two before (:func:`cms_dagster.detect.episodes.explained_by_schedule`), is the batch window or
+  both of the two weeks before (:func:`cms_dagster.detect.episodes.explained_by_schedule`), is the batch window or
   the market open, not news: it neither opens nor joins an incident (:func:`explained_between` lists
   them). A fault during the batch still opens one: it moves something the batch does not.
 - episodes are those of ``cms detect alarms``: alarms on a resource that scheduled work which went as usual
@@ -80,16 +82,34 @@ DEFAULT_LOOKBACK = pd.Timedelta(days=1)
 
 class Relations:
     """Which entities an incident's episodes may share: related through the dependency graph (itself,
-    what it depends on, what depends on it), or used by one job."""
+    what it depends on, what depends on it), using one resource (two stages or jobs on one database), or
+    used by one job."""
 
     def __init__(self, edges: Iterable[tuple[str, str]]) -> None:
+        edges = list(edges)
         self.related = related_nodes(edges)
         self.jobs = {n: {m for m in rel if m.startswith("job:")} for n, rel in self.related.items()}
+        forward: dict[str, list[str]] = {}
+        for src, dst in edges:
+            forward.setdefault(src, []).append(dst)
+        # the resources a stage works on directly; a job's are its stages'; a resource is its own
+        stages = {n: {t for t in forward.get(n, ()) if _resource(t)} for n in forward if n.startswith("stage:")}
+        self.resources: dict[str, set[str]] = {n: {n} for n in self.related if _resource(n)}
+        self.resources.update(stages)
+        for n in self.related:
+            if n.startswith("job:"):
+                self.resources[n] = set().union(*(stages.get(m, set()) for m in forward.get(n, ())))
 
     def close(self, a: Iterable[str], b: Iterable[str]) -> bool:
         """Related through the graph."""
         bs = set(b)
         return any(self.related.get(x, {x}) & bs for x in a)
+
+    def sharing(self, a: Iterable[str], b: Iterable[str]) -> bool:
+        """Something of ``a`` and something of ``b`` work on one resource (two jobs slowed by one database
+        that raised no alarm of its own)."""
+        theirs = set().union(*(self.resources.get(y, set()) for y in b))
+        return any(self.resources.get(x, set()) & theirs for x in a)
 
     def near(self, a: Iterable[str], b: Iterable[str]) -> bool:
         """Related through the graph, or used by the same job."""
@@ -98,6 +118,10 @@ class Relations:
             return True
         jobs = set().union(*(self.jobs.get(y, set()) for y in bs))
         return any(self.jobs.get(x, set()) & jobs for x in a)
+
+
+def _resource(node: str) -> bool:
+    return not node.startswith(("stage:", "job:", "feed:"))
 
 
 @dataclass(frozen=True)
@@ -150,11 +174,13 @@ def group_episodes(
             if e.start > g["start"] + span or e.start > g["end"] + far:
                 continue
             if set(e.entities) & g["entities"]:
-                tie = 3
+                tie = 5
             elif relations.close(e.entities, g["entities"]):
-                tie = 2
+                tie = 4
+            elif relations.sharing(e.entities, g["entities"]):
+                tie = 3
             elif e.start <= g["end"] + near and relations.near(e.entities, g["entities"]):
-                tie = 1
+                tie = 2
             else:
                 continue
             if tie > best_tie:
@@ -197,7 +223,7 @@ def incidents_between(
     """The incidents with alarms in [since, until) (UTC), oldest first, each whole (its episodes before
     ``since`` included). Confirmed episodes that the schedule explains
     (:func:`cms_dagster.detect.episodes.explained_by_schedule`: each of their entities had a confirmed
-    episode at that time on most earlier days, or on that weekday a week or two before) open no incident
+    episode at that time on most earlier days, or on that weekday both weeks before) open no incident
     and join none; ``schedule=False`` keeps them. ``options``: ``near``, ``far``, ``span`` of
     :func:`group_episodes`. Raises NoAlarmsTable when detection has not run on this warehouse yet."""
     return window_between(

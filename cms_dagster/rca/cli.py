@@ -285,14 +285,15 @@ def run_incident(
 def _latest_episode_start(wh: Any, ontology: Ontology, stdout: TextIO) -> pd.Timestamp:
     """The start of the latest confirmed alarm episode in the 7 days up to the latest alarm (the warehouse's
     time, not the wall clock: a replayed or back-filled estate works the same) that is not the schedule: one
-    that recurs at the same time of day on earlier days (a batch window, a market open) is skipped."""
+    every one of whose entities had a confirmed episode at the same time of day on earlier days or weeks (a
+    batch window, a market open: ``explained_by_schedule``, the rule the incidents use) is skipped."""
     import datetime as dt
 
     from cms_dagster.detect.episodes import (
         SCHEDULE_LOOKBACK,
         NoAlarmsTable,
         episodes_between,
-        is_schedule,
+        explained_by_schedule,
         latest_alarm,
     )
 
@@ -316,7 +317,7 @@ def _latest_episode_start(wh: Any, ontology: Ontology, stdout: TextIO) -> pd.Tim
             "no confirmed alarm episode in the 7 days up to the latest alarm: nothing to analyse "
             "(`cms detect alarms --since 7d --all` lists the lone alarms; give --at TIME to analyse one)"
         )
-    news = [e for e in confirmed if not is_schedule(e, earlier)]
+    news = [e for e in confirmed if not explained_by_schedule(e, earlier)]
     skipped = len(confirmed) - len(news)
     if not news:
         raise RcaInputError(
@@ -425,9 +426,9 @@ def register(subparsers: Any) -> None:
     when.add_argument(
         "--latest",
         action="store_true",
-        help="the latest confirmed alarm episode (see `cms detect alarms`) that is not the schedule: one that "
-        "began within 20 min of the same time of day on 2 of the 3 days before (on one of its entities) is "
-        "skipped",
+        help="the latest confirmed alarm episode (see `cms detect alarms`) that is not the schedule: one each of "
+        "whose entities had a confirmed episode within 20 min of that time of day on 2 of the 3 days before, "
+        "or of that time on that weekday both weeks before, is skipped",
     )
     q.add_argument("--target", metavar="ENTITY", help="only causes this entity depends on (and itself)")
     q.add_argument("--top", type=_positive_int, default=5, metavar="N", help="show N hypotheses (default 5)")

@@ -55,7 +55,10 @@ def test_the_feed_outage_and_the_late_run_page_and_carry_the_incident(estate):
 def test_an_episode_without_symptom_is_a_warning_that_does_not_page(estate):
     # a confirmed episode on the database alone (two strong alarms), with no feed or run symptom
     t = pd.Timestamp(OUTAGE).tz_localize(None) + pd.Timedelta("3h")
-    write_alarms(estate.duckdb_path, extra=[(t, "rds:risk-db", "CPUUtilization", 0.995)])
+    write_alarms(
+        estate.duckdb_path,
+        extra=[(t, "rds:risk-db", "CPUUtilization", 0.995), (t, "rds:risk-db", "DatabaseConnections", 0.9)],
+    )
     wh = Warehouse(estate)
     until = data_until(wh.query)
     alerts = collect_alerts(wh.query, load_ontology(), (until - pd.Timedelta("2d")).to_pydatetime(), until)

@@ -63,19 +63,29 @@ def test_a_fault_and_its_effects_are_one_confirmed_episode_from_the_first_alarm(
     assert e.to_dict()["start"] == "2026-11-20T10:00:00Z"
 
 
-def test_lone_noise_is_not_confirmed_unless_it_is_extreme() -> None:
+def test_lone_noise_is_not_confirmed_unless_it_is_extreme_and_persists() -> None:
     eps = group_alarms(
         _alarms(
-            (0, "feed:x", "latency_ms", 0.6), (5, "feed:y", "messages", 0.6), (300, "rds:db", "CPU", 0.995)
+            (0, "feed:x", "latency_ms", 0.6),
+            (5, "feed:y", "messages", 0.6),
+            (300, "rds:db", "CPU", 0.995),
+            (600, "rds:db", "CPU", 0.995),
+            (603, "rds:db", "CPU", 0.8),
+            (900, "stage:b.load", "duration_s", 0.999),
+            (902, "stage:b.load", "retries", 0.6),
         ),
         EDGES,
     )
     # feed:x and feed:y are unrelated: two episodes of one entity each, neither corroborated
-    assert [(e.entities, e.confirmed) for e in eps] == [
-        (("feed:x",), False),
-        (("feed:y",), False),
-        (("rds:db",), True),  # one alarm, but sure on its own
+    assert [(e.entities, e.alarms, e.confirmed) for e in eps] == [
+        (("feed:x",), 1, False),
+        (("feed:y",), 1, False),
+        (("rds:db",), 1, False),  # sure, but one point: a spike, shown as a warning
+        (("rds:db",), 2, True),  # sure, and it alarms again: it persists
+        (("stage:b.load",), 2, True),  # sure, and a second metric moved
     ]
+    # persist=1: one sure point is enough (the rule before)
+    assert [e.confirmed for e in group_alarms(_alarms((300, "rds:db", "CPU", 0.995)), EDGES, persist=1)] == [True]
 
 
 def test_related_alarms_further_apart_than_the_gap_are_separate() -> None:
@@ -105,7 +115,8 @@ def test_each_alarm_is_labelled_with_its_episode_in_time_order() -> None:
     rows = _alarms((50, "feed:y", "up", 0.995), (0, "feed:x", "up", 0.6), (10, "job:a", "duration_s", 0.6))
     labelled = label_alarms(rows, EDGES)
     assert labelled["ts"].is_monotonic_increasing
-    assert labelled["episode"].tolist() == [0, 0, 1] and labelled["confirmed"].tolist() == [True, True, True]
+    assert labelled["episode"].tolist() == [0, 0, 1] and labelled["confirmed"].tolist() == [True, True, False]
+    assert label_alarms(rows, EDGES, persist=1)["confirmed"].tolist() == [True, True, True]
     assert label_alarms(rows.iloc[0:0], EDGES).empty
 
 
@@ -233,10 +244,13 @@ def test_a_market_that_opens_every_sunday_evening_is_the_weekly_schedule_and_a_n
     everything = sorted(sundays + monday, key=lambda e: e.start)
     assert not recurs_daily(sundays[1], everything)  # nothing on the days just before it
     weekly = {"every_entity": False, "confirmed_only": False, "days": 0}  # the weeks alone, loosely
-    assert recurs(sundays[1], everything, **weekly) and is_schedule(sundays[2], everything)
+    assert recurs(sundays[2], everything, **weekly) and is_schedule(sundays[2], everything)
     assert not recurs(sundays[0], everything, **weekly) and not is_schedule(sundays[0], everything)
     assert not is_schedule(monday[0], everything)
-    assert explained_by_schedule(sundays[1], everything) and not explained_by_schedule(monday[0], everything)
+    assert explained_by_schedule(sundays[2], everything) and not explained_by_schedule(monday[0], everything)
+    # one week before alone is a coincidence as often as a rhythm: both weeks are needed, unless asked
+    assert not recurs(sundays[1], everything, **weekly) and not explained_by_schedule(sundays[1], everything)
+    assert recurs(sundays[1], everything, **weekly, min_weeks=1)
 
 
 def test_one_recurrence_check_read_loosely_or_strictly() -> None:
@@ -250,7 +264,7 @@ def test_one_recurrence_check_read_loosely_or_strictly() -> None:
     assert not explained_by_schedule(t, everything) and not recurs(t, everything)
     # lone alarms at that time on earlier days count loosely, not strictly
     lone = group_alarms(_alarms(*[(d * 1440 + 640, "rds:db", "cpu", 0.5) for d in (0, 1, 2)]), EDGES)
-    alone = group_alarms(_alarms((3 * 1440 + 641, "rds:db", "cpu", 0.995)), EDGES)
+    alone = group_alarms(_alarms((3 * 1440 + 641, "rds:db", "cpu", 0.995), (3 * 1440 + 643, "rds:db", "cpu", 0.7)), EDGES)
     assert not any(e.confirmed for e in lone) and alone[0].confirmed
     everything = sorted(lone + alone, key=lambda e: e.start)
     assert recurs(alone[0], everything, confirmed_only=False) and not recurs(alone[0], everything)

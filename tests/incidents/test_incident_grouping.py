@@ -109,8 +109,9 @@ def estate(cms_home: Path, monkeypatch: pytest.MonkeyPatch) -> settings_mod.Sett
 
 def test_an_incident_read_from_a_window_that_starts_inside_it_keeps_its_id_and_all_its_episodes(estate):
     t0 = pd.Timestamp(OUTAGE).tz_localize(None)
-    # the outage's episode at 20:00, and the feed stale again at 21:30: one incident, two episodes
-    write_alarms(estate.duckdb_path, extra=[(t0 + pd.Timedelta("90min"), "feed:cme-mdp", "staleness_s", 0.995)])
+    # the outage's episode at 20:00, and the feed stale again at 21:30 (two points): one incident, two episodes
+    again = [(t0 + pd.Timedelta(f"{m}min"), "feed:cme-mdp", "staleness_s", 0.995) for m in (88, 90)]
+    write_alarms(estate.duckdb_path, extra=again)
     wh = Warehouse(estate)
     ont = load_ontology()
     utc = dt.timezone.utc
@@ -120,7 +121,7 @@ def test_an_incident_read_from_a_window_that_starts_inside_it_keeps_its_id_and_a
     assert len(whole) == 1 and len(whole[0].episodes) == 2
     assert [incident_id(e) for e in late] == [incident_id(whole[0].as_episode())]
     assert incident_id(late[0]).startswith("inc-20261125-2000-")
-    assert late[0].alarms == 3 and late[0].end == pd.Timestamp(t0 + pd.Timedelta("90min"), tz="UTC")
+    assert late[0].alarms == 4 and late[0].end == pd.Timestamp(t0 + pd.Timedelta("90min"), tz="UTC")
 
 
 def test_an_incident_stays_open_while_an_episode_may_still_join(estate):
@@ -150,9 +151,16 @@ def test_the_nightly_batch_that_alarmed_at_that_time_on_most_days_before_is_the_
     assert not explained_by_schedule(tonight, [nights[0], _at(nights[1].start - pd.Timedelta(minutes=30), "rds:positions-db")])
 
 
-def test_the_same_time_on_the_same_weekday_a_week_before_is_the_schedule():
-    assert explained_by_schedule(_at(T0, "feed:cme-mdp"), [_at(T0 - pd.Timedelta(days=7, minutes=-10), "feed:cme-mdp")])
+def test_the_same_time_on_the_same_weekday_both_weeks_before_is_the_schedule():
+    weeks = [_at(T0 - pd.Timedelta(days=7 * k, minutes=-10), "feed:cme-mdp") for k in (1, 2)]
+    assert explained_by_schedule(_at(T0, "feed:cme-mdp"), weeks)
     assert not explained_by_schedule(_at(T0, "feed:cme-mdp"), [_at(T0 - pd.Timedelta(days=6), "feed:cme-mdp")])
+
+
+def test_a_fault_at_the_time_of_an_earlier_fault_a_week_before_is_not_the_schedule():
+    # the feed was delayed at 22:10 last Thursday (an incident) and again tonight: once is no rhythm
+    last_week = _at(T0 - pd.Timedelta(days=7), "feed:cme-mdp")
+    assert not explained_by_schedule(_at(T0, "feed:cme-mdp"), [last_week])
 
 
 def test_lone_alarms_at_that_time_on_earlier_days_do_not_explain_a_corroborated_episode():
@@ -197,6 +205,7 @@ def test_a_window_s_incidents_and_what_the_schedule_explains_come_from_one_read_
     extra = [
         *outage_every_evening(),
         (t0 + pd.Timedelta("40min"), "eks:markets-prod/risk-engine", "memory_pct", 0.995),
+        (t0 + pd.Timedelta("42min"), "eks:markets-prod/risk-engine", "memory_pct", 0.996),
     ]
     write_alarms(estate.duckdb_path, extra=extra)
     wh = Warehouse(estate)
@@ -217,3 +226,36 @@ def test_a_window_s_incidents_and_what_the_schedule_explains_come_from_one_read_
     assert explained.start == pd.Timestamp(OUTAGE).tz_convert("UTC")
     assert incident.entities == ("eks:markets-prod/risk-engine",)
 
+
+
+def test_two_jobs_slowed_by_a_silent_database_an_hour_apart_are_one_incident(relations):
+    # the database never alarms; the two jobs working on it run late 47 minutes apart
+    bonds = ("stage:fixed_income.bond_valuation.valuation", "job:fixed_income.bond_valuation")
+    fx = ("stage:fx.eod_revaluation.valuation", "job:fx.eod_revaluation")
+    assert not relations.close(bonds, fx) and relations.sharing(bonds, fx)
+    first, second = _ep(0, *bonds), _ep(47, *fx)
+    (incident,) = group_episodes([first, second], relations)
+    assert incident.episodes == (first, second)
+    # beyond ``far`` after the last alarm it is news again
+    assert len(group_episodes([first, _ep(5 + 121, *fx)], relations)) == 2
+
+
+def test_a_job_sharing_no_resource_and_no_dependency_is_an_incident_of_its_own(relations):
+    bonds = ("stage:fixed_income.bond_valuation.valuation", "job:fixed_income.bond_valuation")
+    other = next(
+        (f"feed:{f}",)
+        for f in load_ontology().feeds
+        if not relations.close([f"feed:{f}"], bonds) and not relations.sharing([f"feed:{f}"], bonds)
+    )
+    assert len(group_episodes([_ep(0, *bonds), _ep(40, *other)], relations)) == 2
+
+
+def test_an_episode_joins_the_incident_it_depends_on_before_one_it_only_shares_a_resource_with(relations):
+    bonds = ("stage:fixed_income.bond_valuation.valuation",)
+    feed = ("feed:ebs-fx",)  # read by the fx job, nothing to do with the bond valuation
+    fx = ("stage:fx.eod_revaluation.valuation",)  # on the bonds' database, and reads the feed
+    assert not relations.close(feed, bonds) and not relations.sharing(feed, bonds)
+    assert relations.sharing(fx, bonds) and relations.close(fx, feed)
+    a, b, later = _ep(0, *bonds), _ep(10, *feed), _ep(40, *fx)
+    incidents = group_episodes([a, b, later], relations)
+    assert [i.episodes for i in incidents] == [(a,), (b, later)]

@@ -311,7 +311,10 @@ def test_stored_reports_are_read_for_a_time_range(estate):
 def test_reports_built_by_worker_processes_are_those_built_in_one(estate):
     t0 = pd.Timestamp(OUTAGE).tz_localize(None)
     # a second incident: the database alarms far past any scale two hours after the outage ended
-    write_alarms(estate.duckdb_path, extra=[(t0 + pd.Timedelta("4h"), "rds:positions-db", "CPUUtilization", 0.999)])
+    write_alarms(
+        estate.duckdb_path,
+        extra=[(t0 + pd.Timedelta(f"{m}min"), "rds:positions-db", "CPUUtilization", 0.999) for m in (240, 242)],
+    )
     wh = Warehouse(estate)
     since, until = _window(wh)
     alone = update_reports(wh, Lake.from_settings(estate).archive, load_ontology(), OfflineLlm(), since, until)

@@ -195,14 +195,14 @@ def test_cms_rca_incident_latest_skips_an_episode_that_recurs_daily(with_alarms:
 
 
 def test_cms_rca_incident_latest_skips_a_market_that_opens_on_the_same_weekday_every_week(with_alarms: Path) -> None:
-    # a feed and the job reading it alarm at the same time on the same weekday a week before (a market that
-    # opens on Sunday evening): the latest is the weekly schedule, so --latest analyses the outage before it
+    # a feed and the job reading it alarm at the same time on the same weekday both weeks before (a market
+    # that opens on Sunday evening): the latest is the weekly schedule, so --latest analyses the outage before it
     ont = load_ontology()
     job = next(j for j in ont.jobs.values() if j.feeds and "cme-mdp" not in j.feeds)
     feed = f"feed:{job.feeds[0]}"
     opening = pd.Timestamp(OUTAGE).tz_localize(None) + pd.Timedelta("9h")
     rows = []
-    for k in (0, 7):
+    for k in (0, 7, 14):
         at = opening - pd.Timedelta(days=k)
         rows += [(at, f"{feed}|messages", feed, "messages"), (at + pd.Timedelta("3min"), f"{job.entity_id}|duration_s", job.entity_id, "duration_s")]
     weekly = pd.DataFrame(rows, columns=["ts", "series", "entity_id", "metric"]).assign(score=0.8, is_alarm=True)
@@ -215,3 +215,25 @@ def test_cms_rca_incident_latest_skips_a_market_that_opens_on_the_same_weekday_e
     assert "latest confirmed episode: 2 alarm(s) on feed:cme-mdp" in err
     assert "1 later confirmed episode(s) skipped" in err
     assert json.loads(out)["start"] == "2026-11-25T20:00:00Z"
+
+
+@pytest.mark.slow
+def test_cms_rca_incident_latest_does_not_skip_a_fault_during_the_batch(with_alarms: Path) -> None:
+    # the database alarms with its stage every evening (the batch); tonight a second stage on it alarms with
+    # the database instead: one of its entities never alarmed then, so it is news (the rule incidents use)
+    edges = load_ontology().dependency_edges()
+    stage, db = next((s, t) for s, t in edges if s.startswith("stage:") and t.startswith("rds:"))
+    other = next(s for s, t in edges if t == db and s.startswith("stage:") and s != stage)
+    evening = pd.Timestamp(OUTAGE).tz_localize(None) + pd.Timedelta("7h")
+    rows = []
+    for k in range(1, 4):
+        at = evening - pd.Timedelta(days=k)
+        rows += [(at, f"{db}|CPUUtilization", db, "CPUUtilization"), (at + pd.Timedelta("4min"), f"{stage}|duration_s", stage, "duration_s")]
+    rows += [(evening, f"{db}|CPUUtilization", db, "CPUUtilization"), (evening + pd.Timedelta("4min"), f"{other}|duration_s", other, "duration_s")]
+    batch = pd.DataFrame(rows, columns=["ts", "series", "entity_id", "metric"]).assign(score=0.8, is_alarm=True)
+    con = duckdb.connect(str(with_alarms))
+    con.register("b", batch)
+    con.execute("insert into intelligence.anomalies by name select * from b")
+    con.close()
+    _, _, err = _cli(["rca", "incident", "--latest", "--json", "--top", "1"])
+    assert f"latest confirmed episode: 2 alarm(s) on {db}, {other}" in err
