@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -393,26 +394,30 @@ def dagster_variable(name: str, value: str) -> Iterator[None]:
 # the event-time window of a partition's dbt build, for the dbt process it starts (read by
 # dbt_project/macros/windows.sql at run time only, so that dbt's partial parsing survives a new window)
 DBT_WINDOW_VARIABLES = {"window_start": "CMS_DBT_WINDOW_START", "window_end": "CMS_DBT_WINDOW_END"}
+_DBT_WINDOW_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
 def dbt_window(window: Mapping[str, str]) -> Iterator[None]:
     """Set the dbt window variables (``window_start`` / ``window_end``: ``CMS_DBT_WINDOW_START`` / ``_END``)
-    for the duration, so that a dbt process started meanwhile inherits them; unset ones are removed."""
-    saved = {env: os.environ.get(env) for env in DBT_WINDOW_VARIABLES.values()}
-    for key, env in DBT_WINDOW_VARIABLES.items():
-        if window.get(key):
-            os.environ[env] = window[key]
-        else:
-            os.environ.pop(env, None)
-    try:
-        yield
-    finally:
-        for env, value in saved.items():
-            if value is None:
-                os.environ.pop(env, None)
+    for the duration, so that a dbt process started meanwhile inherits them; unset ones are removed. One
+    window at a time per process: a second thread's ``dbt_window`` waits until the first one's ends, so two
+    dbt builds started at once from one process never see each other's window."""
+    with _DBT_WINDOW_LOCK:
+        saved = {env: os.environ.get(env) for env in DBT_WINDOW_VARIABLES.values()}
+        for key, env in DBT_WINDOW_VARIABLES.items():
+            if window.get(key):
+                os.environ[env] = window[key]
             else:
-                os.environ[env] = value
+                os.environ.pop(env, None)
+        try:
+            yield
+        finally:
+            for env, value in saved.items():
+                if value is None:
+                    os.environ.pop(env, None)
+                else:
+                    os.environ[env] = value
 
 
 def mask(name: str, value: str) -> str:

@@ -70,3 +70,33 @@ def test_every_setting_is_documented() -> None:
     doc = Path(__file__).resolve().parents[2].joinpath("docs", "configuration.md").read_text()
     missing = [s.env for s in settings.SETTINGS if f"`{s.env}`" not in doc]
     assert not missing, f"docs/configuration.md lacks {missing}"
+
+
+def test_a_dbt_window_is_set_for_its_duration_and_one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two threads of one process starting dbt builds at once each see their own window: the second waits."""
+    import os
+    import threading
+
+    monkeypatch.delenv("CMS_DBT_WINDOW_START", raising=False)
+    monkeypatch.setenv("CMS_DBT_WINDOW_END", "kept")
+    first = {"window_start": "2026-11-16T06:00:00", "window_end": "2026-11-16T07:00:00"}
+    second = {"window_start": "2026-11-16T07:00:00", "window_end": "2026-11-16T08:00:00"}
+    inside, second_entered, seen = threading.Event(), threading.Event(), []
+
+    def other() -> None:
+        inside.wait()
+        with settings.dbt_window(second):
+            second_entered.set()
+            seen.append(os.environ["CMS_DBT_WINDOW_START"])
+
+    t = threading.Thread(target=other)
+    t.start()
+    with settings.dbt_window(first):
+        inside.set()
+        # without one window at a time the other thread would be in (and have changed the window) by now
+        assert not second_entered.wait(0.5)
+        assert os.environ["CMS_DBT_WINDOW_START"] == first["window_start"]
+    t.join(5)
+    assert seen == [second["window_start"]]
+    # afterwards the process's own values are back: unset stays unset
+    assert "CMS_DBT_WINDOW_START" not in os.environ and os.environ["CMS_DBT_WINDOW_END"] == "kept"

@@ -22,7 +22,7 @@ The project is a dagster-dbt ``DbtProject``: ``dagster dev`` parses it on load (
 elsewhere (tests, CI, deployments) ``cms dbt prepare`` writes ``target/manifest.json`` first. Each run
 hands dbt its target and, on DuckDB, the database file (the profile's ``cms_duckdb_path`` var) from the
 warehouse resource; the partition window is the one variable set in the process environment, while the
-dbt process starts (``settings.dbt_window``). After a DuckDB build the readers' snapshot is published
+dbt process starts, one window at a time per process (``settings.dbt_window``). After a DuckDB build the readers' snapshot is published
 (cms_dagster/warehouse/snapshot.py).
 """
 
