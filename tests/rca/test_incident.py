@@ -172,6 +172,15 @@ def test_cms_rca_incident_latest_says_when_nothing_alarmed(with_alarms: Path) ->
 
 
 @pytest.mark.slow
+def _add_alarms(warehouse: Path, rows: list[tuple]) -> None:
+    """Alarms (ts, series, entity_id, metric) of score 0.8 added to the warehouse's anomalies."""
+    alarms = pd.DataFrame(rows, columns=["ts", "series", "entity_id", "metric"]).assign(score=0.8, is_alarm=True)
+    con = duckdb.connect(str(warehouse))
+    con.register("alarms", alarms)
+    con.execute("insert into intelligence.anomalies by name select * from alarms")
+    con.close()
+
+
 def test_cms_rca_incident_latest_skips_an_episode_that_recurs_daily(with_alarms: Path) -> None:
     # a stage and its database alarm together every day at the same time (a batch window): the latest of them
     # is the schedule, so --latest still analyses the outage before it
@@ -182,11 +191,7 @@ def test_cms_rca_incident_latest_skips_an_episode_that_recurs_daily(with_alarms:
     for k in range(4):
         at = evening - pd.Timedelta(days=k)
         rows += [(at, f"{db}|CPUUtilization", db, "CPUUtilization"), (at + pd.Timedelta("4min"), f"{stage}|duration_s", stage, "duration_s")]
-    batch = pd.DataFrame(rows, columns=["ts", "series", "entity_id", "metric"]).assign(score=0.8, is_alarm=True)
-    con = duckdb.connect(str(with_alarms))
-    con.register("b", batch)
-    con.execute("insert into intelligence.anomalies by name select * from b")
-    con.close()
+    _add_alarms(with_alarms, rows)
     code, out, err = _cli(["rca", "incident", "--latest", "--json", "--top", "1"])
     assert code == 0, err
     assert "latest confirmed episode: 2 alarm(s) on feed:cme-mdp" in err
@@ -205,11 +210,7 @@ def test_cms_rca_incident_latest_skips_a_market_that_opens_on_the_same_weekday_e
     for k in (0, 7, 14):
         at = opening - pd.Timedelta(days=k)
         rows += [(at, f"{feed}|messages", feed, "messages"), (at + pd.Timedelta("3min"), f"{job.entity_id}|duration_s", job.entity_id, "duration_s")]
-    weekly = pd.DataFrame(rows, columns=["ts", "series", "entity_id", "metric"]).assign(score=0.8, is_alarm=True)
-    con = duckdb.connect(str(with_alarms))
-    con.register("w", weekly)
-    con.execute("insert into intelligence.anomalies by name select * from w")
-    con.close()
+    _add_alarms(with_alarms, rows)
     code, out, err = _cli(["rca", "incident", "--latest", "--json", "--top", "1"])
     assert code == 0, err
     assert "latest confirmed episode: 2 alarm(s) on feed:cme-mdp" in err
@@ -230,10 +231,6 @@ def test_cms_rca_incident_latest_does_not_skip_a_fault_during_the_batch(with_ala
         at = evening - pd.Timedelta(days=k)
         rows += [(at, f"{db}|CPUUtilization", db, "CPUUtilization"), (at + pd.Timedelta("4min"), f"{stage}|duration_s", stage, "duration_s")]
     rows += [(evening, f"{db}|CPUUtilization", db, "CPUUtilization"), (evening + pd.Timedelta("4min"), f"{other}|duration_s", other, "duration_s")]
-    batch = pd.DataFrame(rows, columns=["ts", "series", "entity_id", "metric"]).assign(score=0.8, is_alarm=True)
-    con = duckdb.connect(str(with_alarms))
-    con.register("b", batch)
-    con.execute("insert into intelligence.anomalies by name select * from b")
-    con.close()
+    _add_alarms(with_alarms, rows)
     _, _, err = _cli(["rca", "incident", "--latest", "--json", "--top", "1"])
     assert f"latest confirmed episode: 2 alarm(s) on {db}, {other}" in err
