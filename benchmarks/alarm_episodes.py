@@ -5,8 +5,8 @@
 
 Reads ``intelligence.anomalies`` of the kept build and the simulator's labels, groups the alarms with
 ``cms_dagster.detect.episodes.label_alarms`` (the rule of ``cms detect alarms``: alarms at most 30 minutes
-apart on related entities; confirmed when they span two entities or one scores 0.99 and there are two alarms
-or more, counting no alarm on a resource while a stage working on it ran as usual: ``--no-work`` counts those too), and prints, for the
+apart on related entities; confirmed when they span two entities or one scores 0.99 and that series alarms
+again after it, counting no alarm on a resource while a stage working on it ran as usual: ``--no-work`` counts those too), and prints, for the
 whole month and outside every incident's search window ([label start - 30 min, label end + 3 h)): alarms
 per hour, episodes, confirmed episodes per hour, and how many incidents have a confirmed episode in their
 window (and how many of those begin on the root or an entity the simulator records as affected); then the
@@ -107,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"alarm episodes in {args.home} ({len(labels)} incidents, {hours:.0f} hours of data)")
     print(
         f"  rule: alarms at most {DEFAULT_GAP.total_seconds() / 60:g} min apart on related entities; confirmed "
-        f"from {DEFAULT_MIN_ENTITIES} entities or a score of {DEFAULT_SURE_SCORE:g} with {DEFAULT_PERSIST} alarms or more"
+        f"from {DEFAULT_MIN_ENTITIES} entities or a score of {DEFAULT_SURE_SCORE:g} whose series has "
+        f"{DEFAULT_PERSIST} alarms or more from it on"
         + (
             "; alarms on a resource while a stage working on it ran as usual corroborate nothing"
             if explain

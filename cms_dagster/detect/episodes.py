@@ -9,9 +9,12 @@ very far. So alarms are grouped, and only a corroborated group is worth a page o
   entity, or one depends on the other, directly or through others (the ontology's dependency edges);
 - an **episode** is a group of alarms connected by links; it starts at its first alarm;
 - an episode is **confirmed** when it spans at least ``min_entities`` entities, or one of its alarms has a
-  score of at least ``sure_score`` (a move so large that it needs no second entity) and it has at least
-  ``persist`` alarms (the series alarms again, or a second metric moves: one extreme point on one series
-  is a spike). Unconfirmed episodes are still recorded and shown, at warning level.
+  score of at least ``sure_score`` (a move so large that it needs no second entity) and the move holds: the
+  series that scored it alarms again after it (``persist`` alarms on that series from the sure one on). A
+  fault that moves one thing very far keeps it there (a feed that is down stays down, a delayed feed stays
+  stale, a latency stays high); one extreme point followed only by small moves of other metrics of the same
+  entity is a blip (a count of bad records going from 0 to 1 for a minute, staleness going from 0.05 s to
+  0.4 s). Unconfirmed episodes are still recorded and shown, at warning level.
 
 Plain Python (pandas); no Dagster. Used by ``cms detect alarms``, ``cms rca incident --latest`` and the
 RCA evaluation (the start of each incident).
@@ -57,8 +60,9 @@ DEFAULT_MIN_ENTITIES = 2
 # the simulated estate; from 0.99, 0.56-0.67 episodes an hour outside incidents are confirmed and 63-64 of 64
 # incidents still have one in their window (benchmarks/alarm_episodes.py on four simulated months)
 DEFAULT_SURE_SCORE = 0.99
-# a lone entity's sure score counts only when it persists: at least this many of the episode's alarms (one
-# series alarming again, or a second metric); a single point on one series is a spike, shown as a warning
+# a lone entity's sure score counts only when the move holds: at least this many alarms of the series that
+# scored it, from that alarm on (2: it alarms again after it); an extreme point on one series followed only by
+# other metrics of the entity moving a little is a blip, shown as a warning
 DEFAULT_PERSIST = 2
 _COLUMNS = ("ts", "entity_id", "series", "score")
 
@@ -137,14 +141,23 @@ def label_alarms(
     # alarms explained by scheduled work that went as usual (column ``explained``) stay in their episode
     # but corroborate nothing
     news = ~a["explained"].astype(bool) if "explained" in a.columns else pd.Series(True, index=a.index)
-    counted = a.assign(
-        _entity=a["entity_id"].where(news), _score=a["score"].where(news, float("-inf"))
-    ).groupby("episode")
-    wide = counted["_entity"].transform("nunique") >= min_entities
-    persist = DEFAULT_PERSIST if persist is None else persist
-    lasting = counted["_entity"].transform("count") >= persist
-    a["confirmed"] = wide | ((counted["_score"].transform("max") >= sure_score) & lasting)
+    wide = a["entity_id"].where(news).groupby(a["episode"]).transform("nunique") >= min_entities
+    a["confirmed"] = wide | a["episode"].isin(
+        _held(a[news], sure_score, DEFAULT_PERSIST if persist is None else persist)
+    )
     return a
+
+
+def _held(news: pd.DataFrame, sure_score: float, persist: int) -> set[int]:
+    """The episodes in which a series scored ``sure_score`` or more and has at least ``persist`` alarms from
+    that alarm on (``news``: alarm rows labelled with ``episode``, those that may corroborate)."""
+    keys = ["episode", "series"]
+    first = news[news["score"] >= sure_score].groupby(keys)["ts"].min().rename("_first")
+    if first.empty:
+        return set()
+    rows = news[keys + ["ts"]].join(first, on=keys, how="inner")
+    since = rows[rows["ts"] >= rows["_first"]].groupby(keys).size()
+    return set(since[since >= persist].index.get_level_values("episode").tolist())
 
 
 WORK_SQL = (
@@ -207,9 +220,7 @@ def explained_by_work(
     ents = alarms["entity_id"].astype(str).to_numpy()
     r = runs.dropna(subset=["started_ts", "finished_ts"])
     pad = int(margin.value)
-    spans = {
-        e: (ns(g["started_ts"]), ns(g["finished_ts"])) for e, g in r.groupby(r["entity_id"].astype(str))
-    }
+    spans = {e: (ns(g["started_ts"]), ns(g["finished_ts"])) for e, g in r.groupby(r["entity_id"].astype(str))}
     own = {e: np.sort(ts[ents == e]) for e in set(ents) if e.startswith("stage:")}
     for i in range(len(ts)):
         for stage in work.get(ents[i], ()):

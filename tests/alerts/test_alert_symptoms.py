@@ -53,11 +53,15 @@ def test_the_feed_outage_and_the_late_run_page_and_carry_the_incident(estate):
 
 @pytest.mark.slow
 def test_an_episode_without_symptom_is_a_warning_that_does_not_page(estate):
-    # a confirmed episode on the database alone (two strong alarms), with no feed or run symptom
+    # a confirmed episode on the database alone (an extreme alarm that holds: the series alarms again), with no
+    # feed or run symptom
     t = pd.Timestamp(OUTAGE).tz_localize(None) + pd.Timedelta("3h")
     write_alarms(
         estate.duckdb_path,
-        extra=[(t, "rds:risk-db", "CPUUtilization", 0.995), (t, "rds:risk-db", "DatabaseConnections", 0.9)],
+        extra=[
+            (t, "rds:risk-db", "CPUUtilization", 0.995),
+            (t + pd.Timedelta("5min"), "rds:risk-db", "CPUUtilization", 0.9),
+        ],
     )
     wh = Warehouse(estate)
     until = data_until(wh.query)
@@ -66,11 +70,11 @@ def test_an_episode_without_symptom_is_a_warning_that_does_not_page(estate):
     assert not warn.page and warn.severity == "warning" and "rds:risk-db" in warn.summary
     assert warn.incident_id.startswith("inc-20261125-2300-")
     # it resolves only when its incident closes: two hours after the last alarm, when no episode can join
-    last = pd.Timestamp(t, tz="UTC")
+    last = pd.Timestamp(t, tz="UTC") + pd.Timedelta("5min")
     at = {h: [a for a in collect_alerts(wh.query, load_ontology(), (until - pd.Timedelta("2d")).to_pydatetime(), last + pd.Timedelta(hours=h))
               if a.source == "anomaly"] for h in (1, 3)}
     assert at[1][0].resolved_at is None
-    assert at[3][0].resolved_at == "2026-11-26T01:00:00Z"
+    assert at[3][0].resolved_at == "2026-11-26T01:05:00Z"
 
 
 def test_asset_check_alerts_page_on_error_and_resolve_when_it_passes():

@@ -71,8 +71,6 @@ def test_lone_noise_is_not_confirmed_unless_it_is_extreme_and_persists() -> None
             (300, "rds:db", "CPU", 0.995),
             (600, "rds:db", "CPU", 0.995),
             (603, "rds:db", "CPU", 0.8),
-            (900, "stage:b.load", "duration_s", 0.999),
-            (902, "stage:b.load", "retries", 0.6),
         ),
         EDGES,
     )
@@ -82,10 +80,50 @@ def test_lone_noise_is_not_confirmed_unless_it_is_extreme_and_persists() -> None
         (("feed:y",), 1, False),
         (("rds:db",), 1, False),  # sure, but one point: a spike, shown as a warning
         (("rds:db",), 2, True),  # sure, and it alarms again: it persists
-        (("stage:b.load",), 2, True),  # sure, and a second metric moved
     ]
     # persist=1: one sure point is enough (the rule before)
     assert [e.confirmed for e in group_alarms(_alarms((300, "rds:db", "CPU", 0.995)), EDGES, persist=1)] == [True]
+
+
+def test_a_lone_extreme_move_confirms_only_when_its_own_series_alarms_again_after_it() -> None:
+    def confirmed(*rows: tuple[int, str, str, float]) -> bool:
+        (e,) = group_alarms(_alarms(*rows), EDGES)
+        return e.confirmed
+
+    # a feed that goes down stays down: staleness and up extreme at once, and both alarm again 5 min later
+    assert confirmed(
+        (0, "feed:x", "staleness_s", 1.0),
+        (0, "feed:x", "up", 1.0),
+        (5, "feed:x", "staleness_s", 0.999),
+        (5, "feed:x", "up", 0.72),
+    )
+    # a latency that stays high: the second alarm on the series is far below the sure score, and counts
+    assert confirmed((0, "feed:x", "latency_ms", 1.0), (5, "feed:x", "latency_ms", 0.9))
+    # a blip: one bad record scores 1.0, and only other metrics of the feed move a little before or after it
+    assert not confirmed(
+        (0, "feed:x", "messages", 0.55),
+        (10, "feed:x", "invalid_values", 1.0),
+        (25, "feed:x", "messages", 0.6),
+        (40, "feed:x", "missing_fields", 0.7),
+    )
+    # the series alarmed before its extreme point, never after it: the move did not hold
+    assert not confirmed((0, "feed:x", "staleness_s", 0.69), (3, "feed:x", "staleness_s", 0.999))
+    # a stage's slow run with a retry: two metrics of one run, one extreme; the next run decides
+    assert not confirmed((0, "stage:b.load", "duration_s", 0.999), (2, "stage:b.load", "retries", 0.6))
+    # a later extreme point on another series that then alarms again confirms
+    assert confirmed(
+        (0, "feed:x", "invalid_values", 1.0),
+        (10, "feed:x", "messages", 0.995),
+        (15, "feed:x", "messages", 0.8),
+    )
+
+
+def test_an_alarm_that_scheduled_work_explains_does_not_make_an_extreme_move_hold() -> None:
+    rows = _alarms((0, "rds:db", "CPU", 0.999), (5, "rds:db", "CPU", 0.9))
+    held = label_alarms(rows, EDGES)
+    assert held["confirmed"].all()
+    explained = label_alarms(rows.assign(explained=[False, True]), EDGES)
+    assert not explained["confirmed"].any()
 
 
 def test_related_alarms_further_apart_than_the_gap_are_separate() -> None:
