@@ -57,8 +57,9 @@ __all__ = [
 DEFAULT_GAP = pd.Timedelta(minutes=30)
 DEFAULT_MIN_ENTITIES = 2
 # a quarter of the detector's alarms score 0.9 or more, so 0.9 confirmed about one lone alarm an hour across
-# the simulated estate; from 0.99, 0.56-0.67 episodes an hour outside incidents are confirmed and 63-64 of 64
-# incidents still have one in their window (benchmarks/alarm_episodes.py on four simulated months)
+# the simulated estate; from 0.99, 0.56-0.67 episodes an hour outside incidents were confirmed and 63-64 of 64
+# incidents still had one in their window (benchmarks/alarm_episodes.py on four simulated months, before the
+# persistence rule below; the README's alarm_episodes row has the figures with it)
 DEFAULT_SURE_SCORE = 0.99
 # a lone entity's sure score counts only when the move holds: at least this many alarms of the series that
 # scored it, from that alarm on (2: it alarms again after it); an extreme point on one series followed only by
