@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
+
+# A suite started in the background (`make test &`, a CI step started without job control) inherits SIGINT
+# ignored. In-process Dagster maps SIGTERM to SIGINT's handler, so SIGTERM would be ignored too, and every
+# process a test starts inherits that: the tests that stop a demo, `make docs` or a process group with
+# SIGTERM would wait for nothing. The suite runs with Python's own handlers, however it was started.
+for _sig, _handler in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, signal.SIG_DFL)):
+    if signal.getsignal(_sig) == signal.SIG_IGN:
+        signal.signal(_sig, _handler)
 
 _CMS_VARS = [
     k

@@ -96,14 +96,27 @@ def test_stopping_the_server_stops_its_whole_process_group() -> None:
     proc = subprocess.Popen(
         ["sh", "-c", "sleep 300 & sleep 300 & wait"], start_new_session=True
     )
-    time.sleep(0.5)
     pgid = os.getpgid(proc.pid)
-    children = [int(p.parent.name) for p in Path("/proc").glob("[0-9]*/stat")
-                if p.read_text().rsplit(")", 1)[1].split()[2] == str(pgid) and int(p.parent.name) != proc.pid]
-    assert len(children) == 2 and demo._group_alive(pgid)
+
+    def children() -> list[int]:
+        found = []
+        for p in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = p.read_text().rsplit(")", 1)[1].split()
+            except OSError:  # a process that ended while listed
+                continue
+            if fields[2] == str(pgid) and int(p.parent.name) != proc.pid:
+                found.append(int(p.parent.name))
+        return found
+
+    deadline = time.monotonic() + 30  # a loaded machine may take a while to start both
+    while len(children()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    started = children()
+    assert len(started) == 2 and demo._group_alive(pgid)
     demo._stop_group(proc, grace=5)
     assert proc.returncode == -signal.SIGTERM  # stopped by the SIGTERM, not the SIGKILL after the grace
-    for pid in children:  # gone, or exited and waiting to be reaped by init (a zombie runs nothing)
+    for pid in started:  # gone, or exited and waiting to be reaped by init (a zombie runs nothing)
         stat = Path(f"/proc/{pid}/stat")
         assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
     assert not demo._group_alive(pgid)
