@@ -103,7 +103,7 @@ def label_alarms(
     gap: pd.Timedelta = DEFAULT_GAP,
     min_entities: int = DEFAULT_MIN_ENTITIES,
     sure_score: float = DEFAULT_SURE_SCORE,
-    persist: int | None = None,
+    persist: int = DEFAULT_PERSIST,
 ) -> pd.DataFrame:
     """The alarm rows sorted by time, with ``episode`` (0, 1, ... in order of their first alarm) and
     ``confirmed`` columns; see :func:`group_alarms` for the arguments."""
@@ -144,7 +144,7 @@ def label_alarms(
     news = ~a["explained"].astype(bool) if "explained" in a.columns else pd.Series(True, index=a.index)
     wide = a["entity_id"].where(news).groupby(a["episode"]).transform("nunique") >= min_entities
     a["confirmed"] = wide | a["episode"].isin(
-        _held(a[news], sure_score, DEFAULT_PERSIST if persist is None else persist)
+        _held(a[news], sure_score, persist)
     )
     return a
 
@@ -246,7 +246,7 @@ def group_alarms(
     gap: pd.Timedelta = DEFAULT_GAP,
     min_entities: int = DEFAULT_MIN_ENTITIES,
     sure_score: float = DEFAULT_SURE_SCORE,
-    persist: int | None = None,
+    persist: int = DEFAULT_PERSIST,
 ) -> list[Episode]:
     """Group alarm rows (columns ``ts, entity_id, series, score``; e.g. the ``is_alarm`` rows of
     ``intelligence.anomalies``) into episodes, oldest first. ``edges``: the dependency edges (source depends
