@@ -15,10 +15,15 @@ an incident is the episodes that belong together:
   ontology, else one sharing a resource, else one used by the same job, the earliest among equals (a
   fault's second episode belongs to the fault's incident, not to another feed's that a job reading both
   relates it to).
+- a run is judged when it finishes, so an episode of job and stage verdicts **began** when the earliest of
+  its runs began (the runs of its jobs and stages that finished during it): ``near`` and ``far`` count from
+  there. A valuation run that starts while its feed is delayed and finishes two and a half hours later, slow,
+  belongs to the feed's incident though its verdict comes more than ``far`` after the feed's last alarm.
 - the incident **starts** at its first episode's first alarm: its id is that episode's
   (:func:`cms_dagster.incidents.report.incident_id`), so later episodes join without changing it.
-- it is **closed** once the detector has scored more than ``far`` past its last alarm: no episode can
-  join any more.
+- it is **closed** once the detector has scored more than ``far`` past its last alarm and no run of a job or
+  stage related to it that began by then is still running (its verdict could still join), or more than
+  ``span`` past its first alarm: no episode can join any more.
 - the **schedule opens none**: a confirmed episode that every one of whose entities also had a confirmed
   episode at the same time of day on most of the three days before, or at the same time on the same weekday
   both of the two weeks before (:func:`cms_dagster.detect.episodes.explained_by_schedule`), is the batch window or
@@ -28,7 +33,7 @@ an incident is the episodes that belong together:
   explains corroborate nothing (:func:`cms_dagster.detect.episodes.explained_by_work`).
 
 **Stable ids.** Grouping is read from a point before the window where nothing links across: no episode
-(confirmed or not) spans it and no confirmed episode ended within ``far`` before it. Incidents after such
+(confirmed or not) spans it (from when it began) and no confirmed episode ended within ``far`` before it. Incidents after such
 a point are the same whatever earlier data was read, so a back-fill, a re-run, the sensor's window and
 ``cms incidents build --since`` all give the same incidents and ids. The point is searched in the
 ``lookback`` before the window (a day by default); if the estate alarmed without pause for all of it,
@@ -41,7 +46,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 
@@ -61,7 +66,9 @@ __all__ = [
     "DEFAULT_NEAR",
     "DEFAULT_SPAN",
     "Incident",
+    "IncidentEpisode",
     "Relations",
+    "Runs",
     "Window",
     "explained_between",
     "group_episodes",
@@ -111,6 +118,13 @@ class Relations:
         theirs = set().union(*(self.resources.get(y, set()) for y in b))
         return any(self.resources.get(x, set()) & theirs for x in a)
 
+    def runs_of(self, entities: Iterable[str]) -> list[str]:
+        """The jobs and stages related through the graph to any of ``entities``, sorted."""
+        out: set[str] = set()
+        for x in entities:
+            out |= {m for m in self.related.get(x, {x}) if m.startswith(("job:", "stage:"))}
+        return sorted(out)
+
     def near(self, a: Iterable[str], b: Iterable[str]) -> bool:
         """Related through the graph, or used by the same job."""
         bs = set(b)
@@ -124,11 +138,82 @@ def _resource(node: str) -> bool:
     return not node.startswith(("stage:", "job:", "feed:"))
 
 
+RUNS_SQL = (
+    "select 'job:' || job_key as entity_id, actual_start_ts as started_ts, actual_end_ts as finished_ts "
+    "from {marts}.fct_batch_runs where actual_start_ts < ? and (actual_end_ts is null or actual_end_ts >= ?)",
+    "select 'stage:' || stage_key as entity_id, started_ts, finished_ts "
+    "from {marts}.fct_stage_runs where started_ts < ? and (finished_ts is null or finished_ts >= ?)",
+)
+RUNS_LOOKBACK = pd.Timedelta(hours=12)  # runs that finish in the window may have begun this long before it
+
+
+class Runs:
+    """Job and stage runs (``entity_id`` ``job:<key>`` / ``stage:<key>``, ``started_ts``, ``finished_ts``
+    null while running): when an episode of run verdicts began, and which runs are still under way."""
+
+    def __init__(self, runs: pd.DataFrame) -> None:
+        r = runs.dropna(subset=["started_ts"])
+        self._spans: dict[str, tuple[pd.Series, pd.Series]] = {
+            str(e): (pd.to_datetime(g["started_ts"], utc=True), pd.to_datetime(g["finished_ts"], utc=True))
+            for e, g in r.groupby("entity_id")
+        }
+
+    @classmethod
+    def none(cls) -> Runs:
+        return cls(pd.DataFrame(columns=["entity_id", "started_ts", "finished_ts"]))
+
+    @classmethod
+    def read(cls, query: Query, since: pd.Timestamp, until: pd.Timestamp, marts_schema: str = "marts") -> Runs:
+        """The runs under way at some time in [since, until) (UTC); none when the marts are not built."""
+        lo, hi = (t.tz_convert("UTC").tz_localize(None).to_pydatetime() for t in (since - RUNS_LOOKBACK, until))
+        frames = []
+        for sql in RUNS_SQL:
+            try:
+                frames.append(query(sql.format(marts=marts_schema), [hi, lo]))
+            except Exception:  # no such run mart in this warehouse (yet): its episodes began at their first alarm
+                continue
+        return cls(pd.concat(frames, ignore_index=True)) if frames else cls.none()
+
+    def began(self, episode: Episode) -> pd.Timestamp:
+        """The episode's first alarm, or the start of the earliest run of its jobs and stages that finished
+        during it (a run's verdict is raised when it finishes), whichever is earlier."""
+        first = episode.start
+        for e in episode.entities:
+            if e not in self._spans:
+                continue
+            start, end = self._spans[e]
+            hit = start[(end >= episode.start) & (end <= episode.end)]
+            if len(hit):
+                first = min(first, hit.min())
+        return first
+
+    def running(self, entities: Iterable[str], began_by: pd.Timestamp, at: pd.Timestamp) -> list[str]:
+        """Those of ``entities`` with a run that began by ``began_by`` and had not finished at ``at``."""
+        out = []
+        for e in entities:
+            if e not in self._spans:
+                continue
+            start, end = self._spans[e]
+            if ((start <= began_by) & (end.isna() | (end > at))).any():
+                out.append(e)
+        return out
+
+
+@dataclass(frozen=True)
+class IncidentEpisode(Episode):
+    """An incident as one episode (:meth:`Incident.as_episode`), with the runs that keep it open."""
+
+    running: tuple[str, ...] = ()  # jobs and stages related to it with a run that began while it was open
+
+
 @dataclass(frozen=True)
 class Incident:
-    """Confirmed episodes that are one problem, oldest first."""
+    """Confirmed episodes that are one problem, oldest first; ``running``: the jobs and stages related to it
+    whose run began by ``far`` after its last alarm and was still under way when it was read (their
+    verdicts may still join it, so it is not closed)."""
 
     episodes: tuple[Episode, ...]
+    running: tuple[str, ...] = ()
 
     @property
     def start(self) -> pd.Timestamp:
@@ -142,11 +227,11 @@ class Incident:
     def entities(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(x for e in self.episodes for x in e.entities))
 
-    def as_episode(self) -> Episode:
+    def as_episode(self) -> IncidentEpisode:
         """The incident as one episode: from the first alarm to the last, every entity and series (in the
         order of their first alarm), the alarms summed; what a report is written from."""
         first = self.episodes[0]
-        return Episode(
+        return IncidentEpisode(
             start=first.start,
             end=self.end,
             alarms=sum(e.alarms for e in self.episodes),
@@ -154,6 +239,7 @@ class Incident:
             series=tuple(dict.fromkeys(s for e in self.episodes for s in e.series)),
             peak_score=max(e.peak_score for e in self.episodes),
             confirmed=True,
+            running=self.running,
         )
 
 
@@ -164,14 +250,18 @@ def group_episodes(
     near: pd.Timedelta = DEFAULT_NEAR,
     far: pd.Timedelta = DEFAULT_FAR,
     span: pd.Timedelta = DEFAULT_SPAN,
+    began: Callable[[Episode], pd.Timestamp] | None = None,
 ) -> list[Incident]:
     """Group confirmed episodes into incidents (see the module's rules), oldest first. Unconfirmed
-    episodes are ignored."""
+    episodes are ignored. ``began``: when an episode began (:meth:`Runs.began`; by default its first
+    alarm)."""
+    began = began or (lambda e: e.start)
     groups: list[dict] = []
     for e in sorted((e for e in episodes if e.confirmed), key=lambda e: (e.start, e.entities)):
         best, best_tie = None, 0
+        b = began(e)
         for g in groups:
-            if e.start > g["start"] + span or e.start > g["end"] + far:
+            if e.start > g["start"] + span or b > g["end"] + far:
                 continue
             if set(e.entities) & g["entities"]:
                 tie = 5
@@ -179,7 +269,7 @@ def group_episodes(
                 tie = 4
             elif relations.sharing(e.entities, g["entities"]):
                 tie = 3
-            elif e.start <= g["end"] + near and relations.near(e.entities, g["entities"]):
+            elif b <= g["end"] + near and relations.near(e.entities, g["entities"]):
                 tie = 2
             else:
                 continue
@@ -194,15 +284,19 @@ def group_episodes(
     return [Incident(tuple(g["episodes"])) for g in groups]
 
 
-def _quiet_point(episodes: Sequence[Episode], lo: pd.Timestamp, since: pd.Timestamp, far: pd.Timedelta) -> pd.Timestamp:
-    """The latest time in [lo + the alarm gap, since] across which no episode links and before which no
-    confirmed episode ended within ``far``; ``lo`` when there is none."""
+def _quiet_point(
+    episodes: Sequence[Episode], lo: pd.Timestamp, since: pd.Timestamp, far: pd.Timedelta,
+    began: Callable[[Episode], pd.Timestamp],
+) -> pd.Timestamp:
+    """The latest time in [lo + the alarm gap, since] across which no episode links (none spans it from when
+    it began to its last alarm) and before which no confirmed episode ended within ``far``; ``lo`` when there
+    is none."""
     earliest = lo + DEFAULT_GAP
     candidates = sorted({since, *(e.start for e in episodes if earliest <= e.start < since)}, reverse=True)
     for t in candidates:
         if t < earliest:
             break
-        spans = any(e.start < t <= e.end for e in episodes)
+        spans = any(began(e) < t <= e.end for e in episodes)
         recent = any(e.confirmed and e.start < t and e.end + far >= t for e in episodes)
         if not spans and not recent:
             return t
@@ -262,24 +356,39 @@ def window_between(
     lookback: pd.Timedelta = DEFAULT_LOOKBACK,
     relations: Relations | None = None,
     schedule: bool = True,
+    marts_schema: str = "marts",
     **options: pd.Timedelta,
 ) -> Window:
     """:func:`incidents_between` and :func:`explained_between` together: the alarms of the window, the
-    look-back and the weeks before for the schedule are read once."""
+    look-back and the weeks before for the schedule are read once (``marts_schema``: where the run facts
+    are)."""
     relations = relations or Relations(ontology.dependency_edges())
     since_ts = _utc(since)
+    until_ts = _utc(until)
     far = options.get("far", DEFAULT_FAR)
+    span = options.get("span", DEFAULT_SPAN)
     lo = since_ts - lookback
     # the weeks before too: what recurs at the same time of day or week is the schedule
     back = SCHEDULE_LOOKBACK if schedule else pd.Timedelta(0)
-    everything = episodes_between(query, (lo - back).to_pydatetime(), until, ontology.dependency_edges())
+    everything = episodes_between(
+        query, (lo - back).to_pydatetime(), until, ontology.dependency_edges(), marts_schema=marts_schema
+    )
     eps = [e for e in everything if e.start >= lo]
     explained = [e for e in eps if e.confirmed and explained_by_schedule(e, everything)] if schedule else []
     if explained:
         drop = {id(e) for e in explained}
         eps = [e for e in eps if id(e) not in drop]
-    start = _quiet_point(eps, lo, since_ts, far)
-    incidents = group_episodes([e for e in eps if e.start >= start], relations, **options)
+    runs = Runs.read(query, lo, until_ts, marts_schema)
+    start = _quiet_point(eps, lo, since_ts, far, runs.began)
+    incidents = group_episodes([e for e in eps if e.start >= start], relations, began=runs.began, **options)
+    # an incident stays open while a run that its fault may have hit, begun by then, is still under way and
+    # its verdict could still join (up to ``span`` after the incident's start: a hung run holds it no longer)
+    incidents = [
+        replace(i, running=tuple(runs.running(relations.runs_of(i.entities), i.end + far, until_ts)))
+        if until_ts <= i.start + span
+        else i
+        for i in incidents
+    ]
     return Window(
         incidents=[i for i in incidents if i.end >= since_ts],
         explained=[e for e in explained if e.start >= since_ts],

@@ -5,7 +5,8 @@
   fired on. Later alarms and episodes join without changing either, and re-scoring the same data (a
   back-fill, a re-run) finds the same first alarm: the same incident gets the same id.
 - **Status.** ``open`` while episodes may still join (the detector has scored less than the grouping's
-  ``far`` past the last alarm), then ``closed`` with ``end`` = the last alarm.
+  ``far`` past the last alarm, or a run the incident may have hit, begun by then, is still under way: its
+  verdict comes when it finishes), then ``closed`` with ``end`` = the last alarm.
 - **Causes.** :func:`cms_dagster.rca.incident.analyse_incident` from the episode's start, the same code
   ``cms rca incident`` and ``benchmarks/rca_eval.py`` run; each evidence item gets an id (``E1``, ...).
 - **Blast radius.** From the ontology: what depends on the top cause (feeds, jobs, stages, their SLAs)
@@ -92,9 +93,12 @@ def scored_until(query: Query) -> pd.Timestamp | None:
 
 
 def episode_status(episode: Episode, until: pd.Timestamp | None, gap: pd.Timedelta = DEFAULT_FAR) -> str:
-    """``closed`` once the detector has scored more than ``gap`` past the last alarm (no episode can join
-    the incident any more), else ``open``."""
-    return "closed" if until is not None and until - _utc(episode.end) > gap else "open"
+    """``closed`` once the detector has scored more than ``gap`` past the last alarm and no run that the
+    incident may have hit is still under way (an incident's ``running``,
+    :class:`cms_dagster.incidents.grouping.IncidentEpisode`): no episode can join the incident any more.
+    Else ``open``."""
+    quiet = until is not None and until - _utc(episode.end) > gap
+    return "closed" if quiet and not getattr(episode, "running", ()) else "open"
 
 
 def confirmed_episodes(
@@ -261,6 +265,10 @@ def _timeline(episode: Episode, alarms: pd.DataFrame, evidence: list[dict[str, A
             events.append((r["deadline"], f"deadline of {r['job']} run {r['run_id']}: {r['verdict']}"))
     if status == "closed":
         events.append((iso_time(_utc(episode.end)), f"last alarm; episode closed after {episode.alarms} alarms"))
+    elif getattr(episode, "running", ()):
+        events.append(
+            (iso_time(_utc(episode.end)), f"last alarm so far; open while runs it may have hit are under way: {', '.join(episode.running)}")
+        )
     return [{"at": at, "event": what} for at, what in sorted(events)]
 
 

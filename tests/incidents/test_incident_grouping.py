@@ -13,6 +13,7 @@ from cms_dagster.detect.episodes import Episode, explained_by_schedule
 from cms_dagster.domain import load_ontology
 from cms_dagster.incidents.grouping import (
     Relations,
+    Runs,
     explained_between,
     group_episodes,
     incidents_between,
@@ -259,3 +260,43 @@ def test_an_episode_joins_the_incident_it_depends_on_before_one_it_only_shares_a
     a, b, later = _ep(0, *bonds), _ep(10, *feed), _ep(40, *fx)
     incidents = group_episodes([a, b, later], relations)
     assert [i.episodes for i in incidents] == [(a,), (b, later)]
+
+
+def test_a_run_that_began_during_an_incident_joins_it_though_its_verdict_comes_after_far(relations):
+    # the feed's latency alarms for 23 minutes; the valuation run that reads it begins 51 minutes in and
+    # finishes, slow, 157 minutes in: its verdict is 134 minutes after the feed's last alarm (far: 120)
+    feed = _ep(0, "feed:markit-cds", length=23)
+    slow = _ep(157, "job:derivatives.eod_valuation", "feed:cme-mdp", length=3)
+    assert len(group_episodes([feed, slow], relations)) == 2  # from the first alarms alone
+    run = {"entity_id": ["job:derivatives.eod_valuation"], "finished_ts": [T0 + pd.Timedelta(minutes=157)]}
+    runs = Runs(pd.DataFrame({**run, "started_ts": [T0 + pd.Timedelta(minutes=51)]}))
+    assert runs.began(slow) == T0 + pd.Timedelta(minutes=51)
+    (incident,) = group_episodes([feed, slow], relations, began=runs.began)
+    assert incident.episodes == (feed, slow) and incident_id(incident.as_episode()) == incident_id(feed)
+    # a run that began after the feed had been quiet for longer than far is a problem of its own
+    later = Runs(pd.DataFrame({**run, "started_ts": [T0 + pd.Timedelta(minutes=23 + 121)]}))
+    assert len(group_episodes([feed, slow], relations, began=later.began)) == 2
+    # a run of another job finishing during the episode says nothing about when this one began
+    other = Runs(pd.DataFrame({**run, "entity_id": ["job:fx.eod_revaluation"], "started_ts": [T0]}))
+    assert other.began(slow) == slow.start
+
+
+def test_an_incident_stays_open_while_a_run_it_may_have_hit_is_still_running(estate):
+    # the outage alarms from 20:00 to 20:06; the settlement-prices run that reads the feed began at 21:10 and
+    # has not finished (write_marts): its verdict may still join, so the incident is not closed at 22:30
+    write_alarms(estate.duckdb_path)
+    wh = Warehouse(estate)
+    ont = load_ontology()
+    utc = dt.timezone.utc
+    since = dt.datetime(2026, 11, 25, 19, tzinfo=utc)
+
+    def read(until: dt.datetime) -> Episode:
+        return next(i for i in confirmed_incidents(wh.query, since, until, ont) if i.start.hour == 20)
+
+    held = read(dt.datetime(2026, 11, 25, 22, 30, tzinfo=utc))
+    assert held.running == ("job:commodities.eod_settlement_prices",)
+    assert episode_status(held, pd.Timestamp("2026-11-25 22:30", tz="UTC")) == "open"
+    # six hours after its first alarm nothing can join any more, whatever is still running
+    done = read(dt.datetime(2026, 11, 26, 2, 30, tzinfo=utc))
+    assert done.running == () and episode_status(done, pd.Timestamp("2026-11-26 02:30", tz="UTC")) == "closed"
+    assert incident_id(done) == incident_id(held)
