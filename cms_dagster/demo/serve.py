@@ -64,6 +64,20 @@ def _tail(path: Path, n: int) -> str:
         return ""
 
 
+def _default_signals() -> None:
+    """In a child before it runs its program: SIGINT and SIGTERM stop it. A demo started in the background
+    (``cms demo &``) inherits SIGINT ignored, and an ignored signal stays ignored across exec; `dagster dev`
+    then copies SIGINT's disposition to SIGTERM, so it ignored the SIGTERM that stops it and was only killed
+    after the grace period, with no chance to stop its webserver, daemon and runs cleanly."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+
+
+def spawn(cmd: list[str], **options: Any) -> subprocess.Popen:
+    """Start ``cmd`` in a process group of its own that SIGINT and SIGTERM stop (:func:`_stop_group`)."""
+    return subprocess.Popen(cmd, start_new_session=True, preexec_fn=_default_signals, **options)
+
+
 def serve(args: argparse.Namespace, project_dir: Path, s: settings_mod.Settings) -> int:
     """Run `dagster dev` (webserver + daemon) in its own process group until Ctrl-C or SIGTERM, then stop
     the whole group. Its logs go to $CMS_HOME/logs/dagster.log."""
@@ -76,21 +90,19 @@ def serve(args: argparse.Namespace, project_dir: Path, s: settings_mod.Settings)
 
     with open(log_path, "ab") as log, open(s.home / "logs" / "dashboard.log", "ab") as dash_log:
         # cwd: DAGSTER_HOME, so no dagster.yaml is found in the working directory beside the instance's own
-        proc = subprocess.Popen(
+        proc = spawn(
             cmd,
             cwd=s.dagster_home,
             # dbt on PATH: `dagster dev` prepares the dbt project with it when the code location loads
             env=settings_mod.process_environment({"DO_NOT_TRACK": "1"}, path_first=str(exe.parent)),
             stdout=log,
             stderr=subprocess.STDOUT,
-            start_new_session=True,
         )
-        dashboard = subprocess.Popen(
+        dashboard = spawn(
             streamlit_command(args.host, args.dashboard_port),
             env=settings_mod.process_environment(),
             stdout=dash_log,
             stderr=subprocess.STDOUT,
-            start_new_session=True,
         )
     stopping = {"signal": None}
 

@@ -183,3 +183,23 @@ def test_a_phase_is_one_progress_line_on_a_terminal_and_a_line_per_update_elsewh
     progress = demo.Progress(piped, "hourly ingest", 169)
     progress.update(169)
     assert [line.split(":", 1)[1].split(",")[0] for line in piped.getvalue().splitlines()] == [" 0/169 partitions", " 169/169 partitions"]
+
+
+def test_what_the_demo_starts_stops_on_sigterm_even_when_the_demo_was_started_with_signals_ignored() -> None:
+    # `cms demo &` inherits SIGINT ignored, and an ignored signal stays ignored across exec; `dagster dev`
+    # copies SIGINT's disposition to SIGTERM. Started from such a parent, a child must still stop on both.
+    report = "import re; m = int(re.search(r'SigIgn:\\s*(\\S+)', open('/proc/self/status').read()).group(1), 16); print(m)"
+    parent = (
+        "import signal, subprocess, sys\n"
+        "from cms_dagster.demo.serve import spawn\n"
+        "for sig in (signal.SIGINT, signal.SIGTERM): signal.signal(sig, signal.SIG_IGN)\n"
+        f"cmd = [sys.executable, '-c', {report!r}]\n"
+        "plain = subprocess.run(cmd, capture_output=True, text=True, start_new_session=True).stdout.strip()\n"
+        "p = spawn(cmd, stdout=subprocess.PIPE, text=True)\n"
+        "print(plain, p.communicate()[0].strip())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", parent], capture_output=True, text=True, check=True).stdout.split()
+    plain, spawned = (int(x) for x in out)
+    bits = (1 << (signal.SIGINT - 1)) | (1 << (signal.SIGTERM - 1))
+    assert plain & bits == bits  # what a plain subprocess inherits
+    assert spawned & bits == 0
