@@ -7,7 +7,8 @@ For every (node, metric) series:
   largest deviation from the median / 2.5, so a value the history already reached stays below the
   threshold; a constant history falls back to 1 % of the series' magnitude, its z capped at 10 (a first
   failure is sure, but not a thousand sigmas; with ``first_departure``, any departure beyond rounding from a
-  constant history of at least MIN_SCALE_POINTS points scores 10).
+  constant history of N >= MIN_SCALE_POINTS points scores N, whose log(1 + N) is the information-theoretic
+  anomaly score of a value beyond all N points).
 - z: (value - baseline) / scale for each incident point (``start`` onwards).
 - strength: the largest *sustained* |z|, the median z of a window of ``persistence`` consecutive incident
   points (BARO's robust scorer takes the largest point z; the window median keeps one noisy spike from
@@ -127,8 +128,9 @@ def series_stats(
     History is ``[start - baseline_ns, start)`` (all of it when ``baseline_ns`` is None), the incident
     ``[start, end]``. Series without history get strength 0 (they cannot be judged); times are UTC
     Timestamps (NaT when not applicable). With ``first_departure`` (the generic ranking), any departure beyond
-    rounding (FIRST_DEPARTURE of the magnitude) from a constant history of at least MIN_SCALE_POINTS points
-    scores CONSTANT_Z, not only one of a tenth of the magnitude.
+    rounding (FIRST_DEPARTURE of the magnitude) from a constant history of N >= MIN_SCALE_POINTS points scores
+    z = N (log(1 + N) is the information-theoretic anomaly score of a value beyond all N points), not only one
+    of a tenth of the magnitude, and not capped at CONSTANT_Z.
     """
     n = len(prepared.series_node)
     t, v, s = prepared.time, prepared.value, prepared.series
@@ -198,12 +200,13 @@ def series_stats(
         # left its value: any departure beyond rounding is a first, as sure a move as a large one. Measured
         # against 1 % of the magnitude, a 3-point drop of an availability would sit at the threshold while
         # heavy-tailed latencies elsewhere reach 10 by chance.
-        first = (
-            constant[is_]
-            & (n_hist[is_] >= MIN_SCALE_POINTS)
-            & (np.abs(iv - med[is_]) > FIRST_DEPARTURE * magnitude[is_])
-        )
-        z = np.where(first, np.sign(z) * CONSTANT_Z, z)
+        # How sure: the information-theoretic anomaly score (Budhathoki et al., ICML 2022) of a value beyond every
+        # one of N history points is log(N + 1), the most that N points can support; the ranking scores a series
+        # log(1 + z), so such a departure's z is N (10 points: CONSTANT_Z, 600 points: 600).
+        long_constant = constant & (n_hist >= MIN_SCALE_POINTS)
+        first = long_constant[is_] & (np.abs(iv - med[is_]) > FIRST_DEPARTURE * magnitude[is_])
+        z = np.where(first, np.sign(z) * n_hist[is_], z)
+        limit = np.where(long_constant, n_hist.astype(float), limit)
     z = np.where(has_base[is_], np.clip(z, -limit[is_], limit[is_]), 0.0)
 
     # --- sustained z: the median z of each window of `persistence` consecutive incident points -------------

@@ -352,11 +352,39 @@ def test_too_short_a_history_everywhere_ranks_by_standardised_deviation_and_says
     assert [c.node for c in everything] == ["other", "svc", "front", "cache"]
 
 
+def test_a_departure_from_a_long_constant_history_scores_its_length() -> None:
+    # svc's error count, 0 through 400 points of history, reads 2 in the incident; an unrelated service's
+    # heavy-tailed latency jumps 40 robust sigmas at the same time. A value beyond every one of N history points
+    # is as surprising as N points can show (information-theoretic score log(N + 1)): z = N, so svc leads. With
+    # 20 points of history the same departure scores 20 and the jump leads.
+    rng = np.random.default_rng(11)
+    n_inc = 3
+
+    def frame_for(n_hist: int) -> tuple[pd.DataFrame, pd.Timestamp]:
+        n = n_hist + n_inc
+        errors = np.zeros(n)
+        errors[n_hist:] = 2.0
+        latency = 100 + rng.standard_t(3, n)
+        latency[n_hist:] = np.median(latency[:n_hist]) + 40 * 1.4826 * np.median(
+            np.abs(latency[:n_hist] - np.median(latency[:n_hist]))
+        )
+        return _five_minute_frame({("svc", "errors"): errors, ("search", "latency"): latency}, n_hist)
+
+    frame, start = frame_for(400)
+    ranked = {c.node: c for c in rank(frame, None, start)}
+    assert ranked["svc"].rank == 1 and ranked["svc"].strength == 400.0
+    assert ranked["search"].anomalous and 30 < ranked["search"].strength < 60
+    frame, start = frame_for(20)
+    ranked = {c.node: c for c in rank(frame, None, start)}
+    assert ranked["svc"].strength == 20.0 and ranked["search"].rank == 1
+
+
 def test_a_callers_departure_from_its_bound_lends_only_to_the_dependency_that_departed_the_same_way() -> None:
     # front calls svc and cache. svc's availability, at 100 % through the history, drops 3 points and front's
-    # 1.5; at the same time cache's latency, which nothing broke, jumps 20 of its sigmas. Both dependencies are
-    # anomalous and could explain front, but only svc moved the way front did (availability, down): front's
-    # move is svc's to account for, not the larger jump's.
+    # 1.5; at the same time cache's latency, which nothing broke, jumps 500 of its sigmas (more than the 400 a
+    # departure from 400 identical points scores). Both dependencies are anomalous and could explain front, but
+    # only svc moved the way front did (availability, down): front's move is svc's to account for, not the
+    # larger jump's.
     rng = np.random.default_rng(7)
     n_hist, n_inc = 400, 3
     n = n_hist + n_inc
@@ -365,7 +393,7 @@ def test_a_callers_departure_from_its_bound_lends_only_to_the_dependency_that_de
     front = np.full(n, 100.0)
     front[n_hist:] -= 1.5
     cache = 5 + rng.normal(0, 0.1, n)
-    cache[n_hist:] += 2.0
+    cache[n_hist:] += 50.0
     frame, start = _five_minute_frame(
         {("svc", "availability"): svc, ("front", "availability"): front, ("cache", "latency"): cache}, n_hist
     )
