@@ -6,7 +6,8 @@
 Reads ``intelligence.anomalies`` of the kept build and the simulator's labels, groups the alarms with
 ``cms_dagster.detect.episodes.label_alarms`` (the rule of ``cms detect alarms``: alarms at most 30 minutes
 apart on related entities; confirmed when they span two entities or one scores 0.99 and that series alarms
-again after it, counting no alarm on a resource while a stage working on it ran as usual: ``--no-work`` counts those too), and prints, for the
+again after it (``--repeat-run N``: or is at the alarm level, an alarm or a repeat the detector's quiet
+period damped, at every minute of the N minutes after it), counting no alarm on a resource while a stage working on it ran as usual: ``--no-work`` counts those too), and prints, for the
 whole month and outside every incident's search window ([label start - 30 min, label end + 3 h)): alarms
 per hour, episodes, confirmed episodes per hour, and how many incidents have a confirmed episode in their
 window (and how many of those begin on the root or an entity the simulator records as affected); then the
@@ -32,9 +33,11 @@ from pathlib import Path
 import pandas as pd
 
 from cms_dagster.detect.episodes import (
+    ALARM_ROWS,
     DEFAULT_GAP,
     DEFAULT_MIN_ENTITIES,
     DEFAULT_PERSIST,
+    DEFAULT_REPEAT_RUN,
     DEFAULT_SURE_SCORE,
     WORK_SQL,
     explained_by_schedule,
@@ -54,6 +57,14 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="count alarms on resources that normal scheduled work explains as news too (the rule before it)",
     )
+    p.add_argument(
+        "--repeat-run",
+        type=int,
+        default=DEFAULT_REPEAT_RUN,
+        metavar="MINUTES",
+        help="a sure alarm also holds when its series is at the alarm level (an alarm, or a repeat the detector's "
+        "quiet period damped) at every minute of this many minutes after it (default %(default)s: repeats not read)",
+    )
     args = p.parse_args(argv)
     explain = not args.no_work
     import duckdb
@@ -66,8 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     con = duckdb.connect(str(db), read_only=True)
+    # the alarms, and with --repeat-run the detector's damped repeats (they join no episode)
+    rows = ALARM_ROWS if args.repeat_run else "is_alarm"
     alarms = con.execute(
-        "select ts, series, entity_id, score from intelligence.anomalies where is_alarm order by ts"
+        f"select ts, series, entity_id, score, is_alarm from intelligence.anomalies where {rows} order by ts"
     ).df()
     span = con.execute("select min(minute_ts), max(minute_ts) from marts.fct_infra_metrics").fetchone()
     try:
@@ -80,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     edges = load_ontology().dependency_edges()
     if explain:
         alarms = alarms.assign(explained=explained_by_work(alarms, runs, edges).to_numpy())
-    lab = label_alarms(alarms, edges)
+    lab = label_alarms(alarms, edges, repeat_run=args.repeat_run)
     windows = []
     for k, inc in enumerate(labels):
         lo = pd.Timestamp(parse_time(inc["start"]) - dt.timedelta(minutes=30))
@@ -109,6 +122,11 @@ def main(argv: list[str] | None = None) -> int:
         f"from {DEFAULT_MIN_ENTITIES} entities or a score of {DEFAULT_SURE_SCORE:g} whose series has "
         f"{DEFAULT_PERSIST} alarms or more from it on"
         + (
+            f", or an alarm or a damped repeat at each of the {args.repeat_run} minutes after it"
+            if args.repeat_run
+            else ""
+        )
+        + (
             "; alarms on a resource while a stage working on it ran as usual corroborate nothing"
             if explain
             else ""
@@ -129,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     # the schedule: confirmed episodes that recur at the same time of day on 2 of the 3 days before, or on
     # the same weekday both weeks before (what `cms detect alarms` marks 'schedule')
-    episodes = group_alarms(alarms, edges)
+    episodes = group_alarms(alarms, edges, repeat_run=args.repeat_run)
     news = [e for e in episodes if e.confirmed and not explained_by_schedule(e, episodes)]
 
     def in_window(t: pd.Timestamp) -> bool:

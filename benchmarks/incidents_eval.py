@@ -4,6 +4,7 @@ paging latency, and the narrative checks on the offline engine and on an OpenAI 
     .venv/bin/python benchmarks/incidents_eval.py                      # seed 20270701, 64 incidents, 30 days
     .venv/bin/python benchmarks/incidents_eval.py --keep /tmp/inc-month  # keep the build
     .venv/bin/python benchmarks/incidents_eval.py --reuse /tmp/inc-month # measure again on a kept build
+    .venv/bin/python benchmarks/incidents_eval.py --reuse /tmp/inc-month --redetect --seed S --days D  # detect again first
 
 The month is built as benchmarks/rca_eval.py builds it (simulate with sampled incidents -> lake -> DuckDB ->
 dbt -> one detection pass). Seed 20270701 was never used while the incident, narrative or alert code was
@@ -55,7 +56,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from rca_eval import build, environment, say  # noqa: E402 (the same month build as the RCA evaluation)
+from rca_eval import build, detect, environment, say  # noqa: E402 (the same month build as the RCA evaluation)
 
 from cms_dagster import settings as settings_mod  # noqa: E402
 from cms_dagster.alerts.channels import OutboxChannel  # noqa: E402
@@ -76,6 +77,18 @@ from cms_harness.rca_evaluation import SamplingSettings, sample_incidents, searc
 
 UTC = dt.timezone.utc
 LABELS = "incidents-eval-labels.json"
+
+
+def _data_span(home: Path) -> tuple[dt.datetime, dt.datetime]:
+    """The first and last minute of the kept build's metrics (UTC)."""
+    import duckdb
+
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    try:
+        lo, hi = con.execute("select min(minute_ts), max(minute_ts) from marts.fct_infra_metrics").fetchone()
+    finally:
+        con.close()
+    return lo.replace(tzinfo=UTC), hi.replace(tzinfo=UTC)
 
 
 def _load_incidents(path: Path) -> list[Incident]:
@@ -240,15 +253,31 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--per-kind", type=int, default=8)
     p.add_argument("--keep", type=Path, help="build into this directory and keep it")
     p.add_argument("--reuse", type=Path, help="measure on a kept build")
+    p.add_argument(
+        "--redetect",
+        action="store_true",
+        help="with --reuse: run the detection pass of the kept build again first (its checkpoints and anomalies "
+        "replaced), to measure on what the current detection stores; give the build's --seed and --days",
+    )
     p.add_argument("--step-min", type=int, default=10, help="minutes of data between alert evaluations")
     p.add_argument("--skip", default="", help="comma-separated phases to leave out: reports, narratives, alerts")
     args = p.parse_args(argv)
+    if args.redetect and not args.reuse:
+        p.error("--redetect re-runs the detection of a kept build: give --reuse DIR too")
     timings: dict[str, float] = {}
     s = SamplingSettings(seed=args.seed, days=args.days, per_kind=args.per_kind)
     say(f"incidents_eval: {s.describe()}")
     if args.reuse:
         home = args.reuse
         incidents = _load_incidents(home / LABELS)
+        if args.redetect:
+            span = _data_span(home)
+            end = s.start + dt.timedelta(days=s.days)
+            if span[0] < s.start or span[1] >= end:
+                say(f"--redetect: {home} holds data from {span[0]:%Y-%m-%d %H:%M} to {span[1]:%Y-%m-%d %H:%M}, outside "
+                    f"{s.start:%Y-%m-%d} + {s.days} days: give the --seed and --days it was built with")
+                return 2
+            detect(home, s, timings, again=True)
     else:
         home = args.keep or Path(tempfile.mkdtemp(prefix="cms-incidents-eval-"))
         home.mkdir(parents=True, exist_ok=True)

@@ -195,11 +195,15 @@ class BatchResult:
     def points(self) -> int:
         return sum(len(f) for f in self.frames.values())
 
-    def anomalies(self, min_score: float = 0.0) -> pd.DataFrame:
-        """Long table ``series, time, score, kind, baseline, observed`` (rows with ``score >= min_score``)."""
+    def anomalies(self, min_score: float = 0.0, *, repeats: bool = False) -> pd.DataFrame:
+        """Long table ``series, time, score, kind, baseline, observed``: rows with ``score >= min_score``,
+        and with ``repeats`` also those whose ``kind`` is not ``none`` whatever their score (their undamped
+        surprise reached the alarm level: repeats that the quiet period after an alarm damped)."""
         parts = []
         for key, f in self.frames.items():
             keep = f.anomaly_score >= min_score
+            if repeats:
+                keep = keep | (f.kind != "none")
             if not keep.any():
                 continue
             parts.append(

@@ -28,7 +28,11 @@ from cms_dagster.lake import Zone
 from cms_dagster.lake.layout import DETECT_CHECKPOINTS
 
 CHECKPOINT_PREFIX = DETECT_CHECKPOINTS
-MIN_SCORE = 0.3  # rows below this are not kept; `is_alarm` marks the detector's alarm level
+# rows below this score are not kept, except the detector's damped repeats: points whose undamped surprise
+# reached the alarm level (``kind`` not ``none``) in the quiet period after an alarm of their series, kept so
+# that the warehouse records what the detector saw, not only its damped score (episodes.py reads them with
+# ``repeat_run``); ``is_alarm`` stays the score's alarm level: nothing alarms or pages on them
+MIN_SCORE = 0.3
 ALARM = 0.5
 KEEP_HOURLY = dt.timedelta(hours=48)  # older checkpoints are kept at midnight boundaries only
 # from this many points (a back-fill, the demo's week; an hour is some 10,000) the series are scored in two
@@ -184,7 +188,7 @@ def score_window(
         df["series"] = df["entity_id"] + "|" + df["metric"]
         batch = score_long_frame(df, ["series"], "ts", "value", states=states, workers=_workers(len(df)))
         rep.errors.update({f"{source}:{k}": v for k, v in batch.errors.items()})
-        an = batch.anomalies(min_score=MIN_SCORE)
+        an = batch.anomalies(min_score=MIN_SCORE, repeats=True)
         an = an.rename(columns={"time": "ts"})
         an["source"] = source
         an["entity_id"] = an["series"].astype(str).str.split("|", n=1).str[0]

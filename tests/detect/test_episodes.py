@@ -118,6 +118,51 @@ def test_a_lone_extreme_move_confirms_only_when_its_own_series_alarms_again_afte
     )
 
 
+def _with_repeats(alarms: list[tuple[int, str, str, float]], repeats: list[tuple[int, str, str]]) -> pd.DataFrame:
+    """Alarm rows, and the detector's damped repeats (is_alarm false, a score below the alarm level)."""
+    rows = _alarms(*alarms).assign(is_alarm=True)
+    more = _alarms(*[(m, e, metric, 0.02) for m, e, metric in repeats]).assign(is_alarm=False)
+    return pd.concat([rows, more], ignore_index=True)
+
+
+def test_damped_repeats_make_a_lone_extreme_move_hold_only_when_read_and_unbroken() -> None:
+    # a surge on one feed: sure at once, then the quiet period damps its repeats for six minutes
+    surge = _with_repeats([(0, "feed:x", "messages", 0.999)], [(m, "feed:x", "messages") for m in range(1, 7)])
+
+    def confirmed(rows: pd.DataFrame, run: int) -> list[bool]:
+        return [e.confirmed for e in group_alarms(rows, EDGES, repeat_run=run)]
+
+    assert confirmed(surge, 0) == [False]  # the default reads no repeat: the rule as before
+    assert confirmed(surge, 6) == [True]
+    assert confirmed(surge, 7) == [False]  # it held six minutes, not seven
+    (e,) = group_alarms(surge, EDGES, repeat_run=6)
+    assert e.alarms == 1 and e.end == e.start and e.series == ("feed:x|messages",)  # repeats join nothing
+    # a blip: a second bad record some minutes after the first, nothing in between
+    blip = _with_repeats([(0, "feed:x", "invalid_values", 1.0)], [(4, "feed:x", "invalid_values")])
+    assert confirmed(blip, 1) == [False]
+    # a run broken for one minute, or repeats of another series of the entity, do not hold it
+    broken = [(m, "feed:x", "messages") for m in (1, 2, 4, 5, 6, 7)]
+    assert confirmed(_with_repeats([(0, "feed:x", "messages", 0.999)], broken), 6) == [False]
+    other = [(m, "feed:x", "latency_ms") for m in range(1, 7)]
+    assert confirmed(_with_repeats([(0, "feed:x", "messages", 0.999)], other), 6) == [False]
+    # a later alarm of the series fills its minute of the run (persist=3: two alarms alone do not hold it)
+    def run_of(repeat_minutes: list[int]) -> bool:
+        rows = _with_repeats(
+            [(0, "feed:x", "messages", 0.999), (3, "feed:x", "messages", 0.7)],
+            [(m, "feed:x", "messages") for m in repeat_minutes],
+        )
+        (e,) = group_alarms(rows, EDGES, persist=3, repeat_run=3)
+        return e.confirmed
+
+    assert run_of([1, 2]) and not run_of([-2, -1, 1])  # repeats before the sure alarm do not count
+    # repeats on a resource that scheduled work explains corroborate nothing, like its alarms
+    db = _with_repeats([(0, "rds:db", "CPU", 0.999)], [(m, "rds:db", "CPU") for m in range(1, 4)])
+    assert label_alarms(db, EDGES, repeat_run=3)["confirmed"].all()
+    explained = db.assign(explained=[False, True, True, True])
+    assert not label_alarms(explained, EDGES, repeat_run=3)["confirmed"].any()
+    assert len(label_alarms(db, EDGES, repeat_run=3)) == 1  # only the alarm is labelled
+
+
 def test_an_alarm_that_scheduled_work_explains_does_not_make_an_extreme_move_hold() -> None:
     rows = _alarms((0, "rds:db", "CPU", 0.999), (5, "rds:db", "CPU", 0.9))
     held = label_alarms(rows, EDGES)
@@ -404,3 +449,13 @@ def test_workers_reach_a_cluster_through_its_namespace_but_not_feeds() -> None:
     work = workers(edges)
     assert work["eks:c"] == {"stage:a.ingest"} and work["rds:db"] == {"stage:a.calc", "stage:b.load"}
     assert "feed:x" not in work
+
+
+def test_repeats_are_read_from_the_streaming_detectors_sources_only() -> None:
+    from cms_dagster.detect.episodes import ALARMS_AND_REPEATS_SQL, STREAM_SOURCES
+    from cms_dagster.detect.pipeline import SOURCES
+    from cms_dagster.detect.runs import RUN_SOURCES
+
+    # only the streaming detector damps repeats; a run verdict has a kind at any score
+    assert set(STREAM_SOURCES) == set(SOURCES) and not set(STREAM_SOURCES) & set(RUN_SOURCES)
+    assert all(f"'{x}'" in ALARMS_AND_REPEATS_SQL for x in STREAM_SOURCES)

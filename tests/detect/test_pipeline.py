@@ -152,3 +152,38 @@ def test_rerun_is_idempotent_and_backfill_rescores_later_hours(env) -> None:
     assert ((after.ts >= "2026-11-16 13:00") & (after.ts < "2026-11-16 14:00") & after.is_alarm).any()
     stored = CheckpointStore(lake.raw, "infra").times()
     assert max(stored) == T0 + dt.timedelta(hours=36) and T0 + dt.timedelta(hours=18) in stored
+
+
+@pytest.mark.slow
+def test_the_detectors_damped_repeats_are_stored_and_can_show_a_lone_move_holding(env) -> None:
+    from cms_dagster.detect.episodes import episodes_between
+
+    wh, lake, write = env
+    spike = T0 + dt.timedelta(hours=30, minutes=20)
+    _build_marts(wh, spike)  # the database's CPU jumps by 40 points at the spike and stays there
+    score_window(wh.query, write, lake.raw, T0, T0 + dt.timedelta(hours=36))
+    rows = _anoms(wh)
+    assert (rows.is_alarm == (rows.score >= 0.5)).all()  # alarms are what they were: the score's alarm level
+    cpu = rows[rows.series == "rds:orders-db|CPUUtilization"]
+    first = cpu[cpu.is_alarm].ts.min()
+    assert first == pd.Timestamp(spike.replace(tzinfo=None)) and cpu[cpu.is_alarm].score.max() >= 0.99
+    # after the alarm the quiet period damps the score of the move that holds: those points are kept, with the
+    # kind their undamped surprise gave them, below the score that is otherwise kept; the detector's level
+    # baseline takes the new level after six minutes, and the repeats stop
+    repeats = cpu[(cpu.ts > first) & ~cpu.is_alarm & (cpu.kind != "none")]
+    minutes = ((repeats.ts - first) / pd.Timedelta(minutes=1)).astype(int).tolist()
+    assert minutes == [1, 2, 3, 4, 5, 6] and (repeats.score < 0.3).all()
+    assert ((rows.score >= 0.3) | (rows.kind != "none")).all()
+    assert (rows[rows.source.isin(["batch", "stage"])].score >= 0.3).all()  # run verdicts as before
+    # read with repeat_run, the repeats make the lone database's extreme move hold (no relations given: it
+    # corroborates nothing else); by default they are not read and, alarming once, it stays a warning
+    lo, hi = T0 + dt.timedelta(hours=30), T0 + dt.timedelta(hours=36)
+
+    def lone(**options) -> list:
+        eps = episodes_between(wh.query, lo, hi, [], **options)
+        return [(e.start, e.alarms, e.confirmed) for e in eps if e.entities == ("rds:orders-db",)]
+
+    at = pd.Timestamp(spike)
+    assert lone() == [(at, 1, False)]
+    assert lone(repeat_run=6) == [(at, 1, True)]
+    assert lone(repeat_run=7) == [(at, 1, False)]

@@ -23,7 +23,8 @@ FACT_TABLES = ["fct_infra_metrics", "fct_feed_status", "fct_batch_runs", "fct_st
     description="intelligence.anomalies: every series of fct_infra_metrics and fct_feed_status scored by the "
     "streaming detector, and every run of fct_batch_runs and fct_stage_runs judged against the same job's or "
     "stage's runs at the same schedule slot (score in [0, 1], kind, baseline, observed; rows with score >= 0.3, "
-    "is_alarm at >= 0.5). Each run starts from the checkpoint before its hours (kept in the lake under "
+    "and the detector's repeats that its quiet period after an alarm damped (kind not none, score lower), "
+    "is_alarm at score >= 0.5). Each run starts from the checkpoint before its hours (kept in the lake under "
     "checkpoints/detect/) and re-scores any later hours that had been scored, in order.",
 )
 def anomalies(
