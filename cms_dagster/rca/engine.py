@@ -83,6 +83,7 @@ def propagate(
     tolerance: pd.Timedelta = _NO_TIME,
     quiet: Container[str] = (),
     strict: Container[str] = (),
+    only: Mapping[str, Container[str]] | None = None,
 ) -> Propagation:
     """Relate anomalous nodes through the dependency graph.
 
@@ -92,6 +93,7 @@ def propagate(
     it on). Nodes in ``strict`` are explained only by dependencies that moved strictly before them (the
     generic ranking passes the nodes whose onset is the incident's first point, where time cannot order
     anything, and whose dependencies the regression of :mod:`cms_dagster.rca.residual` has already tested).
+    A node in ``only`` can be explained only by the dependencies listed for it (:func:`departure_explainers`).
     n's independence is
     1 - (1 - EXPLAINED_FLOOR) x max plausibility of its explainers, so a sure root below it leaves n only the
     floor, and a doubtful one (plausibility near 0) leaves it almost whole.
@@ -106,7 +108,7 @@ def propagate(
     for n in names:
         onset_n = anomalous[n] if anomalous[n] is not None else far_future
         for d in sorted(reach(adjacency, n, quiet)):
-            if d not in anomalous:
+            if d not in anomalous or (only is not None and n in only and d not in only[n]):
                 continue
             onset_d = anomalous[d] if anomalous[d] is not None else far_future
             if onset_d < onset_n if n in strict else onset_d <= onset_n + tolerance:
@@ -170,6 +172,35 @@ def moved_signatures(moved: pd.DataFrame) -> dict[str, dict[tuple[str, bool], fl
         sig = out.setdefault(str(node), {})
         key = (str(metric), bool(z > 0))
         sig[key] = max(sig.get(key, 0.0), float(strength))
+    return out
+
+
+def departure_explainers(
+    moved: pd.DataFrame, candidates: Mapping[str, Iterable[str]]
+) -> dict[str, set[str]]:
+    """For each node whose moves are all first departures, which of its ``candidates`` can account for them.
+
+    ``moved``: the moved series (``series_stats`` rows). A first departure is a move of a series that held one
+    value through a history of at least MIN_SCALE_POINTS points (an availability at 100 %, an error count at 0).
+    No regression can be fitted to such a series, but its history still says what its dependencies did not do:
+    while it held its value they ranged over their own history, so a dependency whose move stays within that range
+    is something the history saw without a departure. Only a dependency that departed the same way (the same
+    metric name in the same direction, as :func:`best_explainers` matches) or one with a move beyond its own
+    history's range (its strongest window's median outside the history's minimum and maximum) can account for
+    the departure. Nodes with any other kind of move are left out (the regression, the metric rule and the onsets
+    judge them).
+    """
+    departed = (moved["n_history"] >= MIN_SCALE_POINTS) & (moved["history_min"] == moved["history_max"])
+    nodes = moved["node"].astype(str)
+    only_departures = set(departed.groupby(nodes).all().loc[lambda x: x].index)
+    beyond = set(nodes[(moved["observed"] > moved["history_max"]) | (moved["observed"] < moved["history_min"])])
+    signatures = moved_signatures(moved)
+    departures = moved_signatures(moved[departed])
+    out: dict[str, set[str]] = {}
+    for c in only_departures & set(candidates):
+        own = set(departures.get(c, {}))
+        names = [d for d in candidates[c] if d != c]
+        out[c] = {d for d in names if d in beyond or own & set(signatures.get(d, {}))}
     return out
 
 
@@ -263,7 +294,10 @@ def rank_series(
             own_step = as_timedelta(node_step.get(n)) or step or _NO_TIME
             if anomalous[n] is not None and anomalous[n] < start + max(own_step, step or _NO_TIME):
                 censored.add(n)
-    prop = propagate(anomalous, plaus, edges, tolerance=tolerance, quiet=quiet, strict=censored)
+    # a node whose moves are all first departures is explained only by a dependency that departed the same way or
+    # moved beyond its own history's range (departure_explainers): the history saw the others' usual range
+    only = departure_explainers(moved, {n: anomalous for n in anomalous})
+    prop = propagate(anomalous, plaus, edges, tolerance=tolerance, quiet=quiet, strict=censored, only=only)
 
     allowed = dependency_closure(edges, target) if target is not None else None
     callers: dict[str, list[str]] = {}
@@ -291,6 +325,14 @@ def rank_series(
     if "residual" in moved.columns:
         unjudged &= moved["residual"].isna() | ~(moved["explained_share"] >= INFORMATIVE_FIT)
     lends_to = best_explainers(lenders, moved_signatures(moved), moved_signatures(moved[unjudged]))
+    # ... and a dependent whose moves are all first departures lends only to the nodes below it that can account for
+    # them (of those, best_explainers keeps the ones that departed the same way), to none when none can
+    below: dict[str, set[str]] = {}
+    for n, dependents in lenders.items():
+        for c in dependents:
+            below.setdefault(c, set()).add(n)
+    for c, accountable in departure_explainers(moved, below).items():
+        lends_to[c] &= accountable
     rows = []
     first = min((t for t in anomalous.values() if t is not None), default=None)
     for n, a in node_strength.items():

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from cms_dagster.rca import RcaWarning, rank
+from cms_dagster.rca import Candidate, RcaWarning, rank
 from cms_dagster.rca.engine import best_explainers
 
 T0 = pd.Timestamp("2026-11-27T08:00:00Z")
@@ -402,6 +403,32 @@ def test_a_callers_departure_from_its_bound_lends_only_to_the_dependency_that_de
     assert by_node["cache"].anomalous and by_node["cache"].strength > by_node["svc"].strength
     assert ranked[0].node == "svc"
     assert {"svc", "cache"} <= set(by_node["front"].explained_by)
+
+
+def test_a_departure_is_not_explained_by_a_dependency_that_stayed_within_its_history() -> None:
+    # fn's availability, at 100 % through 400 points, drops 3 points; db, which fn calls, has a heavy-tailed latency
+    # that reads its history's 99th percentile at the same point (a sure robust z, but a value the history saw
+    # while fn held 100 %). db neither explains fn away nor collects fn's credit; a value beyond db's history
+    # does both.
+    rng = np.random.default_rng(13)
+    n_hist, n_inc = 400, 3
+    n = n_hist + n_inc
+    fn = np.full(n, 100.0)
+    fn[n_hist:] -= 3.0
+    db = 10 + 0.5 * rng.standard_t(3, n)
+
+    def ranked(db_value: float) -> dict[str, Candidate]:
+        latency = db.copy()
+        latency[n_hist:] = db_value
+        frame, start = _five_minute_frame({("fn", "availability"): fn, ("db", "latency"): latency}, n_hist)
+        return {c.node: c for c in rank(frame, [("fn", "db")], start)}
+
+    within = ranked(float(np.quantile(db[:n_hist], 0.99)))
+    assert within["db"].anomalous and within["fn"].rank == 1
+    assert within["fn"].explained_by == () and within["db"].explains == ()
+    assert within["db"].score < math.log1p(within["db"].strength) + 1e-9  # nothing lent
+    beyond = ranked(float(db[:n_hist].max()) + 1.0)
+    assert beyond["fn"].explained_by == ("db",) and beyond["db"].rank == 1
 
 
 def test_a_dependent_lends_to_every_dependency_when_none_shares_its_move() -> None:
