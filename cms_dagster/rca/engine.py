@@ -84,6 +84,7 @@ def propagate(
     quiet: Container[str] = (),
     strict: Container[str] = (),
     only: Mapping[str, Container[str]] | None = None,
+    ties: Mapping[str, Container[str]] | None = None,
 ) -> Propagation:
     """Relate anomalous nodes through the dependency graph.
 
@@ -93,7 +94,8 @@ def propagate(
     it on). Nodes in ``strict`` are explained only by dependencies that moved strictly before them (the
     generic ranking passes the nodes whose onset is the incident's first point, where time cannot order
     anything, and whose dependencies the regression of :mod:`cms_dagster.rca.residual` has already tested).
-    A node in ``only`` can be explained only by the dependencies listed for it (:func:`departure_explainers`).
+    A node in ``only`` can be explained only by the dependencies listed for it (:func:`departure_explainers`); the
+    dependencies listed for a node in ``ties`` explain it at a tie too, even when it is in ``strict``.
     n's independence is
     1 - (1 - EXPLAINED_FLOOR) x max plausibility of its explainers, so a sure root below it leaves n only the
     floor, and a doubtful one (plausibility near 0) leaves it almost whole.
@@ -111,7 +113,8 @@ def propagate(
             if d not in anomalous or (only is not None and n in only and d not in only[n]):
                 continue
             onset_d = anomalous[d] if anomalous[d] is not None else far_future
-            if onset_d < onset_n if n in strict else onset_d <= onset_n + tolerance:
+            tie = ties is not None and d in ties.get(n, ())
+            if (onset_d < onset_n or (tie and onset_d <= onset_n)) if n in strict else onset_d <= onset_n + tolerance:
                 explained_by[n].append(d)
                 explains[d].append(n)
     others = max(len(names) - 1, 1)
@@ -297,7 +300,25 @@ def rank_series(
     # a node whose moves are all first departures is explained only by a dependency that departed the same way or
     # moved beyond its own history's range (departure_explainers): the history saw the others' usual range
     only = departure_explainers(moved, {n: anomalous for n in anomalous})
-    prop = propagate(anomalous, plaus, edges, tolerance=tolerance, quiet=quiet, strict=censored, only=only)
+    # moves no regression judged (a first departure has no variance to fit, a fit may say nothing): when a tie at the
+    # first point rests on one (the node's strongest move), the regression did not judge it, and a dependency that
+    # moved the same way (metric name and direction, as for lending) explains it as it does a node without a fit
+    unjudged = moved["n_history"] >= MIN_SCALE_POINTS
+    if "residual" in moved.columns:
+        unjudged &= moved["residual"].isna() | ~(moved["explained_share"] >= INFORMATIVE_FIT)
+    unjudged_moves = moved_signatures(moved[unjudged])
+    all_moves = moved_signatures(moved)
+    leads = order.groupby("node", sort=True).head(1).set_index("node")
+    ties = {}
+    for n in censored & set(unjudged_moves):
+        lead = leads.loc[n]
+        judged = "residual" in leads.columns and pd.notna(lead["residual"]) and lead["explained_share"] >= INFORMATIVE_FIT
+        if lead["n_history"] >= MIN_SCALE_POINTS and not judged:
+            own = set(unjudged_moves[n])
+            ties[n] = {d for d, sig in all_moves.items() if d != n and own & set(sig)}
+    prop = propagate(
+        anomalous, plaus, edges, tolerance=tolerance, quiet=quiet, strict=censored, only=only, ties=ties
+    )
 
     allowed = dependency_closure(edges, target) if target is not None else None
     callers: dict[str, list[str]] = {}
@@ -321,10 +342,7 @@ def rank_series(
     lenders = {n: first_anomalous_dependents(n, callers, anomalous) for n in anomalous}
     # a dependent's moves that no regression judged (an availability that never left 100 % has no variance to fit,
     # a fit may say nothing): which dependency it lends to is left to the metric it moved on (best_explainers)
-    unjudged = moved["n_history"] >= MIN_SCALE_POINTS
-    if "residual" in moved.columns:
-        unjudged &= moved["residual"].isna() | ~(moved["explained_share"] >= INFORMATIVE_FIT)
-    lends_to = best_explainers(lenders, moved_signatures(moved), moved_signatures(moved[unjudged]))
+    lends_to = best_explainers(lenders, all_moves, unjudged_moves)
     # ... and a dependent whose moves are all first departures lends only to the nodes below it that can account for
     # them (of those, best_explainers keeps the ones that departed the same way), to none when none can
     below: dict[str, set[str]] = {}

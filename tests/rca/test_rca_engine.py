@@ -431,6 +431,38 @@ def test_a_departure_is_not_explained_by_a_dependency_that_stayed_within_its_his
     assert beyond["fn"].explained_by == ("db",) and beyond["db"].rank == 1
 
 
+def test_a_tie_that_rests_on_a_move_no_regression_judged_is_explained_by_the_same_move_below() -> None:
+    # client -> api -> db. db's latency, which api's follows in the history (an informative fit), rises 8 sigmas and
+    # db's availability, at 100 % through the history, drops 3 points; api's and client's availability drop with
+    # it at the same point. api's latency is judged by its fit, but its strongest move is the availability, which
+    # no regression can judge: db, which departed the same way, explains it (api's name would win the tie).
+    rng = np.random.default_rng(17)
+    n_hist, n_inc = 400, 3
+    n = n_hist + n_inc
+    db_latency = 20 + rng.normal(0, 1, n)
+    db_latency[n_hist:] += 8.0
+    api_latency = 5 + db_latency + rng.normal(0, 0.5, n)
+
+    def availability(drop: float) -> np.ndarray:
+        value = np.full(n, 100.0)
+        value[n_hist:] -= drop
+        return value
+
+    frame, start = _five_minute_frame(
+        {
+            ("db", "latency"): db_latency,
+            ("db", "availability"): availability(3.0),
+            ("api", "latency"): api_latency,
+            ("api", "availability"): availability(2.0),
+            ("client", "availability"): availability(1.0),
+        },
+        n_hist,
+    )
+    ranked = {c.node: c for c in rank(frame, [("client", "api"), ("api", "db")], start)}
+    assert ranked["api"].strength == ranked["db"].strength == n_hist  # first departures, equally sure
+    assert "db" in ranked["api"].explained_by and ranked["db"].rank == 1
+
+
 def test_a_dependent_lends_to_every_dependency_when_none_shares_its_move() -> None:
     lenders = {"db": {"api"}, "cache": {"api"}, "disk": {"db"}}
     signatures = {
