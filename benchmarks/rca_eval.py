@@ -526,6 +526,9 @@ def main(argv: list[str] | None = None) -> int:
     tmp = None
     if args.reuse:
         home = args.reuse
+        if not (home / STATE).is_file():
+            say(f"--reuse {home}: no {STATE} there, so it is not a build kept by this script (--keep DIR makes one)")
+            return 2
         state = json.loads((home / STATE).read_text())
         if state["incidents"] != [[i.kind, i.root_cause, iso(i.start), iso(i.end)] for i in incidents]:
             say(
