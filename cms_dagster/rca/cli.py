@@ -15,7 +15,7 @@ from typing import Any, TextIO
 import pandas as pd
 
 from cms_dagster.domain.model import Ontology, OntologyError, load_ontology
-from cms_dagster.rca.engine import rank
+from cms_dagster.rca.engine import NO_SURE_MOVE_METHOD, rank
 from cms_dagster.rca.findings import Candidate, iso_time
 from cms_dagster.rca.hypotheses import Hypothesis, rank_incident
 from cms_dagster.rca.series import DEFAULT_THRESHOLD
@@ -131,7 +131,9 @@ def format_candidates(candidates: list[Candidate], *, start: pd.Timestamp, targe
     out = [f"Root-cause candidates for the incident from {_short(start)}{scope}"]
     if not candidates:
         return "\n".join(out + ["no candidates"]) + "\n"
-    if candidates[0].method != "graph":
+    if candidates[0].method == NO_SURE_MOVE_METHOD:
+        out.append("ranked by standardised deviation alone: no candidate moved surely (sustained robust |z| 5)")
+    elif candidates[0].method != "graph":
         out.append(f"ranked by {candidates[0].method} alone: the history is too short for the ranking's models")
     rows = []
     for c in candidates:
@@ -374,8 +376,9 @@ def register(subparsers: Any) -> None:
             "dependencies' series by a regression fitted on the history: a node scores what they leave "
             "unexplained (a caller that only passes a slowdown on keeps little), and when everything moved "
             "at the same point, that fit, not the graph alone, decides who explains whom. When the history "
-            "before --start is too short for any of this (under 10 points per series), the nodes are ranked by "
-            "standardised deviation (|x - mean| / sd, the max-|z| baseline) and the output says so. Each "
+            "before --start is too short for any of this (under 10 points per series), or no candidate moved "
+            "surely (sustained robust |z| under 5), the nodes are ranked by standardised deviation (|x - mean| / "
+            "sd, the max-|z| baseline) and the output says so. Each "
             "candidate comes with its evidence: which series moved, when, and by how much against the baseline."
         ),
         epilog=EPILOG,

@@ -62,6 +62,7 @@ SURE_FACTOR = 5.0 / 3.0  # a node is surely anomalous from SURE_FACTOR x thresho
 INFORMATIVE_FIT = 0.2  # R² from which a node's dependencies' history can judge a tie in onsets (residual.py)
 MAX_EVIDENCE = 10
 DEVIATION_METHOD = "standardised deviation"  # Candidate.method when the history was too short for the models
+NO_SURE_MOVE_METHOD = "standardised deviation, no sure move"  # ... when no candidate moved surely
 _NO_TIME = pd.Timedelta(0)
 
 
@@ -417,10 +418,12 @@ def rank_by_deviation(
     *,
     target: str | None = None,
     top_k: int | None = None,
+    method: str = DEVIATION_METHOD,
 ) -> list[Candidate]:
     """Candidates by their strongest series' standardised deviation (:mod:`cms_dagster.rca.deviation`), ties by
     name; with ``target``, only it and what it depends on. The graph is not used otherwise, and no node is called
-    anomalous: on so short a history nothing tells a move from noise (the deviation is in the evidence)."""
+    anomalous: on so short a history, or when no candidate moved surely, nothing tells a move from noise (the
+    deviation is in the evidence). ``method`` is what the candidates say they were ranked by."""
     allowed = dependency_closure(edges, target) if target is not None else None
     best = deviation.sort_values(["z", "node", "metric"], ascending=[False, True, True], kind="stable")
     best = best.drop_duplicates("node")
@@ -449,7 +452,7 @@ def rank_by_deviation(
                 strength=float(r["z"]),
                 onset=None,
                 evidence=(evidence,),
-                method=DEVIATION_METHOD,
+                method=method,
             )
         )
     return out
@@ -590,7 +593,8 @@ def rank(
 
     When the typical series has fewer than MIN_SCALE_POINTS points before ``start``, nothing above can be fitted:
     the candidates are then ranked by standardised deviation (:func:`rank_by_deviation`, ``method`` says so) with
-    an RcaWarning.
+    an RcaWarning. So are they, with ``method`` NO_SURE_MOVE_METHOD, when no candidate's strongest series reaches
+    the sure level (SURE_FACTOR x threshold): the graph would only order doubtful moves.
 
     Returns candidates best first; raises RcaInputError (a ValueError) on unusable input.
     """
@@ -632,13 +636,26 @@ def rank(
         prepared, stats, edges, inc.start_ns, end_ns=inc.end_ns, baseline_ns=inc.baseline_ns, persistence=persistence
     )
     step = sampling_step(prepared.time, prepared.series)
-    return rank_series(
+    ranked = rank_series(
         stats,
         edges,
         target=target,
-        top_k=top_k,
         threshold=threshold,
         tolerance=resolve_tolerance(onset_tolerance, step),
         step=step,
         start=inc.start,
     )
+    strongest = max((c.strength for c in ranked), default=None)
+    if strongest is not None and strongest < SURE_FACTOR * threshold:
+        # no candidate moved surely: the graph's rules (who explains whom, what callers lend) would only order
+        # doubtful moves, so rank as on a too-short history, and say so
+        warnings.warn(
+            f"no candidate moved surely (largest sustained robust |z| {strongest:.1f}, under "
+            f"{SURE_FACTOR * threshold:g}): candidates are ranked by standardised deviation (largest |x - mean| / sd "
+            "over the incident, the max-|z| baseline), not by the graph",
+            RcaWarning,
+            stacklevel=2,
+        )
+        deviation = standardised_deviation(prepared, inc.start_ns, end_ns=inc.end_ns, baseline_ns=inc.baseline_ns)
+        return rank_by_deviation(deviation, edges, target=target, top_k=top_k, method=NO_SURE_MOVE_METHOD)
+    return ranked[:top_k] if top_k is not None else ranked

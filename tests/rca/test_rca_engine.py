@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from cms_dagster.rca import Candidate, RcaWarning, rank
-from cms_dagster.rca.engine import best_explainers
+from cms_dagster.rca.engine import NO_SURE_MOVE_METHOD, best_explainers
 
 T0 = pd.Timestamp("2026-11-27T08:00:00Z")
 HISTORY = 240
@@ -231,8 +231,26 @@ def test_a_few_points_off_a_ratio_that_never_left_its_bound_is_a_sure_move() -> 
 def test_end_and_baseline_window_are_respected() -> None:
     spec = {"db": {"latency": (10, 0.02, 3.0, 40)}, "api": {"latency": quiet()}}
     # the fault starts 40 minutes in: a window ending at 20 minutes sees nothing
-    ranked = rank(metrics(spec), None, START, end=START + pd.Timedelta(minutes=20), baseline="2h")
+    with pytest.warns(RcaWarning, match="no candidate moved surely"):
+        ranked = rank(metrics(spec), None, START, end=START + pd.Timedelta(minutes=20), baseline="2h")
     assert not any(c.anomalous for c in ranked)
+
+
+def test_without_a_sure_move_the_candidates_are_ranked_by_standardised_deviation_and_it_says_so() -> None:
+    # db's latency rises about 4 of its sigmas (a move, not a sure one); nothing else moves. The graph would only order
+    # doubtful moves: the ranking is the standardised deviation's, no node is called anomalous, and it warns.
+    spec = {"web": {"latency": quiet()}, "api": {"latency": quiet()}, "db": {"latency": (10, 0.02, 1.05, 0)}}
+    with pytest.warns(RcaWarning, match="no candidate moved surely"):
+        ranked = rank(metrics(spec, seed=4), [("web", "api"), ("api", "db")], START, target="web")
+    assert [c.node for c in ranked][0] == "db"
+    assert all(c.method == NO_SURE_MOVE_METHOD and not c.anomalous for c in ranked)
+    assert ranked[0].score == pytest.approx(abs(ranked[0].evidence[0].z))
+    # a sure move (8 sigmas) keeps the graph's ranking
+    spec["db"]["latency"] = (10, 0.02, 1.16, 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sure = rank(metrics(spec, seed=4), [("web", "api"), ("api", "db")], START, target="web")
+    assert sure[0].node == "db" and sure[0].method == "graph" and sure[0].anomalous
 
 
 def _coarse_incident(seed: int = 3) -> tuple[pd.DataFrame, list[tuple[str, str]], pd.Timestamp]:
