@@ -1,4 +1,5 @@
-"""The standardised-deviation ranking: what the generic ranking falls back to when the history is too short.
+"""The standardised-deviation ranking: what the generic ranking falls back to when the history is too short
+(and when no candidate moved surely: ``engine.rank``).
 
 With one or two points before ``start`` there is nothing to fit a scale, a regression or a change point to: a
 series' median is a guess and its spread is one difference or none. The ranking's models would then rank noise
