@@ -15,7 +15,9 @@ same without the schedule: confirmed episodes every one of whose entities had a 
 same time of day on 2 of the 3 days before, or on the same weekday both of the two weeks before
 (``explained_by_schedule``, the rule of ``cms detect alarms``, the incidents and ``cms rca incident
 --latest``), per day outside incidents; then the headline: confirmed episodes per day that are not the
-schedule, injected incidents detected (job failures apart) and false episodes per day.
+schedule, injected incidents detected (job failures apart) and false episodes per day; and one line per
+incident no confirmed episode on its own entities found: the highest score stored on its root or an affected
+entity in its window, and for a feed how many runs of the jobs that read it began while the fault lasted.
 
 Measure on months never used while tuning: the detector's run judging and episode rules were developed on
 seed 20270104 (``rca_eval.py --seed 20270104 --keep DIR``); the held-out months are the seeds 20270501 and
@@ -82,6 +84,14 @@ def main(argv: list[str] | None = None) -> int:
     alarms = con.execute(
         f"select ts, series, entity_id, score, is_alarm from intelligence.anomalies where {rows} order by ts"
     ).df()
+    # every stored point (scores of 0.3 and more, and repeats): what a missed incident looked like
+    stored = con.execute("select ts, series, entity_id, score from intelligence.anomalies").df()
+    try:
+        job_starts = con.execute(
+            "select 'job:' || job_key as entity_id, actual_start_ts from marts.fct_batch_runs"
+        ).df()
+    except duckdb.Error:  # a build without job runs
+        job_starts = pd.DataFrame(columns=["entity_id", "actual_start_ts"])
     span = con.execute("select min(minute_ts), max(minute_ts) from marts.fct_infra_metrics").fetchone()
     try:
         runs = con.execute(WORK_SQL.format(marts="marts"), [pd.Timestamp(0), pd.Timestamp.max]).df()
@@ -180,7 +190,38 @@ def main(argv: list[str] | None = None) -> int:
         f"episode on the root or an affected entity {sum(own)}/{len(labels)} ({sum(own) / max(len(labels), 1):.0%})"
     )
     print(f"  false episodes per day (outside every incident's window): {bg_news / quiet * 24:.2f}")
+    ontology = load_ontology()
+    for inc, (lo, hi), hit in zip(labels, windows, own, strict=True):
+        if not hit:
+            print("  missed: " + describe_miss(inc, lo, hi, stored, job_starts, ontology))
     return 0
+
+
+def describe_miss(
+    inc: dict, lo: pd.Timestamp, hi: pd.Timestamp, stored: pd.DataFrame, job_starts: pd.DataFrame, ontology
+) -> str:
+    """One line on an incident no confirmed episode on its own entities found: its highest stored score on
+    the root or an affected entity in its window, and, for a feed, how many runs of the jobs that read it
+    began between the label's start and end (a run that began then is where the fault shows downstream)."""
+    ids = affected(inc)
+    start, end = pd.Timestamp(parse_time(inc["start"])), pd.Timestamp(parse_time(inc["end"]))
+    ts = pd.to_datetime(stored["ts"], utc=True)  # the warehouse stores naive UTC
+    mine = stored[stored["entity_id"].isin(ids) & (ts >= lo) & (ts < hi)]
+    text = f"{inc.get('id', '?')} {inc['kind']} on {inc['root_cause']} at {start:%Y-%m-%d %H:%M}: "
+    if len(mine):
+        top = mine.loc[mine["score"].idxmax()]
+        text += (
+            f"highest score {top['score']:.2f} ({top['series']}, "
+            f"{(pd.Timestamp(top['ts'], tz='UTC') - start).total_seconds() / 60:+.0f} min)"
+        )
+    else:
+        text += "no stored score on its root or an affected entity"
+    if inc["root_cause"].startswith("feed:"):
+        readers = {j.entity_id for j in ontology.jobs_needing_feed(inc["root_cause"].split(":", 1)[1])}
+        t = pd.to_datetime(job_starts["actual_start_ts"], utc=True)
+        n = int((job_starts["entity_id"].isin(readers) & (t >= start) & (t < end)).sum())
+        text += f"; runs of the {len(readers)} jobs that read it begun during it: {n}"
+    return text
 
 
 def affected(inc: dict) -> set[str]:

@@ -28,7 +28,7 @@ def bench():
         sys.modules.pop(spec.name, None)
 
 
-def make_build(home: Path) -> None:
+def make_build(home: Path, extra: list[dict] | None = None, job_starts: list[tuple] | None = None) -> None:
     """96 hours of data; one incident on a stage at hour 10 with alarms on the stage and its job (related in
     the ontology: a confirmed episode), one lone weak alarm at hour 30 (not confirmed), and a confirmed
     episode every evening at 20:00 (the schedule from the third evening on)."""
@@ -51,6 +51,9 @@ def make_build(home: Path) -> None:
     con.register("m", minutes)
     con.execute("create table intelligence.anomalies as select * from a")
     con.execute("create table marts.fct_infra_metrics as select * from m")
+    if job_starts is not None:
+        con.register("r", pd.DataFrame(job_starts, columns=["job_key", "actual_start_ts"]))
+        con.execute("create table marts.fct_batch_runs as select * from r")
     con.close()
     labels = {
         "incidents": [
@@ -63,7 +66,8 @@ def make_build(home: Path) -> None:
                 "affected_stages": [],
                 "affected_resources": [],
                 "affected_feeds": [],
-            }
+            },
+            *(extra or []),
         ]
     }
     sim = home / "lake" / "archive" / "simulations" / "s1"
@@ -94,3 +98,33 @@ def test_benchmark_counts_alarms_episodes_and_found_incidents(bench, tmp_path, c
 def test_benchmark_explains_a_directory_that_is_not_a_kept_build(bench, tmp_path, capsys) -> None:
     assert bench.main([str(tmp_path)]) == 2
     assert "is not a kept rca_eval build" in capsys.readouterr().err
+
+
+def test_benchmark_describes_an_incident_it_missed(bench, tmp_path, capsys) -> None:
+    """A volume spike on a feed with only the lone weak alarm at hour 30 is missed: the line says how high its
+    own entities scored, and how many runs of the jobs that read the feed began while it lasted."""
+    surge = {
+        "id": "inc-002",
+        "start": (T0 + pd.Timedelta(hours=29, minutes=55)).isoformat() + "Z",
+        "end": (T0 + pd.Timedelta(hours=31, minutes=55)).isoformat() + "Z",
+        "kind": "volume_spike",
+        "root_cause": "feed:nyse-pillar",
+        "affected_jobs": [],
+        "affected_stages": [],
+        "affected_resources": [],
+        "affected_feeds": [],
+    }
+    starts = [
+        ("equities.eod_pricing", T0 + pd.Timedelta(hours=31)),  # reads nyse-pillar, began during the surge
+        ("equities.eod_pricing", T0 + pd.Timedelta(hours=33)),  # began after it
+        ("fx.spot_rates_snapshot", T0 + pd.Timedelta(hours=30)),  # does not read it
+    ]
+    make_build(tmp_path, extra=[surge], job_starts=starts)
+    assert bench.main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "by an episode on the root or an affected entity 1/2" in out
+    missed = [line for line in out.splitlines() if "missed:" in line]
+    assert len(missed) == 1
+    assert "inc-002 volume_spike on feed:nyse-pillar at 2026-11-17 05:55" in missed[0]
+    assert "highest score 0.60 (feed_latency, +5 min)" in missed[0]
+    assert missed[0].endswith("that read it begun during it: 1")
