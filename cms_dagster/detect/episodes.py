@@ -67,6 +67,7 @@ __all__ = [
     "is_schedule",
     "recurs",
     "recurs_daily",
+    "read_stage_runs",
     "related",
 ]
 
@@ -204,9 +205,10 @@ def _held(
     return held
 
 
+# the stage runs under way at some time in [?, ?) (finished_ts null while one runs)
 WORK_SQL = (
     "select 'stage:' || stage_key as entity_id, started_ts, finished_ts from {marts}.fct_stage_runs "
-    "where finished_ts >= ? and started_ts < ?"
+    "where (finished_ts is null or finished_ts >= ?) and started_ts < ?"
 )
 WORK_MARGIN = pd.Timedelta(minutes=10)  # load starts a little before a stage reports and lingers after it
 
@@ -364,6 +366,21 @@ class NoAlarmsTable(LookupError):
 WORK_HOURS = pd.Timedelta(hours=6)  # stage runs read before the window (a long one may have begun earlier)
 
 
+def _naive(t: dt.datetime) -> dt.datetime:
+    return t.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+
+def read_stage_runs(
+    query: Callable[[str, list], pd.DataFrame], since: dt.datetime, until: dt.datetime, marts_schema: str = "marts"
+) -> pd.DataFrame:
+    """The stage runs under way at some time in [since, until) (UTC; ``WORK_SQL``), columns ``entity_id,
+    started_ts, finished_ts``; none when the warehouse has no stage runs (yet)."""
+    try:
+        return query(WORK_SQL.format(marts=marts_schema), [_naive(since), _naive(until)])
+    except Exception:  # no stage runs in this warehouse (yet): nothing is explained by them
+        return pd.DataFrame(columns=["entity_id", "started_ts", "finished_ts"])
+
+
 def _read(query: Callable[[str, list], pd.DataFrame], sql: str, params: list) -> pd.DataFrame:
     try:
         return query(sql, params)
@@ -465,6 +482,7 @@ def episodes_between(
     edges: Iterable[tuple[str, str]] | Mapping[str, set[str]],
     *,
     explain_work: bool = True,
+    stage_runs: pd.DataFrame | None = None,
     **options: Any,
 ) -> list[Episode]:
     """The episodes of the alarms in ``intelligence.anomalies`` over [since, until) (UTC), oldest first.
@@ -472,20 +490,15 @@ def episodes_between(
     ``query(sql, params)`` runs SQL on the warehouse; ``options`` go to :func:`group_alarms`
     (``marts_schema``: where ``fct_stage_runs`` is, default ``marts``). With ``explain_work`` (default) and
     ``edges`` given as edges, alarms on resources that scheduled work explains (:func:`explained_by_work`,
-    from ``fct_stage_runs``) corroborate nothing. Raises NoAlarmsTable when detection has not run on this
-    warehouse yet."""
-
-    def naive(t: dt.datetime) -> dt.datetime:
-        return t.astimezone(dt.timezone.utc).replace(tzinfo=None)
-
+    from ``fct_stage_runs``: ``stage_runs`` when the caller has read them with :func:`read_stage_runs` from
+    ``WORK_HOURS`` before ``since`` or earlier) corroborate nothing. Raises NoAlarmsTable when detection has
+    not run on this warehouse yet."""
     sql = ALARMS_AND_REPEATS_SQL if options.get("repeat_run") else ALARMS_SQL
-    rows = _read(query, sql, [naive(since), naive(until)])
+    rows = _read(query, sql, [_naive(since), _naive(until)])
     marts = options.pop("marts_schema", "marts")
     if explain_work and not isinstance(edges, Mapping) and not rows.empty:
         edges = list(edges)
-        try:
-            runs = query(WORK_SQL.format(marts=marts), [naive(since - WORK_HOURS), naive(until)])
-        except Exception:  # no stage runs in this warehouse (yet): nothing is explained by them
-            runs = pd.DataFrame(columns=["entity_id", "started_ts", "finished_ts"])
-        rows = rows.assign(explained=explained_by_work(rows, runs, edges).to_numpy())
+        if stage_runs is None:
+            stage_runs = read_stage_runs(query, since - WORK_HOURS, until, marts)
+        rows = rows.assign(explained=explained_by_work(rows, stage_runs, edges).to_numpy())
     return group_alarms(rows, edges, **options)

@@ -56,6 +56,7 @@ from cms_dagster.detect.episodes import (
     Episode,
     episodes_between,
     explained_by_schedule,
+    read_stage_runs,
 )
 from cms_dagster.domain.graph import related_nodes
 from cms_dagster.domain.model import Ontology
@@ -138,11 +139,10 @@ def _resource(node: str) -> bool:
     return not node.startswith(("stage:", "job:", "feed:"))
 
 
-RUNS_SQL = (
+# the job runs under way at some time in [?, ?) (the stage runs: WORK_SQL)
+JOB_RUNS_SQL = (
     "select 'job:' || job_key as entity_id, actual_start_ts as started_ts, actual_end_ts as finished_ts "
-    "from {marts}.fct_batch_runs where actual_start_ts < ? and (actual_end_ts is null or actual_end_ts >= ?)",
-    "select 'stage:' || stage_key as entity_id, started_ts, finished_ts "
-    "from {marts}.fct_stage_runs where started_ts < ? and (finished_ts is null or finished_ts >= ?)",
+    "from {marts}.fct_batch_runs where (actual_end_ts is null or actual_end_ts >= ?) and actual_start_ts < ?"
 )
 RUNS_LOOKBACK = pd.Timedelta(hours=12)  # runs that finish in the window may have begun this long before it
 
@@ -159,20 +159,18 @@ class Runs:
         }
 
     @classmethod
-    def none(cls) -> Runs:
-        return cls(pd.DataFrame(columns=["entity_id", "started_ts", "finished_ts"]))
-
-    @classmethod
-    def read(cls, query: Query, since: pd.Timestamp, until: pd.Timestamp, marts_schema: str = "marts") -> Runs:
-        """The runs under way at some time in [since, until) (UTC); none when the marts are not built."""
+    def read(
+        cls, query: Query, since: pd.Timestamp, until: pd.Timestamp, stage_runs: pd.DataFrame, marts_schema: str = "marts"
+    ) -> Runs:
+        """The job runs under way at some time in [since - RUNS_LOOKBACK, until) (UTC; none when the run mart is
+        not built) with ``stage_runs`` (:func:`cms_dagster.detect.episodes.read_stage_runs`, read from then or
+        earlier)."""
         lo, hi = (t.tz_convert("UTC").tz_localize(None).to_pydatetime() for t in (since - RUNS_LOOKBACK, until))
-        frames = []
-        for sql in RUNS_SQL:
-            try:
-                frames.append(query(sql.format(marts=marts_schema), [hi, lo]))
-            except Exception:  # no such run mart in this warehouse (yet): its episodes began at their first alarm
-                continue
-        return cls(pd.concat(frames, ignore_index=True)) if frames else cls.none()
+        try:
+            jobs = query(JOB_RUNS_SQL.format(marts=marts_schema), [lo, hi])
+        except Exception:  # no job runs in this warehouse (yet): their episodes began at their first alarm
+            return cls(stage_runs)
+        return cls(pd.concat([jobs, stage_runs], ignore_index=True))
 
     def began(self, episode: Episode) -> pd.Timestamp:
         """The episode's first alarm, or the start of the earliest run of its jobs and stages that finished
@@ -370,15 +368,18 @@ def window_between(
     lo = since_ts - lookback
     # the weeks before too: what recurs at the same time of day or week is the schedule
     back = SCHEDULE_LOOKBACK if schedule else pd.Timedelta(0)
+    # the stage runs once, for the work rule of the episodes and for when runs began
+    stage_runs = read_stage_runs(query, (lo - back - RUNS_LOOKBACK).to_pydatetime(), until, marts_schema)
     everything = episodes_between(
-        query, (lo - back).to_pydatetime(), until, ontology.dependency_edges(), marts_schema=marts_schema
+        query, (lo - back).to_pydatetime(), until, ontology.dependency_edges(), stage_runs=stage_runs,
+        marts_schema=marts_schema,
     )
     eps = [e for e in everything if e.start >= lo]
     explained = [e for e in eps if e.confirmed and explained_by_schedule(e, everything)] if schedule else []
     if explained:
         drop = {id(e) for e in explained}
         eps = [e for e in eps if id(e) not in drop]
-    runs = Runs.read(query, lo, until_ts, marts_schema)
+    runs = Runs.read(query, lo, until_ts, stage_runs, marts_schema)
     start = _quiet_point(eps, lo, since_ts, far, runs.began)
     incidents = group_episodes([e for e in eps if e.start >= start], relations, began=runs.began, **options)
     # an incident stays open while a run that its fault may have hit, begun by then, is still under way and
