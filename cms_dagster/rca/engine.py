@@ -613,17 +613,24 @@ def rank(
     prepared, edges, stats = inc.prepared, inc.edges, inc.stats
     warn_unknown_nodes(edges, set(stats["node"]))
     check_target(target, set(stats["node"]), edges)
-    typical = short_history(stats)
-    if typical is not None:
+
+    def by_deviation(why: str, method: str) -> list[Candidate]:
         warnings.warn(
-            f"the history before start is too short for the ranking's models ({typical} point(s) per series, "
-            f"under {MIN_SCALE_POINTS}): candidates are ranked by standardised deviation (largest |x - mean| / sd "
-            "over the incident, the max-|z| baseline), not by the graph",
+            f"{why}: candidates are ranked by standardised deviation (largest |x - mean| / sd over the incident, "
+            "the max-|z| baseline), not by the graph",
             RcaWarning,
-            stacklevel=2,
+            stacklevel=3,  # rank's caller
         )
         deviation = standardised_deviation(prepared, inc.start_ns, end_ns=inc.end_ns, baseline_ns=inc.baseline_ns)
-        return rank_by_deviation(deviation, edges, target=target, top_k=top_k)
+        return rank_by_deviation(deviation, edges, target=target, top_k=top_k, method=method)
+
+    typical = short_history(stats)
+    if typical is not None:
+        return by_deviation(
+            f"the history before start is too short for the ranking's models ({typical} point(s) per series, "
+            f"under {MIN_SCALE_POINTS})",
+            DEVIATION_METHOD,
+        )
     apply_pooled_strength(
         stats,
         pooled_short_strength(
@@ -649,13 +656,8 @@ def rank(
     if strongest is not None and strongest < SURE_FACTOR * threshold:
         # no candidate moved surely: the graph's rules (who explains whom, what callers lend) would only order
         # doubtful moves, so rank as on a too-short history, and say so
-        warnings.warn(
-            f"no candidate moved surely (largest sustained robust |z| {strongest:.1f}, under "
-            f"{SURE_FACTOR * threshold:g}): candidates are ranked by standardised deviation (largest |x - mean| / sd "
-            "over the incident, the max-|z| baseline), not by the graph",
-            RcaWarning,
-            stacklevel=2,
+        return by_deviation(
+            f"no candidate moved surely (largest sustained robust |z| {strongest:.1f}, under {SURE_FACTOR * threshold:g})",
+            NO_SURE_MOVE_METHOD,
         )
-        deviation = standardised_deviation(prepared, inc.start_ns, end_ns=inc.end_ns, baseline_ns=inc.baseline_ns)
-        return rank_by_deviation(deviation, edges, target=target, top_k=top_k, method=NO_SURE_MOVE_METHOD)
     return ranked[:top_k] if top_k is not None else ranked
