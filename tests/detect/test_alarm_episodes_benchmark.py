@@ -3,29 +3,22 @@ alarms and the simulator's labels), the layout benchmarks/rca_eval.py --keep lea
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.benchmark_modules import benchmark_module
+
 T0 = pd.Timestamp("2026-11-16T00:00:00")  # naive UTC, as the warehouse stores it
 
 
 @pytest.fixture
 def bench():
-    spec = importlib.util.spec_from_file_location("alarm_episodes_benchmark", REPO / "benchmarks" / "alarm_episodes.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    try:
-        spec.loader.exec_module(module)
+    with benchmark_module("alarm_episodes") as module:
         yield module
-    finally:
-        sys.modules.pop(spec.name, None)
 
 
 def make_build(home: Path, extra: list[dict] | None = None, job_starts: list[tuple] | None = None) -> None:

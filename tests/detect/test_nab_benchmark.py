@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.benchmark_modules import benchmark_module
 
 
 @pytest.fixture
 def bench():
-    spec = importlib.util.spec_from_file_location("nab_benchmark", REPO / "benchmarks" / "nab.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    with benchmark_module("nab") as module:
+        yield module
 
 
 def test_benchmark_prints_three_normalized_scores_and_speed(bench, fixture_nab_dir, tmp_path, capsys) -> None:

@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.benchmark_modules import benchmark_module
 
 
 @pytest.fixture
 def bench():
-    spec = importlib.util.spec_from_file_location(
-        "volume_spikes_benchmark", REPO / "benchmarks" / "volume_spikes.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    try:
-        spec.loader.exec_module(module)
+    with benchmark_module("volume_spikes") as module:
         yield module
-    finally:
-        sys.modules.pop(spec.name, None)
 
 
 def test_ratio_compares_a_point_with_the_same_time_of_day_before(bench) -> None:

@@ -4,7 +4,6 @@ shared PetShop data)."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -12,21 +11,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.benchmark_modules import benchmark_module
+
 NODES = ["Front", "Api", "Db", "Cache"]
 CALLS = {("Front", "Api"), ("Api", "Db"), ("Api", "Cache")}  # caller, callee
 
 
 @pytest.fixture
 def bench():
-    spec = importlib.util.spec_from_file_location("petshop_benchmark", REPO / "benchmarks" / "petshop.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclass needs its module registered
-    try:
-        spec.loader.exec_module(module)
+    with benchmark_module("petshop") as module:
         yield module
-    finally:
-        sys.modules.pop(spec.name, None)
 
 
 def _write_wide(path: Path, times: np.ndarray, latency: dict[str, np.ndarray]) -> None:
@@ -102,16 +96,12 @@ def test_benchmark_explains_a_missing_dataset(bench, tmp_path, capsys) -> None:
 
 @pytest.mark.slow
 def test_injection_benchmark_ranks_a_fault_at_every_component_of_the_normal_recording(tmp_path, capsys) -> None:
-    spec = importlib.util.spec_from_file_location("petshop_inject", REPO / "benchmarks" / "petshop_inject.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
     try:
-        spec.loader.exec_module(module)
-        make_dataset(tmp_path / "dataset", faulty="Db")
-        assert module.main(["--petshop-dir", str(tmp_path), "--scenario", "low_traffic", "--null", "2"]) == 0
+        with benchmark_module("petshop_inject") as module:
+            make_dataset(tmp_path / "dataset", faulty="Db")
+            assert module.main(["--petshop-dir", str(tmp_path), "--scenario", "low_traffic", "--null", "2"]) == 0
     finally:
-        sys.modules.pop(spec.name, None)
-        sys.modules.pop("petshop", None)
+        sys.modules.pop("petshop", None)  # the script imports its sibling benchmarks/petshop.py by name
     out = capsys.readouterr().out
     assert "4 components x 2 faults" in out  # Front, Api, Db and Cache all report latency
     assert "8 injected faults" in out
