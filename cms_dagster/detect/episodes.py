@@ -26,7 +26,7 @@ sure alarm also holds when its series is at the alarm level, an alarm or a repea
 incident that the rule above missed, and it confirmed the feeds' evening moves (staleness and message
 counts about 21:00-21:30, sure on a different feed each day, so not the schedule); counting any later
 repeat instead of a run also confirmed bad-record blips (a second bad record minutes after the first). The
-README's ``alarm_episodes.py`` row has the figures (``--repeat-run``).
+figures (``--repeat-run``) are in benchmarks/README.md, under ``alarm_episodes.py``.
 
 Plain Python (pandas); no Dagster. Used by ``cms detect alarms``, ``cms rca incident --latest`` and the
 RCA evaluation (the start of each incident).
@@ -76,7 +76,7 @@ DEFAULT_MIN_ENTITIES = 2
 # a quarter of the detector's alarms score 0.9 or more, so 0.9 confirmed about one lone alarm an hour across
 # the simulated estate; from 0.99, 0.56-0.67 episodes an hour outside incidents were confirmed and 63-64 of 64
 # incidents still had one in their window (benchmarks/alarm_episodes.py on four simulated months, before the
-# persistence rule below; the README's alarm_episodes row has the figures with it)
+# persistence rule below; benchmarks/README.md has the figures with it)
 DEFAULT_SURE_SCORE = 0.99
 # a lone entity's sure score counts only when the move holds: at least this many alarms of the series that
 # scored it, from that alarm on (2: it alarms again after it); an extreme point on one series followed only by

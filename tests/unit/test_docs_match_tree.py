@@ -16,7 +16,7 @@ from cms_dagster.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = sorted(
-    [ROOT / "README.md", ROOT / "CONTRIBUTING.md", ROOT / "infra" / "README.md"]
+    [ROOT / "README.md", ROOT / "CONTRIBUTING.md", ROOT / "infra" / "README.md", ROOT / "benchmarks" / "README.md"]
     + list((ROOT / "docs").glob("*.md"))
     + list((ROOT / "cms_dagster").glob("*/README.md"))
 )
@@ -30,6 +30,7 @@ NOT_SETTINGS = {
     "CMS_OPERATIONS": "the Streamlit object docs/dashboard.md creates in Snowflake",
     "CMS_DASHBOARD_POOL": "the compute pool docs/dashboard.md creates in Snowflake",
     "CMS_NAB_DIR": "read by benchmarks/nab.py, a script outside the product",
+    "CMS_PETSHOP_DIR": "read by benchmarks/petshop.py and petshop_inject.py, scripts outside the product",
     "CMS_DBT_WINDOW_START": "set for its dbt process by the dbt asset (settings.dbt_window), read by dbt's macros",
     "CMS_DBT_WINDOW_END": "set for its dbt process by the dbt asset (settings.dbt_window), read by dbt's macros",
 }
@@ -52,6 +53,40 @@ def test_every_path_a_doc_names_exists(doc: Path) -> None:
         if not (ROOT / path.rstrip("/.")).exists():
             missing.append(path)
     assert not missing, f"{_rel(doc)} names paths that are not in the tree: {missing}"
+
+
+LINK_RE = re.compile(r"\]\(([^)\s#]*)#([^)\s]+)\)")
+
+
+def _anchors(page: Path) -> set[str]:
+    """The anchors GitHub gives the headings of ``page``: lower case, punctuation but ``-`` and ``_`` dropped,
+    spaces as hyphens, ``-1``, ``-2`` ... for repeats."""
+    seen: dict[str, int] = {}
+    anchors = set()
+    in_code = False
+    for line in _doc_text(page).splitlines():
+        if line.startswith("```"):
+            in_code = not in_code
+        m = re.match(r"#{1,6} (.+)", line)
+        if in_code or not m:
+            continue
+        slug = re.sub(r"[^\w\- ]", "", m.group(1).strip().lower()).replace(" ", "-")
+        n = seen.get(slug, 0)
+        seen[slug] = n + 1
+        anchors.add(slug if n == 0 else f"{slug}-{n}")
+    return anchors
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=_rel)
+def test_every_link_to_a_heading_finds_it(doc: Path) -> None:
+    wrong = []
+    for target, anchor in LINK_RE.findall(_doc_text(doc)):
+        page = (doc.parent / target).resolve() if target else doc
+        if page.suffix != ".md" or not page.exists():
+            continue  # not a page of the tree (the path test covers the tree's paths)
+        if anchor not in _anchors(page):
+            wrong.append(f"{target}#{anchor}")
+    assert not wrong, f"{_rel(doc)} links to headings that do not exist: {wrong}"
 
 
 def _snowflake_objects() -> set[str]:
