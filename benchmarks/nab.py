@@ -16,9 +16,12 @@ scored by the same function the CLI uses (`score_csv`), with NAB's rows kept as 
 Which figures are which. Every figure on these files is a *development* figure: the detector's settings were
 chosen looking at them. The cross-validated figures remove only the threshold's fit (each file is scored at a
 threshold chosen without it: leave one file out, repeated 4-fold by file within categories, leave one
-category out). The perturbed figures run the same settings on the same files averaged to 15-minute points and
-with 30 % of their rows dropped at random (NAB's other series are hourly, half-hourly or irregular): how
-much the score depends on the sampling these files happen to have.
+category out). The perturbed figures run the same settings on the same files averaged to 15-minute points, with
+30 % of their rows dropped at random, and averaged to 30-minute and to hourly points (NAB's other series are
+hourly, half-hourly or irregular): how much the score depends on the sampling these files happen to have. The
+label windows keep their times, so a coarser file keeps its windows over fewer rows. The hourly files are
+short (336 rows from a 4,032-row file, 50 of them probationary): their figure also measures how soon the
+detector can score (it scores nothing before 100 points of history), not only the sampling.
 """
 
 from __future__ import annotations
@@ -59,20 +62,24 @@ def default_nab_dir() -> Path:
 PERTURBATIONS = {
     "15-minute means (every 3 rows averaged)": "mean3",
     "30 % of rows dropped at random": "drop30",
+    "30-minute means (every 6 rows averaged)": "mean6",
+    "hourly means (every 12 rows averaged)": "mean12",
 }
 
 
 def perturb(text: str, kind: str, name: str) -> str:
-    """The CSV ``text`` resampled: ``mean3`` replaces each run of three rows by one row at the first one's time
-    with their mean value (what a metric aggregated three times coarser would show), ``drop30`` drops 30 % of
-    the rows at random (seeded by the file name, so every run drops the same rows)."""
+    """The CSV ``text`` resampled: ``meanK`` (``mean3``, ``mean6``, ``mean12``) replaces each run of K rows by one
+    row at the first one's time with their mean value (what a metric aggregated K times coarser would show; a
+    last run shorter than K is dropped), ``drop30`` drops 30 % of the rows at random (seeded by the file name,
+    so every run drops the same rows)."""
     lines = text.splitlines()
     header, body = lines[0], lines[1:]
-    if kind == "mean3":
+    k = int(kind[4:]) if re.fullmatch(r"mean[1-9][0-9]*", kind) else 0
+    if k:
         kept = []
-        for i in range(0, len(body) - 2, 3):
-            parts = [row.split(",") for row in body[i : i + 3]]
-            kept.append(f"{parts[0][0]},{sum(float(p[1]) for p in parts) / 3!r}")
+        for i in range(0, len(body) - k + 1, k):
+            parts = [row.split(",") for row in body[i : i + k]]
+            kept.append(f"{parts[0][0]},{sum(float(p[1]) for p in parts) / k!r}")
     elif kind == "drop30":
         rng = np.random.default_rng(zlib.crc32(name.encode()))
         kept = [row for row, u in zip(body, rng.random(len(body)), strict=True) if u >= 0.3]
@@ -246,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
         help="other detector settings to weigh against the defaults (repeatable): each is scored too, and the "
         "cross-validation then chooses settings and threshold on the other files (nested)",
     )
-    parser.add_argument("--no-perturb", action="store_true", help="skip the resampled runs (15-minute means, 30 %% of rows dropped)")
+    parser.add_argument("--no-perturb", action="store_true",
+                        help="skip the resampled runs (15-minute means, 30 %% of rows dropped, 30-minute and hourly means)")
     args = parser.parse_args(argv)
     try:
         candidates = [parse_settings(c) for c in args.candidate]

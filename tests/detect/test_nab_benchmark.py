@@ -101,6 +101,9 @@ def test_perturbations_thin_the_rows_the_same_way_every_run(bench) -> None:
     mean3 = bench.perturb(text, "mean3", "x.csv").splitlines()
     assert mean3[0] == "timestamp,value" and len(mean3) == 21
     assert mean3[2] == "2020-01-01 00:03:00,4.0"  # rows 3, 4, 5 averaged, at the first one's time
+    hourly = bench.perturb(text[: text.index("2020-01-01 00:50")], "mean12", "x.csv").splitlines()
+    assert hourly == ["timestamp,value", "2020-01-01 00:00:00,5.5", "2020-01-01 00:12:00,17.5",
+                      "2020-01-01 00:24:00,29.5", "2020-01-01 00:36:00,41.5"]  # rows 48, 49: a short last run, dropped
     dropped = bench.perturb(text, "drop30", "x.csv")
     assert dropped == bench.perturb(text, "drop30", "x.csv")
     assert 30 < len(dropped.splitlines()) - 1 < 55
