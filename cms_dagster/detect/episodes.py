@@ -99,6 +99,10 @@ class Episode:
     series: tuple[str, ...]  # entity|metric, in the order of their first alarm
     peak_score: float
     confirmed: bool
+    # the series whose alarms in the episode were above / below their usual value (observed vs baseline);
+    # empty when the rows carry no ``delta`` column
+    rising: tuple[str, ...] = ()
+    falling: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -295,7 +299,8 @@ def group_alarms(
     repeat_run: int = DEFAULT_REPEAT_RUN,
 ) -> list[Episode]:
     """Group alarm rows (columns ``ts, entity_id, series, score``; e.g. the rows of ``intelligence.anomalies``
-    that :data:`ALARMS_SQL` reads) into episodes, oldest first. Rows whose optional ``is_alarm`` column is
+    that :data:`ALARMS_SQL` reads) into episodes, oldest first. An optional ``delta`` column (observed less
+    baseline) gives each episode the series that rose and fell (``rising``, ``falling``). Rows whose optional ``is_alarm`` column is
     false are the detector's damped repeats: read only with ``repeat_run`` (see the module doc).
     ``edges``: the dependency edges (source depends on target), or the :func:`related` map built from them
     once. Entities outside the graph relate only to themselves. Raises ValueError when a column is
@@ -319,6 +324,11 @@ def group_alarms(
     ser = a["series"].astype(str).to_numpy()[order]
     score = a["score"].to_numpy(dtype=float)[order]
     conf = a["confirmed"].to_numpy(dtype=bool)[order]
+    delta = (
+        pd.to_numeric(a["delta"], errors="coerce").to_numpy(dtype=float)[order]
+        if "delta" in a.columns
+        else np.full(len(a), np.nan)
+    )
     bounds = [*np.flatnonzero(np.diff(ep)) + 1, len(ep)]
     out, lo = [], 0
     for hi in bounds:
@@ -331,6 +341,8 @@ def group_alarms(
                 series=tuple(dict.fromkeys(ser[lo:hi].tolist())),
                 peak_score=float(np.nanmax(score[lo:hi])) if not np.isnan(score[lo:hi]).all() else float("nan"),
                 confirmed=bool(conf[lo]),
+                rising=tuple(dict.fromkeys(ser[lo:hi][delta[lo:hi] > 0].tolist())),
+                falling=tuple(dict.fromkeys(ser[lo:hi][delta[lo:hi] < 0].tolist())),
             )
         )
         lo = hi
@@ -346,8 +358,8 @@ ALARM_ROWS = "(is_alarm or (kind <> 'none' and source in ({})))".format(
     ", ".join(f"'{x}'" for x in STREAM_SOURCES)
 )
 _ROWS_SQL = (
-    "select ts, series, entity_id, metric, score, is_alarm from intelligence.anomalies "
-    "where {rows} and ts >= ? and ts < ? order by ts, series"
+    "select ts, series, entity_id, metric, score, is_alarm, observed - baseline as delta "
+    "from intelligence.anomalies where {rows} and ts >= ? and ts < ? order by ts, series"
 )
 ALARMS_SQL = _ROWS_SQL.format(rows="is_alarm")  # the alarms over [?, ?)
 ALARMS_AND_REPEATS_SQL = _ROWS_SQL.format(rows=ALARM_ROWS)  # and the damped repeats (``repeat_run``)

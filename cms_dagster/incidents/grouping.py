@@ -15,6 +15,12 @@ an incident is the episodes that belong together:
   ontology, else one sharing a resource, else one used by the same job, the earliest among equals (a
   fault's second episode belongs to the fault's incident, not to another feed's that a job reading both
   relates it to).
+- past ``far`` only the incident's own moves **coming back** join it, up to ``span`` after its first alarm: an
+  episode in which a series that rose in the incident falls, or one that fell rises (observed against the
+  detector's baseline). A leaking pod's memory climbs, alarms, climbs on unnoticed, and drops when the pod
+  restarts two or three hours later; a feed's count falls at an outage and returns when it ends. The
+  return is the same problem's end, not a new one. A series moving the same way again after ``far`` is
+  still a new incident.
 - a run is judged when it finishes, so an episode of job and stage verdicts **began** when the earliest of
   its runs began (the runs of its jobs and stages that finished during it): ``near`` and ``far`` count from
   there. A valuation run that starts while its feed is delayed and finishes two and a half hours later, slow,
@@ -23,7 +29,8 @@ an incident is the episodes that belong together:
   (:func:`cms_dagster.incidents.report.incident_id`), so later episodes join without changing it.
 - it is **closed** once the detector has scored more than ``far`` past its last alarm and no run of a job or
   stage related to it that began by then is still running (its verdict could still join), or more than
-  ``span`` past its first alarm: no episode can join any more.
+  ``span`` past its first alarm: no episode can join any more but a series of it coming back, which reopens
+  it under the same id.
 - the **schedule opens none**: a confirmed episode that every one of whose entities also had a confirmed
   episode at the same time of day on most of the three days before, or at the same time on the same weekday
   both of the two weeks before (:func:`cms_dagster.detect.episodes.explained_by_schedule`), is the batch window or
@@ -33,7 +40,8 @@ an incident is the episodes that belong together:
   explains corroborate nothing (:func:`cms_dagster.detect.episodes.explained_by_work`).
 
 **Stable ids.** Grouping is read from a point before the window where nothing links across: no episode
-(confirmed or not) spans it (from when it began) and no confirmed episode ended within ``far`` before it. Incidents after such
+(confirmed or not) spans it (from when it began), no confirmed episode ended within ``far`` before it and
+none whose series moved started within ``span`` before it (its coming back could still join). Incidents after such
 a point are the same whatever earlier data was read, so a back-fill, a re-run, the sensor's window and
 ``cms incidents build --since`` all give the same incidents and ids. The point is searched in the
 ``lookback`` before the window (a day by default); if the estate alarmed without pause for all of it,
@@ -259,9 +267,14 @@ def group_episodes(
         best, best_tie = None, 0
         b = began(e)
         for g in groups:
-            if e.start > g["start"] + span or b > g["end"] + far:
+            if e.start > g["start"] + span:
                 continue
-            if set(e.entities) & g["entities"]:
+            if b > g["end"] + far:
+                # quiet for longer than ``far``: only the incident's own moves coming back can join
+                if not _reverses(e, g):
+                    continue
+                tie = 6
+            elif set(e.entities) & g["entities"]:
                 tie = 5
             elif relations.close(e.entities, g["entities"]):
                 tie = 4
@@ -277,25 +290,47 @@ def group_episodes(
             best["episodes"].append(e)
             best["end"] = max(best["end"], e.end)
             best["entities"] |= set(e.entities)
+            best["rising"] |= set(e.rising)
+            best["falling"] |= set(e.falling)
         else:
-            groups.append({"start": e.start, "end": e.end, "entities": set(e.entities), "episodes": [e]})
+            groups.append(
+                {
+                    "start": e.start,
+                    "end": e.end,
+                    "entities": set(e.entities),
+                    "episodes": [e],
+                    "rising": set(e.rising),
+                    "falling": set(e.falling),
+                }
+            )
     return [Incident(tuple(g["episodes"])) for g in groups]
+
+
+def _reverses(e: Episode, g: dict) -> bool:
+    """Whether episode ``e`` moves back a series that the incident ``g`` moved: one that rose in the incident
+    falls in ``e``, or one that fell rises (a leaking pod's memory dropping at its restart, a feed's count
+    coming back after its outage)."""
+    return bool(set(e.falling) & g["rising"] or set(e.rising) & g["falling"])
 
 
 def _quiet_point(
     episodes: Sequence[Episode], lo: pd.Timestamp, since: pd.Timestamp, far: pd.Timedelta,
-    began: Callable[[Episode], pd.Timestamp],
+    began: Callable[[Episode], pd.Timestamp], span: pd.Timedelta = DEFAULT_SPAN,
 ) -> pd.Timestamp:
     """The latest time in [lo + the alarm gap, since] across which no episode links (none spans it from when
-    it began to its last alarm) and before which no confirmed episode ended within ``far``; ``lo`` when there
-    is none."""
+    it began to its last alarm) and before which no confirmed episode ended within ``far`` or, when its
+    series moved (it could be joined by their coming back), started within ``span``; ``lo`` when there is
+    none."""
     earliest = lo + DEFAULT_GAP
     candidates = sorted({since, *(e.start for e in episodes if earliest <= e.start < since)}, reverse=True)
     for t in candidates:
         if t < earliest:
             break
         spans = any(began(e) < t <= e.end for e in episodes)
-        recent = any(e.confirmed and e.start < t and e.end + far >= t for e in episodes)
+        recent = any(
+            e.confirmed and e.start < t and (e.end + far >= t or (e.start + span >= t and (e.rising or e.falling)))
+            for e in episodes
+        )
         if not spans and not recent:
             return t
     return lo
@@ -380,7 +415,7 @@ def window_between(
         drop = {id(e) for e in explained}
         eps = [e for e in eps if id(e) not in drop]
     runs = Runs.read(query, lo, until_ts, stage_runs, marts_schema)
-    start = _quiet_point(eps, lo, since_ts, far, runs.began)
+    start = _quiet_point(eps, lo, since_ts, far, runs.began, span)
     incidents = group_episodes([e for e in eps if e.start >= start], relations, began=runs.began, **options)
     # an incident stays open while a run that its fault may have hit, begun by then, is still under way and
     # its verdict could still join (up to ``span`` after the incident's start: a hung run holds it no longer)

@@ -56,6 +56,8 @@ def add_alarms(db: Path) -> None:
             "score": [0.97, 0.95, 0.8],
             "is_alarm": [True, True, True],
             "source": ["fct_feed_status", "fct_feed_status", "fct_batch_runs"],
+            "observed": [0.0, 300.0, 900.0],
+            "baseline": [3000.0, 1.0, 0.0],
         }
     )
     con = duckdb.connect(str(db))

@@ -247,6 +247,8 @@ def _store(path: str, rows: pd.DataFrame) -> None:
         metric=rows["series"].str.split("|").str[1],
         is_alarm=True,
         source="feed",
+        observed=1.0,
+        baseline=0.0,
     )
     con.register("df", frame)
     con.execute("create table intelligence.anomalies as select * from df")

@@ -54,14 +54,15 @@ def write_marts(path: Path, feed_name: str = "cme-mdp") -> None:
     con.close()
 
 
-def write_alarms(path: Path, extra: list[tuple[pd.Timestamp, str, str, float]] = ()) -> None:
+def write_alarms(path: Path, extra: list[tuple] = ()) -> None:
     """The detector's alarms: the outage (feed, then a job that needs it, then later more of the feed) and a
-    lone database alarm five hours later; ``extra`` adds (ts, entity, metric, score) rows."""
+    lone database alarm five hours later; ``extra`` adds (ts, entity, metric, score) rows, or (ts, entity,
+    metric, score, observed - baseline); a row without one is above its baseline."""
     ont = load_ontology()
     job = next(j for j in ont.jobs.values() if "cme-mdp" in j.feeds)
     t0 = pd.Timestamp(OUTAGE).tz_localize(None)
     rows = [
-        (t0, "feed:cme-mdp", "up", 0.8),
+        (t0, "feed:cme-mdp", "up", 0.8, -1.0),
         (t0 + pd.Timedelta("6min"), job.entity_id, "start_delay_s", 0.7),
         (t0 + pd.Timedelta("5h"), "rds:orders-db", "CPUUtilization", 0.6),
         (t0 + pd.Timedelta("10h"), "rds:orders-db", "CPUUtilization", 0.3),  # scored, not an alarm
@@ -75,6 +76,8 @@ def write_alarms(path: Path, extra: list[tuple[pd.Timestamp, str, str, float]] =
             "metric": [r[2] for r in rows],
             "score": [r[3] for r in rows],
             "is_alarm": [r[3] >= 0.5 for r in rows],
+            "observed": [r[4] if len(r) > 4 else 1.0 for r in rows],
+            "baseline": 0.0,
         }
     )
     con = duckdb.connect(str(path))

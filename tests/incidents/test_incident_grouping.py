@@ -27,16 +27,22 @@ from .incident_fixtures import OUTAGE, outage_every_evening, write_alarms, write
 T0 = pd.Timestamp("2026-11-19 22:10", tz="UTC")
 
 
-def _ep(minutes: float, *entities: str, length: float = 5, confirmed: bool = True) -> Episode:
+def _ep(
+    minutes: float, *entities: str, length: float = 5, confirmed: bool = True, metric: str = "m", way: int = 0
+) -> Episode:
+    """An episode of ``metric`` on ``entities``; ``way`` 1 / -1: their series rose / fell."""
     start = T0 + pd.Timedelta(minutes=minutes)
+    series = tuple(f"{e}|{metric}" for e in entities)
     return Episode(
         start=start,
         end=start + pd.Timedelta(minutes=length),
         alarms=3,
         entities=entities,
-        series=tuple(f"{e}|m" for e in entities),
+        series=series,
         peak_score=0.99,
         confirmed=confirmed,
+        rising=series if way > 0 else (),
+        falling=series if way < 0 else (),
     )
 
 
@@ -69,6 +75,24 @@ def test_a_fault_that_alarms_again_within_two_hours_stays_one_incident_later_it_
     first, again, much_later = _ep(0, "feed:cme-mdp"), _ep(115, "feed:cme-mdp"), _ep(300, "feed:cme-mdp")
     incidents = group_episodes([first, again, much_later], relations)
     assert [i.episodes for i in incidents] == [(first, again), (much_later,)]
+
+
+def test_a_series_the_incident_moved_coming_back_after_a_quiet_spell_is_the_same_incident(relations):
+    # a memory leak: the pod's memory alarms rising, then nothing for 2.5 hours, then the restart drops it
+    pod = "eks:markets-prod/reporting"
+    climb = _ep(0, pod, metric="pod_memory_utilization", way=1)
+    restart = _ep(150, pod, metric="pod_memory_utilization", way=-1)
+    (incident,) = group_episodes([climb, restart], relations)
+    assert incident.episodes == (climb, restart)
+    # rising again after the quiet spell is not its coming back: a new incident, as before
+    again = _ep(150, pod, metric="pod_memory_utilization", way=1)
+    assert len(group_episodes([climb, again], relations)) == 2
+    # another series of the pod falling is not the incident's move coming back either
+    other = _ep(150, pod, metric="pod_cpu_utilization", way=-1)
+    assert len(group_episodes([climb, other], relations)) == 2
+    # and past six hours after the first alarm nothing joins any more
+    late = _ep(400, pod, metric="pod_memory_utilization", way=-1)
+    assert len(group_episodes([climb, late], relations)) == 2
 
 
 def test_an_episode_that_could_join_two_incidents_joins_the_one_on_its_own_entity(relations):
@@ -123,6 +147,23 @@ def test_an_incident_read_from_a_window_that_starts_inside_it_keeps_its_id_and_a
     assert [incident_id(e) for e in late] == [incident_id(whole[0].as_episode())]
     assert incident_id(late[0]).startswith("inc-20261125-2000-")
     assert late[0].alarms == 4 and late[0].end == pd.Timestamp(t0 + pd.Timedelta("90min"), tz="UTC")
+
+
+def test_a_feed_coming_back_after_its_outage_keeps_the_outage_s_id_in_every_window(estate):
+    t0 = pd.Timestamp(OUTAGE).tz_localize(None)
+    # the feed's up goes to 0 at 20:00 (the outage); at 22:30 it comes back, a sure move that holds
+    back = [(t0 + pd.Timedelta(f"{m}min"), "feed:cme-mdp", "up", 0.995, 1.0) for m in (150, 151)]
+    write_alarms(estate.duckdb_path, extra=back)
+    wh = Warehouse(estate)
+    ont = load_ontology()
+    utc = dt.timezone.utc
+    whole = incidents_between(wh.query, dt.datetime(2026, 11, 24, tzinfo=utc), dt.datetime(2026, 11, 27, tzinfo=utc), ont)
+    outage = [i for i in whole if i.start == pd.Timestamp(t0, tz="UTC")]
+    assert len(outage) == 1 and len(outage[0].episodes) == 2
+    assert not any(i.start == pd.Timestamp(t0 + pd.Timedelta("150min"), tz="UTC") for i in whole)
+    # a sensor reading only the hour of the coming back finds the outage's incident, with its id
+    late = confirmed_incidents(wh.query, dt.datetime(2026, 11, 25, 22, tzinfo=utc), dt.datetime(2026, 11, 25, 23, tzinfo=utc), ont)
+    assert [incident_id(e) for e in late] == [incident_id(outage[0].as_episode())]
 
 
 def test_an_incident_stays_open_while_an_episode_may_still_join(estate):

@@ -135,6 +135,8 @@ def with_alarms(warehouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
             "metric": ["up", "start_delay_s", "CPUUtilization"],
             "score": [0.8, 0.7, 0.6],
             "is_alarm": True,
+            "observed": 1.0,
+            "baseline": 0.0,
         }
     )
     con = duckdb.connect(str(path))
