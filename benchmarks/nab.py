@@ -238,6 +238,20 @@ def _run(jobs: list[tuple], n_jobs: int) -> list[tuple[str, str, float]]:
     return [_score_file(j) for j in jobs]
 
 
+def perturbed_figures(
+    names: Sequence[str], root: Path, windows: dict, kind: str, settings: dict | None,
+    profile: nab_scoring.CostProfile, n_jobs: int,
+) -> tuple[float, float, int]:
+    """The files resampled by ``kind`` and scored under ``settings`` (None: the defaults): the standard profile's
+    normalized score at the alarm level, at the resampled corpus's own best threshold, and its window count."""
+    jobs = [(n, str(root / "data" / n), False, kind, settings) for n in names]
+    pert = _load_corpus(_run(jobs, n_jobs), windows)
+    res = nab_scoring.evaluate(pert, {"standard": profile})["standard"]
+    at = sum(nab_scoring.score_file(s, lab, ALARM_LEVEL, profile).score for lab, s in pert)
+    return (nab_scoring.normalize(at, res.null_score, res.perfect_score), res.normalized,
+            sum(len(lab.windows) for lab, _ in pert))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nab-dir", type=Path, default=None, help="NAB directory (default $CMS_NAB_DIR or ../shared/nab)")
@@ -250,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="NAME=VALUE,...",
-        help="other detector settings to weigh against the defaults (repeatable): each is scored too, and the "
+        help="other detector settings to weigh against the defaults (repeatable): each is scored too (best threshold, "
+        "alarm level, leave one file out, and each resampling at the alarm level unless --no-perturb), and the "
         "cross-validation then chooses settings and threshold on the other files (nested)",
     )
     parser.add_argument("--no-perturb", action="store_true",
@@ -290,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
             target.write_text(text)
 
     results_by_profile = nab_scoring.evaluate(corpus, profiles)
+    perturbed_defaults: dict[str, float] = {}
 
     print(f"NAB data: {root} ({len(names)} files, {points} rows, "
           f"{sum(len(lab.windows) for lab, _ in corpus)} windows)")
@@ -331,18 +347,18 @@ def main(argv: list[str] | None = None) -> int:
             print("standard profile, the same files resampled (same settings; normalized at the alarm level "
                   f"{ALARM_LEVEL} / at the perturbed corpus's own best threshold):")
             for label, kind in PERTURBATIONS.items():
-                pert = _load_corpus(_run([(n, str(root / "data" / n), False, kind) for n in names], args.jobs), windows)
-                res = nab_scoring.evaluate(pert, {"standard": std.profile})["standard"]
-                at = sum(nab_scoring.score_file(s, lab, ALARM_LEVEL, std.profile).score for lab, s in pert)
-                print(f"  {label:38s} {nab_scoring.normalize(at, res.null_score, res.perfect_score):5.1f} / "
-                      f"{res.normalized:5.1f} ({sum(len(lab.windows) for lab, _ in pert)} windows)")
+                at, best, n_windows = perturbed_figures(names, root, windows, kind, None, std.profile, args.jobs)
+                perturbed_defaults[kind] = at
+                print(f"  {label:38s} {at:5.1f} / {best:5.1f} ({n_windows} windows)")
 
     if candidates and "standard" in results_by_profile:
         std = results_by_profile["standard"]
         print("\nstandard profile, settings weighed against the defaults (development: each scored on all files; then"
               " nested cross-validation, settings and threshold chosen without the held-out files):")
         scored = [corpus]
-        print(f"  {'settings':44s} {'best threshold':>14s} {'at ' + str(ALARM_LEVEL):>7s}")
+        kinds = list(PERTURBATIONS.values()) if perturbed_defaults else []
+        print(f"  {'settings':44s} {'best threshold':>14s} {'at ' + str(ALARM_LEVEL):>7s} {'lofo':>5s}"
+              + "".join(f" {k:>6s}" for k in kinds))
         for label, settings in [("defaults", {}), *zip(args.candidate, candidates, strict=True)]:
             if settings:
                 jobs_c = [(n, str(root / "data" / n), False, None, settings) for n in names]
@@ -350,7 +366,12 @@ def main(argv: list[str] | None = None) -> int:
             c = scored[-1]
             best = nab_scoring.evaluate(c, {"standard": std.profile})["standard"].normalized
             at = sum(nab_scoring.score_file(s, lab, ALARM_LEVEL, std.profile).score for lab, s in c)
-            print(f"  {label:44s} {best:14.1f} {nab_scoring.normalize(at, std.null_score, std.perfect_score):7.1f}")
+            lofo_c, _ = held_out_score([c], leave_one_file_out(c), std.profile)
+            pert_c = [perturbed_defaults[k] if not settings else
+                      perturbed_figures(names, root, windows, k, settings, std.profile, args.jobs)[0] for k in kinds]
+            print(f"  {label:44s} {best:14.1f} {nab_scoring.normalize(at, std.null_score, std.perfect_score):7.1f} "
+                  f"{nab_scoring.normalize(lofo_c, std.null_score, std.perfect_score):5.1f}"
+                  + "".join(f" {v:6.1f}" for v in pert_c))
         for title, parts in (("leave one file out", leave_one_file_out(corpus)),
                              ("4-fold by file within categories, 5 repeats", stratified_folds(corpus))):
             if len(parts[0]) < 2:

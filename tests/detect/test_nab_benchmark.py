@@ -121,6 +121,19 @@ def test_candidate_settings_are_scored_and_weighed_by_nested_cross_validation(be
     assert "nested, leave one file out:" in table and "settings chosen:" in table
 
 
+def test_a_candidate_is_scored_on_the_resampled_files_too(bench, fixture_nab_dir, capsys) -> None:
+    assert bench.main(["--nab-dir", str(fixture_nab_dir), "--jobs", "1", "--quiet", "--candidate", "history=500"]) == 0
+    out = capsys.readouterr().out
+    lines = out[out.index("settings weighed against the defaults") :].splitlines()
+    header = lines[1].split()
+    assert header[-5:] == ["lofo", "mean3", "drop30", "mean6", "mean12"]
+    defaults = lines[2].split()
+    perturbed = [x for x in out.splitlines() if "(3 windows)" in x]
+    assert len(perturbed) == 4  # the defaults' resampled figures, printed above, are the table's first row
+    assert [float(x.split()[-5]) for x in perturbed] == [float(v) for v in defaults[-4:]]
+    assert len(lines[3].split()) == len(defaults)
+
+
 def test_a_candidate_naming_an_unknown_setting_is_refused_with_the_known_ones(bench, capsys) -> None:
     with pytest.raises(SystemExit):
         bench.main(["--candidate", "histroy=500"])
