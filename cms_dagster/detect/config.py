@@ -41,15 +41,33 @@ class DetectorConfig:
     """Switch baselines only when the other one's error is below this fraction of the current one's."""
 
     # --- channels and calibration ------------------------------------------------------------------
-    channels: tuple[str, ...] = ("point", "mean", "shift", "activity", "drift")
+    channels: tuple[str, ...] = ("point", "mean", "shift", "activity", "drift", "ratio")
     """Channels that score: point (|residual|), mean (rolling mean residuals), shift (recent vs earlier
-    median), activity (rolling mean |residual|), drift (fast vs slow moving average)."""
+    median), activity (rolling mean |residual|), drift (fast vs slow moving average), ratio (the value
+    against its own time of day, multiplicatively, per point and over ``ratio_window`` points; counts
+    only)."""
     mean_windows: tuple[int, ...] = (4, 12, 48)
     """Windows of the rolling mean residual (level shifts at several horizons); the point residual is
     always a channel too."""
     shift_window: int = 288
     """Points before the recent ones whose median is the reference of the level-shift channel (the recent
     median is over ``level_window`` points)."""
+    ratio_offset: float = 1.0
+    """Added to a count and to its time-of-day profile before the ratio channel compares them,
+    ``|log((x + offset) / (profile + offset))|`` (a count of 0 against a profile of 0 is no news)."""
+    ratio_window: int = 4
+    """The ratio channel is scored twice: the point's log ratio, and the mean of the signed log ratios of the
+    last this many points (a surge that holds grows there for a few minutes, where the point channel has
+    already seen its first minute)."""
+    ratio_slots: int = 2
+    """Daily-profile slots on each side of a point's slot that bound what its time of day may hold: the
+    ratio channel compares a count with the highest of these slots' values (above) or the lowest (below),
+    and sees nothing between them (a daily burst whose minute wanders within them is not news)."""
+    ratio_min_days: int = 2
+    """The ratio channel scores a point only when its time-of-day slot has this many earlier days."""
+    ratio_floor: float = 0.01
+    """Smallest tail scale of the ratio channel, in natural log units (its values are not in the series'
+    units, so ``tail_floor`` does not apply)."""
     activity_window: int = 12
     """Window of the rolling mean absolute residual (bursts of spikes, variance up)."""
     drift_block_seconds: int = 3600

@@ -10,8 +10,12 @@ How a point is scored (all from the points before it, and the point itself):
 2. **Channels.** From the residual ``r = value - baseline``: the point residual ``|r|`` (spikes and dips),
    rolling means of ``r`` over a few windows, the gap between the median of the last points and the
    median of the day before them (level shifts; robust to spikes), the rolling mean of ``|r|`` (bursts,
-   variance) and the gap between a fast and a slow moving average of the value (drifts). Apart from the
-   channels, a trend test on hourly medians (Mann-Kendall) catches slow steady climbs (leaks).
+   variance) and the gap between a fast and a slow moving average of the value (drifts). On a series of
+   counts (every value so far a non-negative integer, decided from the values), also ``|log((x + 1) /
+   (p + 1))|`` with ``p`` the daily profile's value for the time of day without its level offset (ratio):
+   the noise of a count grows with its level, so a move that is large for the night but small against
+   the day's noise shows there. Apart from the channels, a trend test on hourly medians (Mann-Kendall)
+   catches slow steady climbs (leaks).
 3. **Calibration.** Each channel's value is compared with that channel's own recent history: the surprise
    is ``-log10`` of the share of history at least as large; beyond the largest value seen, the tail is
    extrapolated exponentially with the mean excess of the top of the history as scale. Surprises are
@@ -32,7 +36,7 @@ import math
 from .config import DetectorConfig
 from .history import NS, Profile, Ring, Tail, Trend
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 DAY_S = 86_400
 WEEK_S = 7 * DAY_S
 
@@ -76,9 +80,22 @@ class StreamingDetector:
             name: (Ring(c.level_window, True), Ring(c.shift_window, True))
             for name in ("level", *(p.name for p in self.profiles))
         }
-        self.channel_names = ["point", *(f"mean{w}" for w in c.mean_windows), "shift", "activity", "drift"]
+        self.channel_names = [
+            "point",
+            *(f"mean{w}" for w in c.mean_windows),
+            "shift",
+            "activity",
+            "drift",
+            "ratio",
+            f"ratio{c.ratio_window}",
+        ]
+        self.log_ratios = Ring(c.ratio_window, False)  # signed log ratios of the last points
+        self.counts = True  # every value so far a non-negative integer (the ratio channel's series)
         self.tails = [Tail(c.history) for _ in self.channel_names]
-        groups = [n if not n.startswith("mean") else "mean" for n in self.channel_names]
+        groups = [
+            "mean" if n.startswith("mean") else "ratio" if n.startswith("ratio") else n
+            for n in self.channel_names
+        ]
         self.active = [g in c.channels for g in groups]
         self.surprises = [0.0] * len(self.channel_names)  # of the last point, per channel
         self.trend = Trend(c.drift_block_seconds, c.drift_blocks, c.drift_memory)
@@ -166,19 +183,54 @@ class StreamingDetector:
         values.append(abs(short.median() - long_.median()) if len(long_) else 0.0)
         values.append(self.abs_sum / min(c.activity_window, cnt))
         values.append(self._drift(x))
+        if self.counts and not (x >= 0 and x == math.floor(x)):
+            self.counts = False
+        # the daily profile's values around this time of day (no level offset), and the weekly profile's
+        near = (
+            self.profiles[0].around(t_s, c.ratio_slots, c.ratio_min_days)
+            if self.counts and raws[0] is not None
+            else []
+        )
+        lr = 0.0
+        if near:
+            off = c.ratio_offset
+            expected = [*near, *(raw for raw in raws[1:] if raw is not None)]
+            hi, lo = max(expected), min(expected)
+            lr = (
+                math.log((x + off) / (hi + off))
+                if x > hi
+                else math.log((x + off) / (lo + off))
+                if x < lo
+                else 0.0
+            )
+            self.log_ratios.push(lr)
+            recent = self.log_ratios.ordered()
+            values.append(abs(lr))
+            values.append(abs(math.fsum(recent)) / len(recent))
+        else:
+            values.extend((0.0, 0.0))
 
         # 3. calibration -----------------------------------------------------------------------------
         typical = abs(preds.get("level", x))
         err = self.level_err[0] / self.level_err[1] if self.level_err[1] else 0.0
         floor = c.tail_floor * (typical + err) + 1e-12
         surprises = self.surprises
+        ratio_i = len(self.tails) - 2  # the two ratio channels are the last
         for i, (tail, v) in enumerate(zip(self.tails, values, strict=True)):
             surprises[i] = (
-                tail.surprise(v, floor, c.min_history, c.tail_fraction, c.tail_floor_top, c.rank_cap)
-                if self.active[i]
+                tail.surprise(
+                    v,
+                    c.ratio_floor if i >= ratio_i else floor,
+                    c.min_history,
+                    c.tail_fraction,
+                    c.tail_floor_top,
+                    c.rank_cap,
+                )
+                if self.active[i] and (near or i < ratio_i)
                 else 0.0
             )
-            tail.push(float(f"{v:.6g}"))  # 6 significant digits are plenty, and keep checkpoints small
+            if i < ratio_i:
+                tail.push(float(f"{v:.6g}"))  # 6 significant digits are plenty, and keep checkpoints small
         ranked = sorted(range(len(surprises)), key=surprises.__getitem__, reverse=True)
         best_i = ranked[0]
         total = math.fsum(surprises[i] for i in ranked[: c.combine_top])
@@ -193,13 +245,22 @@ class StreamingDetector:
 
         # 4. score, with a quiet period after alarms ----------------------------------------------------
         eff = total
+        alarmed = False  # this point starts an alarm or beats the last one
         if self.alarm_ts is not None and ts - self.alarm_ts <= c.quiet_seconds * NS:
             if total > self.alarm_s:
                 self.alarm_ts, self.alarm_s = ts, total
+                alarmed = total >= c.alarm_surprise
             else:
                 eff = total * c.quiet_damping
         elif total >= c.alarm_surprise:
             self.alarm_ts, self.alarm_s = ts, total
+            alarmed = True
+        # The ratio channels learn a point unless it alarmed: a surge that keeps growing for a few minutes is
+        # judged against the night's noise at each of them, not against its own first minute (which the
+        # point-in-units channels learn, so they see the rest of it as ordinary).
+        if near and not alarmed:  # (a series that is not a count, or has no days before: no history)
+            for tail, v in zip(self.tails[ratio_i:], values[ratio_i:], strict=True):
+                tail.push(float(f"{v:.6g}"))
         score = 1.0 / (1.0 + (c.score_scale / eff) ** c.score_steepness) if eff > 0 else 0.0
         channel = "trend" if drifting else self.channel_names[best_i]
         kind = "none"
@@ -210,6 +271,8 @@ class StreamingDetector:
                 kind = "spike" if r > 0 else "dip"
             elif channel == "activity":
                 kind = "spike"
+            elif channel.startswith("ratio"):
+                kind = "spike" if lr > 0 else "dip"
             else:
                 kind = "level_shift"
 
@@ -280,6 +343,8 @@ class StreamingDetector:
             "tails": [t.ring.ordered() for t in self.tails],
             "trend": self.trend.to_dict(),
             "alarm": [self.alarm_ts, self.alarm_s],
+            "counts": self.counts,
+            "log_ratios": self.log_ratios.ordered(),
         }
 
     @classmethod
@@ -307,4 +372,6 @@ class StreamingDetector:
         det.tails = [Tail(c.history, v) for v in d["tails"]]
         det.trend.load(d["trend"])
         det.alarm_ts, det.alarm_s = d["alarm"]
+        det.counts = d["counts"]
+        det.log_ratios = Ring(c.ratio_window, False, d["log_ratios"])
         return det

@@ -113,6 +113,27 @@ class Profile:
         value = self.memo[slot] = self.raw_uncached(slot, cycle)
         return value
 
+    def around(self, t_s: int, width: int, min_cycles: int = 1) -> list[float]:
+        """:meth:`raw` of ``t_s``'s slot and of the ``width`` slots on each side of it, from the same earlier
+        cycles; empty unless ``t_s``'s own slot holds at least ``min_cycles`` of them. Times must not go
+        back."""
+        slot = (t_s % self.period_s) // self.bucket_s
+        cycle = t_s // self.period_s
+        lo = cycle - self.cycles
+        if sum(lo <= e[0] < cycle for e in self.slots.get(slot, ())) < min_cycles:
+            return []
+        if cycle != self.memo_cycle:
+            self.memo_cycle, self.memo = cycle, {}
+        out = []
+        for j in range(slot - width, slot + width + 1):
+            k = j % self.n_slots
+            if k not in self.memo:
+                self.memo[k] = self.raw_uncached(k, cycle)
+            v = self.memo[k]
+            if v is not None:
+                out.append(v)
+        return out
+
     def raw_uncached(self, slot: int, cycle: int) -> float | None:
         """:meth:`raw` computed from the slots (what the memo holds)."""
         lo = cycle - self.cycles
