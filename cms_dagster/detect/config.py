@@ -63,7 +63,7 @@ class DetectorConfig:
     """Daily-profile slots on each side of a point's slot that bound what its time of day may hold: the
     ratio channel compares a count with the highest of these slots' values (above) or the lowest (below),
     and sees nothing between them (a daily burst whose minute wanders within them is not news)."""
-    ratio_min_days: int = 2
+    ratio_min_days: int = 1
     """The ratio channel scores a point only when its time-of-day slot has this many earlier days."""
     ratio_floor: float = 0.01
     """Smallest tail scale of the ratio channel, in natural log units (its values are not in the series'
