@@ -11,10 +11,12 @@ How a point is scored (all from the points before it, and the point itself):
    rolling means of ``r`` over a few windows, the gap between the median of the last points and the
    median of the day before them (level shifts; robust to spikes), the rolling mean of ``|r|`` (bursts,
    variance) and the gap between a fast and a slow moving average of the value (drifts). On a series of
-   counts (every value so far a non-negative integer, decided from the values), also ``|log((x + 1) /
-   (p + 1))|`` with ``p`` the daily profile's value for the time of day without its level offset (ratio):
-   the noise of a count grows with its level, so a move that is large for the night but small against
-   the day's noise shows there. Apart from the channels, a trend test on hourly medians (Mann-Kendall)
+   counts (every value so far a non-negative integer, decided from the values), also the ratio channel,
+   per point and over a few points: ``log((x + 1) / (hi + 1))`` above ``hi``, ``log((x + 1) / (lo + 1))``
+   below ``lo``, the highest and lowest of the daily profile's slots around the time of day (no level
+   offset) and the weekly profile's value; the noise of a count grows with its level, so a move that is
+   large for the night but small against the day's noise shows there. A point that alarms is not learned
+   by the ratio channel's calibration. Apart from the channels, a trend test on hourly medians (Mann-Kendall)
    catches slow steady climbs (leaks).
 3. **Calibration.** Each channel's value is compared with that channel's own recent history: the surprise
    is ``-log10`` of the share of history at least as large; beyond the largest value seen, the tail is
