@@ -52,9 +52,10 @@ class DetectorConfig:
     shift_window: int = 288
     """Points before the recent ones whose median is the reference of the level-shift channel (the recent
     median is over ``level_window`` points)."""
-    ratio_offset: float = 1.0
+    ratio_offset: float = 10.0
     """Added to a count and to its time-of-day profile before the ratio channel compares them,
-    ``|log((x + offset) / (profile + offset))|`` (a count of 0 against a profile of 0 is no news)."""
+    ``|log((x + offset) / (profile + offset))|``: a count of a few (bad records: 1 where 0 is usual) is
+    noise as a ratio, so only counts well above this move the channel much."""
     ratio_window: int = 4
     """The ratio channel is scored twice: the point's log ratio, and the mean of the signed log ratios of the
     last this many points (a surge that holds grows there for a few minutes, where the point channel has

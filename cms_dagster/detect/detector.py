@@ -12,7 +12,7 @@ How a point is scored (all from the points before it, and the point itself):
    median of the day before them (level shifts; robust to spikes), the rolling mean of ``|r|`` (bursts,
    variance) and the gap between a fast and a slow moving average of the value (drifts). On a series of
    counts (every value so far a non-negative integer, decided from the values), also the ratio channel,
-   per point and over a few points: ``log((x + 1) / (hi + 1))`` above ``hi``, ``log((x + 1) / (lo + 1))``
+   per point and over a few points: ``log((x + 10) / (hi + 10))`` above ``hi``, ``log((x + 10) / (lo + 10))``
    below ``lo``, the highest and lowest of the daily profile's slots around the time of day (no level
    offset) and the weekly profile's value; the noise of a count grows with its level, so a move that is
    large for the night but small against the day's noise shows there. A point that alarms is not learned
