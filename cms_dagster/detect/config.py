@@ -55,7 +55,8 @@ class DetectorConfig:
     ratio_offset: float = 10.0
     """Added to a count and to its time-of-day profile before the ratio channel compares them,
     ``|log((x + offset) / (profile + offset))|``: a count of a few (bad records: 1 where 0 is usual) is
-    noise as a ratio, so only counts well above this move the channel much."""
+    noise as a ratio, so only counts well above this move the channel much; where the time of day's
+    profile stays below it, the channel does not score."""
     ratio_window: int = 4
     """The ratio channel is scored twice: the point's log ratio, and the mean of the signed log ratios of the
     last this many points (a surge that holds grows there for a few minutes, where the point channel has

@@ -194,9 +194,11 @@ class StreamingDetector:
             else []
         )
         lr = 0.0
+        expected = [*near, *(raw for raw in raws[1:] if raw is not None)] if near else []
+        if expected and max(expected) < c.ratio_offset:
+            near = []  # a count of a few at this time of day (bad records): a ratio of it is noise
         if near:
             off = c.ratio_offset
-            expected = [*near, *(raw for raw in raws[1:] if raw is not None)]
             hi, lo = max(expected), min(expected)
             lr = (
                 math.log((x + off) / (hi + off))
