@@ -19,7 +19,9 @@ threshold chosen without it: leave one file out, repeated 4-fold by file within 
 category out). The perturbed figures run the same settings on the same files averaged to 15-minute points, with
 30 % of their rows dropped at random, and averaged to 30-minute and to hourly points (NAB's other series are
 hourly, half-hourly or irregular): how much the score depends on the sampling these files happen to have. The
-label windows keep their times, so a coarser file keeps its windows over fewer rows. The hourly files are
+label windows keep their times, so a coarser file keeps its windows over fewer rows. The last run adds a
+constant, 10 times the file's range, to every value: an anomaly is the same in any unit, so a detector should
+score it the same (NAB's other files include temperatures, speeds and latencies far from zero). The hourly files are
 short (336 rows from a 4,032-row file, 50 of them probationary): their figure also measures how soon the
 detector can score (it scores nothing before 100 points of history), not only the sampling.
 """
@@ -64,6 +66,7 @@ PERTURBATIONS = {
     "30 % of rows dropped at random": "drop30",
     "30-minute means (every 6 rows averaged)": "mean6",
     "hourly means (every 12 rows averaged)": "mean12",
+    "a constant added (10x the file's range)": "offset10",
 }
 
 
@@ -71,11 +74,16 @@ def perturb(text: str, kind: str, name: str) -> str:
     """The CSV ``text`` resampled: ``meanK`` (``mean3``, ``mean6``, ``mean12``) replaces each run of K rows by one
     row at the first one's time with their mean value (what a metric aggregated K times coarser would show; a
     last run shorter than K is dropped), ``drop30`` drops 30 % of the rows at random (seeded by the file name,
-    so every run drops the same rows)."""
+    so every run drops the same rows), ``offsetK`` adds K times the file's range to every value (the same series
+in a unit with another zero: degrees Fahrenheit instead of Celsius, kelvin; nothing about it should change)."""
     lines = text.splitlines()
     header, body = lines[0], lines[1:]
     k = int(kind[4:]) if re.fullmatch(r"mean[1-9][0-9]*", kind) else 0
-    if k:
+    if re.fullmatch(r"offset[1-9][0-9]*", kind):
+        values = [float(row.split(",")[1]) for row in body]
+        shift = int(kind[6:]) * ((max(values) - min(values)) or 1.0)
+        kept = [f"{row.split(',')[0]},{v + shift!r}" for row, v in zip(body, values, strict=True)]
+    elif k:
         kept = []
         for i in range(0, len(body) - k + 1, k):
             parts = [row.split(",") for row in body[i : i + k]]
@@ -269,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
         "cross-validation then chooses settings and threshold on the other files (nested)",
     )
     parser.add_argument("--no-perturb", action="store_true",
-                        help="skip the resampled runs (15-minute means, 30 %% of rows dropped, 30-minute and hourly means)")
+                        help="skip the perturbed runs (15-minute means, 30 %% of rows dropped, 30-minute and hourly means, "
+                        "a constant added)")
     args = parser.parse_args(argv)
     try:
         candidates = [parse_settings(c) for c in args.candidate]

@@ -6,6 +6,8 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, fields
 
+TAIL_FLOOR_BASES = ("level", "error")
+
 
 @dataclass(frozen=True)
 class DetectorConfig:
@@ -89,6 +91,10 @@ class DetectorConfig:
     excess over the largest value in history counts)."""
     tail_floor: float = 0.01
     """Smallest tail scale, as a fraction of the series' typical magnitude (flat series)."""
+    tail_floor_basis: str = "level"
+    """What ``tail_floor`` is a fraction of: ``level``, the recent level's absolute value plus the level
+    baseline's mean absolute error (the default); ``error``, that error alone, so that adding a constant to a
+    series (another unit's zero: degrees Fahrenheit, kelvin) does not change its scores."""
     tail_floor_top: float = 0.2
     """Smallest tail scale, as a fraction of the channel's largest value in history (a history whose top
     is all one value, as with quantized data, must not make the next small step look infinitely rare)."""
@@ -111,6 +117,12 @@ class DetectorConfig:
     # --- sampling ------------------------------------------------------------------------------------
     step_sample: int = 16
     """Intervals used to infer the sampling period (their median)."""
+
+    def __post_init__(self) -> None:
+        if self.tail_floor_basis not in TAIL_FLOOR_BASES:
+            raise ValueError(
+                f"tail_floor_basis {self.tail_floor_basis!r} is not one of {', '.join(TAIL_FLOOR_BASES)}"
+            )
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -217,7 +217,7 @@ class StreamingDetector:
         # 3. calibration -----------------------------------------------------------------------------
         typical = abs(preds.get("level", x))
         err = self.level_err[0] / self.level_err[1] if self.level_err[1] else 0.0
-        floor = c.tail_floor * (typical + err) + 1e-12
+        floor = c.tail_floor * (err if c.tail_floor_basis == "error" else typical + err) + 1e-12
         surprises = self.surprises
         ratio_i = len(self.tails) - 2  # the two ratio channels are the last
         for i, (tail, v) in enumerate(zip(self.tails, values, strict=True)):

@@ -225,3 +225,32 @@ def test_the_profiles_memo_gives_exactly_what_computing_each_point_gives(monkeyp
     for (ts, v), (one_pass, chunked) in zip(cases, memoized, strict=True):
         reference = _scored(ts, v)
         assert one_pass == reference and chunked == reference
+
+
+def test_with_the_floor_from_the_error_a_constant_added_changes_no_alarm() -> None:
+    # the same series in a unit with another zero (kelvin instead of Celsius): with the floor a fraction of the
+    # level the large level flattens the tail and the spike fades; with it a fraction of the error it stays
+    v = noise()
+    v[1500] += 12  # 12 standard deviations
+    moved = v + 1000.0
+    error_basis = DetectorConfig(tail_floor_basis="error")
+    near, _ = score_series(times(), v, config=error_basis)
+    far, _ = score_series(times(), moved, config=error_basis)
+    assert alarms(near) == alarms(far) == [(1500, "spike")]
+    assert np.abs(near.anomaly_score - far.anomaly_score).max() < 0.01
+    level_near, _ = score_series(times(), v)
+    level_far, _ = score_series(times(), moved)
+    assert alarms(level_near) == [(1500, "spike")] and alarms(level_far) == []  # the default: the spike is lost
+
+
+def test_a_checkpoint_made_before_the_floor_basis_existed_continues_as_before() -> None:
+    import orjson
+
+    v = noise()
+    first, state = score_series(times()[:1000], v[:1000])
+    body = orjson.loads(state.to_json())
+    del body["settings"]["tail_floor_basis"]  # what a checkpoint of the detector before the setting holds
+    old = orjson.dumps(body)
+    rest, _ = score_series(times()[1000:], v[1000:], state=old, config=DetectorConfig())
+    whole, _ = score_series(times(), v)
+    assert np.array_equal(np.concatenate([first.anomaly_score, rest.anomaly_score]), whole.anomaly_score)

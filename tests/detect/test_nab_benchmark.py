@@ -104,6 +104,8 @@ def test_perturbations_thin_the_rows_the_same_way_every_run(bench) -> None:
     hourly = bench.perturb(text[: text.index("2020-01-01 00:50")], "mean12", "x.csv").splitlines()
     assert hourly == ["timestamp,value", "2020-01-01 00:00:00,5.5", "2020-01-01 00:12:00,17.5",
                       "2020-01-01 00:24:00,29.5", "2020-01-01 00:36:00,41.5"]  # rows 48, 49: a short last run, dropped
+    shifted = bench.perturb(text, "offset10", "x.csv").splitlines()
+    assert shifted[1] == "2020-01-01 00:00:00,590.0" and shifted[-1] == "2020-01-01 00:59:00,649.0"  # + 10 x 59
     dropped = bench.perturb(text, "drop30", "x.csv")
     assert dropped == bench.perturb(text, "drop30", "x.csv")
     assert 30 < len(dropped.splitlines()) - 1 < 55
@@ -126,11 +128,11 @@ def test_a_candidate_is_scored_on_the_resampled_files_too(bench, fixture_nab_dir
     out = capsys.readouterr().out
     lines = out[out.index("settings weighed against the defaults") :].splitlines()
     header = lines[1].split()
-    assert header[-5:] == ["lofo", "mean3", "drop30", "mean6", "mean12"]
+    assert header[-6:] == ["lofo", "mean3", "drop30", "mean6", "mean12", "offset10"]
     defaults = lines[2].split()
     perturbed = [x for x in out.splitlines() if "(3 windows)" in x]
-    assert len(perturbed) == 4  # the defaults' resampled figures, printed above, are the table's first row
-    assert [float(x.split()[-5]) for x in perturbed] == [float(v) for v in defaults[-4:]]
+    assert len(perturbed) == 5  # the defaults' perturbed figures, printed above, are the table's first row
+    assert [float(x.split()[-5]) for x in perturbed] == [float(v) for v in defaults[-5:]]
     assert len(lines[3].split()) == len(defaults)
 
 
