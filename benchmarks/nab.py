@@ -353,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
             for cat, n, w, t, held, inside in rows:
                 print(f"    {cat:24s} {n:5d} {w:4d} {t:9.4f} {held:9.3f} {inside:9.3f}")
         if not args.no_perturb and not args.subprocess:
-            print("standard profile, the same files resampled (same settings; normalized at the alarm level "
+            print("standard profile, the same files perturbed (same settings; normalized at the alarm level "
                   f"{ALARM_LEVEL} / at the perturbed corpus's own best threshold):")
             for label, kind in PERTURBATIONS.items():
                 at, best, n_windows = perturbed_figures(names, root, windows, kind, None, std.profile, args.jobs)
