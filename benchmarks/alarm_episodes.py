@@ -41,6 +41,7 @@ from cms_dagster.detect.episodes import (
     DEFAULT_PERSIST,
     DEFAULT_REPEAT_RUN,
     DEFAULT_SURE_SCORE,
+    RANGE_SQL,
     WORK_SQL,
     explained_by_schedule,
     explained_by_work,
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     # the alarms, and with --repeat-run the detector's damped repeats (they join no episode)
     rows = ALARM_ROWS if args.repeat_run else "is_alarm"
     alarms = con.execute(
-        f"select ts, series, entity_id, score, is_alarm from intelligence.anomalies where {rows} order by ts"
+        f"select ts, series, entity_id, metric, score, is_alarm, observed from intelligence.anomalies where {rows} order by ts"
     ).df()
     # every stored point (scores of 0.3 and more, and repeats): what a missed incident looked like
     stored = con.execute("select ts, series, entity_id, score from intelligence.anomalies").df()
@@ -94,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
         job_starts = pd.DataFrame(columns=["entity_id", "actual_start_ts"])
     span = con.execute("select min(minute_ts), max(minute_ts) from marts.fct_infra_metrics").fetchone()
     try:
+        ranges = con.execute(RANGE_SQL.format(marts="marts"), [pd.Timestamp(0), pd.Timestamp.max]).df()
+    except duckdb.Error:  # a build without resource metrics: nothing bounds the work
+        ranges = None
+    try:
         runs = con.execute(WORK_SQL.format(marts="marts"), [pd.Timestamp(0), pd.Timestamp.max]).df()
     except duckdb.Error:  # a build without stage runs
         runs = pd.DataFrame(columns=["entity_id", "started_ts", "finished_ts"])
@@ -102,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     labels = sorted(json.loads(labels_file.read_text())["incidents"], key=lambda x: x["start"])
     edges = load_ontology().dependency_edges()
     if explain:
-        alarms = alarms.assign(explained=explained_by_work(alarms, runs, edges).to_numpy())
+        alarms = alarms.assign(explained=explained_by_work(alarms, runs, edges, ranges=ranges).to_numpy())
     lab = label_alarms(alarms, edges, repeat_run=args.repeat_run)
     windows = []
     for k, inc in enumerate(labels):

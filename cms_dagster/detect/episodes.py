@@ -249,6 +249,8 @@ def explained_by_work(
     edges: Iterable[tuple[str, str]],
     *,
     margin: pd.Timedelta = WORK_MARGIN,
+    ranges: pd.DataFrame | None = None,
+    sure_score: float = DEFAULT_SURE_SCORE,
 ) -> pd.Series:
     """Per alarm row: whether it is explained by scheduled work that went as usual. An alarm on a resource
     is explained when a stage that puts work on it (:func:`workers`) was running then (from ``margin``
@@ -256,10 +258,13 @@ def explained_by_work(
     and that stage raised no alarm of its own from its start to ``margin`` after its end (runs are judged
     against the same stage's runs at the same slot, so a normal run is the batch window, not a fault: a
     database busy under a run that is as quick as usual is the schedule). Alarms on anything else, or with
-    no such run, are not explained."""
+    no such run, are not explained. With ``ranges`` (:func:`read_ranges`), a sure alarm (``sure_score`` or
+    more) whose observed value is beyond every value its series had on the ``RANGE_DAYS`` days before is
+    not explained either: the work explains what the resource does under it, not a move it never made."""
     if alarms.empty or runs.empty:
         return pd.Series(False, index=alarms.index)
     out = np.zeros(len(alarms), dtype=bool)
+    beyond = _beyond(alarms, ranges, sure_score)
     work = workers(edges)
 
     def ns(values: pd.Series) -> np.ndarray:
@@ -273,6 +278,8 @@ def explained_by_work(
     spans = {e: (ns(g["started_ts"]), ns(g["finished_ts"])) for e, g in r.groupby(r["entity_id"].astype(str))}
     own = {e: np.sort(ts[ents == e]) for e in set(ents) if e.startswith("stage:")}
     for i in range(len(ts)):
+        if beyond[i]:
+            continue
         for stage in work.get(ents[i], ()):
             if stage not in spans:
                 continue
@@ -286,6 +293,53 @@ def explained_by_work(
             if out[i]:
                 break
     return pd.Series(out, index=alarms.index)
+
+
+RANGE_DAYS = 7  # days before an alarm whose values bound what scheduled work may explain
+RANGE_WINDOW = pd.Timedelta(days=RANGE_DAYS)
+RANGE_SQL = (
+    "select entity_id, metric, cast(minute_ts as date) as day, max(avg_value) as hi, min(avg_value) as lo "
+    "from {marts}.fct_infra_metrics where minute_ts >= ? and minute_ts < ? "
+    "group by entity_id, metric, cast(minute_ts as date)"
+)
+
+
+def read_ranges(
+    query: Callable[[str, list], pd.DataFrame], since: dt.datetime, until: dt.datetime, marts: str = "marts"
+) -> pd.DataFrame:
+    """Per resource series and day, the highest and lowest minute value (columns ``entity_id, metric, day,
+    hi, lo``) from ``RANGE_DAYS`` days before ``since`` to ``until``: what bounds the moves scheduled work
+    explains (:func:`explained_by_work`). Empty when the marts have no resource metrics."""
+    try:
+        return query(RANGE_SQL.format(marts=marts), [_naive(since - RANGE_WINDOW), _naive(until)])
+    except Exception:  # no resource metrics in this warehouse (yet): nothing bounds the work
+        return pd.DataFrame(columns=["entity_id", "metric", "day", "hi", "lo"])
+
+
+def _beyond(alarms: pd.DataFrame, ranges: pd.DataFrame | None, sure_score: float) -> np.ndarray:
+    """Per alarm row: a sure alarm whose observed value is above the highest or below the lowest value of its
+    series on the ``RANGE_DAYS`` days before its day (False without ``ranges`` or without those days)."""
+    out = np.zeros(len(alarms), dtype=bool)
+    if ranges is None or ranges.empty or not {"observed", "metric"} <= set(alarms.columns):
+        return out
+    score = pd.to_numeric(alarms["score"], errors="coerce").to_numpy(dtype=float)
+    sure = np.flatnonzero(score >= sure_score)
+    if not len(sure):
+        return out
+    r = ranges.assign(day=pd.to_datetime(ranges["day"]).dt.date)
+    by_series = {k: g for k, g in r.groupby([r["entity_id"].astype(str), r["metric"].astype(str)])}
+    days = pd.to_datetime(alarms["ts"], utc=True).dt.date.to_numpy()
+    observed = pd.to_numeric(alarms["observed"], errors="coerce").to_numpy(dtype=float)
+    ents = alarms["entity_id"].astype(str).to_numpy()
+    metrics = alarms["metric"].astype(str).to_numpy()
+    for i in sure:
+        g = by_series.get((ents[i], metrics[i]))
+        if g is None or np.isnan(observed[i]):
+            continue
+        before = g[(g["day"] < days[i]) & (g["day"] >= days[i] - dt.timedelta(days=RANGE_DAYS))]
+        if len(before):
+            out[i] = observed[i] > before["hi"].max() or observed[i] < before["lo"].min()
+    return out
 
 
 def group_alarms(
@@ -358,7 +412,7 @@ ALARM_ROWS = "(is_alarm or (kind <> 'none' and source in ({})))".format(
     ", ".join(f"'{x}'" for x in STREAM_SOURCES)
 )
 _ROWS_SQL = (
-    "select ts, series, entity_id, metric, score, is_alarm, observed - baseline as delta "
+    "select ts, series, entity_id, metric, score, is_alarm, observed, observed - baseline as delta "
     "from intelligence.anomalies where {rows} and ts >= ? and ts < ? order by ts, series"
 )
 ALARMS_SQL = _ROWS_SQL.format(rows="is_alarm")  # the alarms over [?, ?)
@@ -512,5 +566,6 @@ def episodes_between(
         edges = list(edges)
         if stage_runs is None:
             stage_runs = read_stage_runs(query, since - WORK_HOURS, until, marts)
-        rows = rows.assign(explained=explained_by_work(rows, stage_runs, edges).to_numpy())
+        ranges = read_ranges(query, since, until, marts)
+        rows = rows.assign(explained=explained_by_work(rows, stage_runs, edges, ranges=ranges).to_numpy())
     return group_alarms(rows, edges, **options)

@@ -37,7 +37,8 @@ an incident is the episodes that belong together:
   the market open, not news: it neither opens nor joins an incident (:func:`explained_between` lists
   them). A fault during the batch still opens one: it moves something the batch does not.
 - episodes are those of ``cms detect alarms``: alarms on a resource that scheduled work which went as usual
-  explains corroborate nothing (:func:`cms_dagster.detect.episodes.explained_by_work`).
+  explains corroborate nothing, unless the alarm is sure and beyond anything the resource did in the week
+  before (:func:`cms_dagster.detect.episodes.explained_by_work`).
 
 **Stable ids.** Grouping is read from a point before the window where nothing links across: no episode
 (confirmed or not) spans it (from when it began), no confirmed episode ended within ``far`` before it and

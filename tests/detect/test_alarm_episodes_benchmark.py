@@ -39,6 +39,7 @@ def make_build(home: Path, extra: list[dict] | None = None, job_starts: list[tup
     alarms = pd.DataFrame(rows, columns=["ts", "series", "entity_id", "score"]).assign(
         is_alarm=True, observed=1.0, baseline=0.0
     )
+    alarms["metric"] = alarms["series"]
     minutes = pd.DataFrame({"minute_ts": [T0, T0 + pd.Timedelta(hours=96)]})
     con = duckdb.connect(str(home / "warehouse.duckdb"))
     con.execute("create schema intelligence; create schema marts")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from cms_dagster.detect.episodes import (
+    episodes_between,
     explained_by_schedule,
     explained_by_work,
     group_alarms,
@@ -444,6 +446,93 @@ def test_a_busy_database_under_a_slow_stage_or_with_no_stage_running_is_news() -
     quiet = _alarms((45, "rds:db", "CPU", 0.995))
     assert not explained_by_work(quiet, runs, EDGES).any()  # nothing ran on the db at minute 45
     assert explained_by_work(quiet, _runs(("stage:b.load", 40, 50)), EDGES).all()  # another job's stage did
+
+
+def _ranges(hi: float, lo: float, days: int = 7) -> pd.DataFrame:
+    """The db's connections on each of the ``days`` days before T0's day stayed within [lo, hi]."""
+    return pd.DataFrame(
+        [
+            {"entity_id": "rds:db", "metric": "connections", "day": (T0 - pd.Timedelta(days=d)).date(), "hi": hi, "lo": lo}
+            for d in range(1, days + 1)
+        ]
+    )
+
+
+def test_scheduled_work_does_not_explain_a_sure_move_beyond_what_the_resource_did_all_week() -> None:
+    # connections pinned at 799 while a stage that uses the db runs as usual; all week they stayed 20-110
+    alarms = _alarms((5, "rds:db", "connections", 0.995), (6, "rds:db", "connections", 0.7)).assign(
+        metric="connections", observed=[799.0, 799.0]
+    )
+    runs = _runs(("stage:a.calc", 0, 20))
+    assert explained_by_work(alarms, runs, EDGES).tolist() == [True, True]  # without the week's range
+    week = _ranges(hi=110.0, lo=20.0)
+    # the sure alarm is beyond the week: the work does not explain it; the weaker one stays explained
+    assert explained_by_work(alarms, runs, EDGES, ranges=week).tolist() == [False, True]
+    # a busy batch that reached 900 connections earlier in the week explains 799
+    assert explained_by_work(alarms, runs, EDGES, ranges=_ranges(hi=900.0, lo=20.0)).tolist() == [True, True]
+    # below the week's lowest value is beyond it too
+    low = alarms.assign(observed=[5.0, 5.0])
+    assert explained_by_work(low, runs, EDGES, ranges=week).tolist() == [False, True]
+    # the alarm's own day does not count: only the days before it
+    today = pd.DataFrame([{"entity_id": "rds:db", "metric": "connections", "day": T0.date(), "hi": 900.0, "lo": 0.0}])
+    assert explained_by_work(alarms, runs, EDGES, ranges=pd.concat([week, today])).tolist() == [False, True]
+    # no days before it (a new resource): nothing to bound the work by
+    assert explained_by_work(alarms, runs, EDGES, ranges=today).tolist() == [True, True]
+
+
+def test_a_pool_exhaustion_under_a_usual_stage_run_is_news_in_the_warehouse(warehouse: str) -> None:
+    import duckdb
+
+    from cms_dagster.domain import load_ontology
+    from cms_dagster.settings import load
+    from cms_dagster.warehouse.client import from_settings
+
+    ont = load_ontology()
+    edges = ont.dependency_edges()
+    db, stages = next((r, sorted(s)) for r, s in sorted(workers(edges).items()) if r.startswith("rds:"))
+    t0 = pd.Timestamp("2026-11-19 00:00")
+    # a stage that works on the database runs from 23:50 to 00:20 and raises no alarm of its own; the
+    # database's connections jump to 799 at midnight and are still there at 00:05 (two sure alarms)
+    alarms = pd.DataFrame(
+        {
+            "ts": [t0, t0 + pd.Timedelta("5min")],
+            "series": f"{db}|DatabaseConnections",
+            "entity_id": db,
+            "metric": "DatabaseConnections",
+            "score": [0.995, 0.996],
+            "is_alarm": True,
+            "source": "infra",
+            "observed": 799.0,
+            "baseline": 87.0,
+        }
+    )
+    runs = pd.DataFrame(
+        {"stage_key": [stages[0].removeprefix("stage:")], "started_ts": [t0 - pd.Timedelta("10min")],
+         "finished_ts": [t0 + pd.Timedelta("20min")]}
+    )
+
+    def write(peak: float) -> None:
+        # a week of minutes before: 80-100 connections, and once a day the batch's ``peak``
+        minutes = pd.date_range(t0 - pd.Timedelta(days=7), t0, freq="min", inclusive="left")
+        values = np.array(90.0 + 10.0 * ((minutes.minute % 2) * 2 - 1), dtype=float)
+        values[np.asarray(minutes.hour == 21)] = peak
+        infra = pd.DataFrame({"entity_id": db, "metric": "DatabaseConnections", "minute_ts": minutes, "avg_value": values})
+        con = duckdb.connect(warehouse)
+        con.execute("create schema if not exists intelligence; create schema if not exists marts")
+        for name, df in [("intelligence.anomalies", alarms), ("marts.fct_stage_runs", runs), ("marts.fct_infra_metrics", infra)]:
+            con.register("df", df)
+            con.execute(f"create or replace table {name} as select * from df")
+            con.unregister("df")
+        con.close()
+
+    wh = from_settings(load())
+    since, until = (t0 - pd.Timedelta("1h")).tz_localize("UTC"), (t0 + pd.Timedelta("1h")).tz_localize("UTC")
+    write(peak=100.0)  # never near 799: the work does not explain it, the move holds, the episode is confirmed
+    (episode,) = episodes_between(wh.query, since, until, edges)
+    assert episode.entities == (db,) and episode.confirmed
+    write(peak=900.0)  # the batch reaches 900 every evening: 799 under a usual run is the work
+    (episode,) = episodes_between(wh.query, since, until, edges)
+    assert not episode.confirmed
 
 
 def test_workers_reach_a_cluster_through_its_namespace_but_not_feeds() -> None:
