@@ -104,14 +104,15 @@ class Profile:
     def raw(self, t_s: int) -> float | None:
         """The profile's value for ``t_s``: the median of the slot's (and its neighbors') means over the
         last ``cycles`` cycles before ``t_s``'s, or None without any. Times must not go back."""
-        slot = (t_s % self.period_s) // self.bucket_s
-        cycle = t_s // self.period_s
+        return self._memoized((t_s % self.period_s) // self.bucket_s, t_s // self.period_s)
+
+    def _memoized(self, slot: int, cycle: int) -> float | None:
+        """:meth:`raw_uncached`, computed once per slot and cycle (see ``memo``)."""
         if cycle != self.memo_cycle:
             self.memo_cycle, self.memo = cycle, {}
-        elif slot in self.memo:
-            return self.memo[slot]
-        value = self.memo[slot] = self.raw_uncached(slot, cycle)
-        return value
+        if slot not in self.memo:
+            self.memo[slot] = self.raw_uncached(slot, cycle)
+        return self.memo[slot]
 
     def around(self, t_s: int, width: int, min_cycles: int = 1) -> list[float]:
         """:meth:`raw` of ``t_s``'s slot and of the ``width`` slots on each side of it, from the same earlier
@@ -122,17 +123,8 @@ class Profile:
         lo = cycle - self.cycles
         if sum(lo <= e[0] < cycle for e in self.slots.get(slot, ())) < min_cycles:
             return []
-        if cycle != self.memo_cycle:
-            self.memo_cycle, self.memo = cycle, {}
-        out = []
-        for j in range(slot - width, slot + width + 1):
-            k = j % self.n_slots
-            if k not in self.memo:
-                self.memo[k] = self.raw_uncached(k, cycle)
-            v = self.memo[k]
-            if v is not None:
-                out.append(v)
-        return out
+        values = (self._memoized(j % self.n_slots, cycle) for j in range(slot - width, slot + width + 1))
+        return [v for v in values if v is not None]
 
     def raw_uncached(self, slot: int, cycle: int) -> float | None:
         """:meth:`raw` computed from the slots (what the memo holds)."""
