@@ -308,10 +308,12 @@ def read_ranges(
     query: Callable[[str, list], pd.DataFrame], since: dt.datetime, until: dt.datetime, marts: str = "marts"
 ) -> pd.DataFrame:
     """Per resource series and day, the highest and lowest minute value (columns ``entity_id, metric, day,
-    hi, lo``) from ``RANGE_DAYS`` days before ``since`` to ``until``: what bounds the moves scheduled work
-    explains (:func:`explained_by_work`). Empty when the marts have no resource metrics."""
+    hi, lo``) from the start of the day ``RANGE_DAYS`` days before ``since``'s (UTC) to ``until``: what
+    bounds the moves scheduled work explains (:func:`explained_by_work`). Whole days, so an alarm is judged
+    the same whatever window it is read in. Empty when the marts have no resource metrics."""
+    first_day = dt.datetime.combine(_naive(since).date(), dt.time()) - RANGE_WINDOW
     try:
-        return query(RANGE_SQL.format(marts=marts), [_naive(since - RANGE_WINDOW), _naive(until)])
+        return query(RANGE_SQL.format(marts=marts), [first_day, _naive(until)])
     except Exception:  # no resource metrics in this warehouse (yet): nothing bounds the work
         return pd.DataFrame(columns=["entity_id", "metric", "day", "hi", "lo"])
 
@@ -354,8 +356,9 @@ def group_alarms(
 ) -> list[Episode]:
     """Group alarm rows (columns ``ts, entity_id, series, score``; e.g. the rows of ``intelligence.anomalies``
     that :data:`ALARMS_SQL` reads) into episodes, oldest first. An optional ``delta`` column (observed less
-    baseline) gives each episode the series that rose and fell (``rising``, ``falling``). Rows whose optional ``is_alarm`` column is
-    false are the detector's damped repeats: read only with ``repeat_run`` (see the module doc).
+    baseline) gives each episode the series that rose and fell (``rising``, ``falling``). Rows whose
+    optional ``is_alarm`` column is false are the detector's damped repeats: read only with ``repeat_run``
+    (see the module doc).
     ``edges``: the dependency edges (source depends on target), or the :func:`related` map built from them
     once. Entities outside the graph relate only to themselves. Raises ValueError when a column is
     missing."""
@@ -566,6 +569,9 @@ def episodes_between(
         edges = list(edges)
         if stage_runs is None:
             stage_runs = read_stage_runs(query, since - WORK_HOURS, until, marts)
-        ranges = read_ranges(query, since, until, marts)
-        rows = rows.assign(explained=explained_by_work(rows, stage_runs, edges, ranges=ranges).to_numpy())
+        sure = options.get("sure_score", DEFAULT_SURE_SCORE)
+        # the week's ranges bound only sure alarms: read them when there is one
+        ranges = read_ranges(query, since, until, marts) if (rows["score"] >= sure).any() else None
+        explained = explained_by_work(rows, stage_runs, edges, ranges=ranges, sure_score=sure)
+        rows = rows.assign(explained=explained.to_numpy())
     return group_alarms(rows, edges, **options)

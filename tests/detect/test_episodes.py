@@ -490,9 +490,9 @@ def test_a_pool_exhaustion_under_a_usual_stage_run_is_news_in_the_warehouse(ware
     ont = load_ontology()
     edges = ont.dependency_edges()
     db, stages = next((r, sorted(s)) for r, s in sorted(workers(edges).items()) if r.startswith("rds:"))
-    t0 = pd.Timestamp("2026-11-19 00:00")
-    # a stage that works on the database runs from 23:50 to 00:20 and raises no alarm of its own; the
-    # database's connections jump to 799 at midnight and are still there at 00:05 (two sure alarms)
+    t0 = pd.Timestamp("2026-11-19 12:00")
+    # a stage that works on the database runs from 11:50 to 12:20 and raises no alarm of its own; the
+    # database's connections jump to 799 at noon and are still there at 12:05 (two sure alarms)
     alarms = pd.DataFrame(
         {
             "ts": [t0, t0 + pd.Timedelta("5min")],
@@ -511,11 +511,13 @@ def test_a_pool_exhaustion_under_a_usual_stage_run_is_news_in_the_warehouse(ware
          "finished_ts": [t0 + pd.Timedelta("20min")]}
     )
 
-    def write(peak: float) -> None:
-        # a week of minutes before: 80-100 connections, and once a day the batch's ``peak``
-        minutes = pd.date_range(t0 - pd.Timedelta(days=7), t0, freq="min", inclusive="left")
+    def write(peak: float, hour: int = 21, first_day_only: bool = False) -> None:
+        # the 7 days before: 80-100 connections, and the batch's ``peak`` at ``hour`` every day (or only on
+        # the first of them)
+        minutes = pd.date_range(t0.normalize() - pd.Timedelta(days=7), t0, freq="min", inclusive="left")
         values = np.array(90.0 + 10.0 * ((minutes.minute % 2) * 2 - 1), dtype=float)
-        values[np.asarray(minutes.hour == 21)] = peak
+        day = minutes.normalize() == t0.normalize() - pd.Timedelta(days=7) if first_day_only else True
+        values[np.asarray((minutes.hour == hour) & day)] = peak
         infra = pd.DataFrame({"entity_id": db, "metric": "DatabaseConnections", "minute_ts": minutes, "avg_value": values})
         con = duckdb.connect(warehouse)
         con.execute("create schema if not exists intelligence; create schema if not exists marts")
@@ -533,6 +535,12 @@ def test_a_pool_exhaustion_under_a_usual_stage_run_is_news_in_the_warehouse(ware
     write(peak=900.0)  # the batch reaches 900 every evening: 799 under a usual run is the work
     (episode,) = episodes_between(wh.query, since, until, edges)
     assert not episode.confirmed
+    # the batch reached 900 once, at 03:00 on the first of the 7 days before: a window starting at 11:00
+    # counts that whole day as one starting at midnight does, so the alarm is judged the same in both
+    write(peak=900.0, hour=3, first_day_only=True)
+    for start in (since, t0.normalize().tz_localize("UTC")):
+        (episode,) = episodes_between(wh.query, start, until, edges)
+        assert not episode.confirmed
 
 
 def test_workers_reach_a_cluster_through_its_namespace_but_not_feeds() -> None:
