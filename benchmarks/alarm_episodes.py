@@ -7,7 +7,9 @@ Reads ``intelligence.anomalies`` of the kept build and the simulator's labels, g
 ``cms_dagster.detect.episodes.label_alarms`` (the rule of ``cms detect alarms``: alarms at most 30 minutes
 apart on related entities; confirmed when they span two entities or one scores 0.99 and that series alarms
 again after it (``--repeat-run N``: or is at the alarm level, an alarm or a repeat the detector's quiet
-period damped, at every minute of the N minutes after it), counting no alarm on a resource while a stage working on it ran as usual: ``--no-work`` counts those too), and prints, for the
+period damped, at every minute of the N minutes after it), counting no alarm on a resource while a stage working on it ran as usual: ``--no-work`` counts those too,
+and no sure score on an entity the detector had watched for less than a day: ``--no-learning`` counts
+those too), and prints, for the
 whole month and outside every incident's search window ([label start - 30 min, label end + 3 h)): alarms
 per hour, episodes, confirmed episodes per hour, and how many incidents have a confirmed episode in their
 window (and how many of those begin on the root or an entity the simulator records as affected); then the
@@ -41,12 +43,15 @@ from cms_dagster.detect.episodes import (
     DEFAULT_PERSIST,
     DEFAULT_REPEAT_RUN,
     DEFAULT_SURE_SCORE,
+    FIRST_SEEN_SQL,
+    LEARNING,
     RANGE_SQL,
     WORK_SQL,
     explained_by_schedule,
     explained_by_work,
     group_alarms,
     label_alarms,
+    learning,
 )
 from cms_dagster.domain import load_ontology
 from cms_dagster.simulate.incidents import parse_time
@@ -67,6 +72,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="MINUTES",
         help="a sure alarm also holds when its series is at the alarm level (an alarm, or a repeat the detector's "
         "quiet period damped) at every minute of this many minutes after it (default %(default)s: repeats not read)",
+    )
+    p.add_argument(
+        "--no-learning",
+        action="store_true",
+        help="let a sure score confirm on an entity the detector has watched for less than a day too (the rule "
+        "before it)",
     )
     args = p.parse_args(argv)
     explain = not args.no_work
@@ -102,12 +113,20 @@ def main(argv: list[str] | None = None) -> int:
         runs = con.execute(WORK_SQL.format(marts="marts"), [pd.Timestamp(0), pd.Timestamp.max]).df()
     except duckdb.Error:  # a build without stage runs
         runs = pd.DataFrame(columns=["entity_id", "started_ts", "finished_ts"])
+    first_seen = []
+    for sql in FIRST_SEEN_SQL:
+        try:
+            first_seen.append(con.execute(sql.format(marts="marts"), [pd.Timestamp(0), pd.Timestamp.max]).df())
+        except duckdb.Error:  # a build without resource metrics or feeds
+            continue
     con.close()
     hours = (pd.Timestamp(span[1]) - pd.Timestamp(span[0])).total_seconds() / 3600
     labels = sorted(json.loads(labels_file.read_text())["incidents"], key=lambda x: x["start"])
     edges = load_ontology().dependency_edges()
     if explain:
         alarms = alarms.assign(explained=explained_by_work(alarms, runs, edges, ranges=ranges).to_numpy())
+    if not args.no_learning and first_seen:
+        alarms = alarms.assign(learning=learning(alarms, pd.concat(first_seen, ignore_index=True)).to_numpy())
     lab = label_alarms(alarms, edges, repeat_run=args.repeat_run)
     windows = []
     for k, inc in enumerate(labels):
@@ -145,6 +164,11 @@ def main(argv: list[str] | None = None) -> int:
             "; alarms on a resource while a stage working on it ran as usual corroborate nothing"
             if explain
             else ""
+        )
+        + (
+            ""
+            if args.no_learning
+            else f"; a sure score counts once its entity has been watched for {LEARNING.total_seconds() / 3600:g} h"
         )
     )
     print(

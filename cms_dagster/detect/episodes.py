@@ -15,6 +15,11 @@ very far. So alarms are grouped, and only a corroborated group is worth a page o
   stale, a latency stays high); one extreme point followed only by small moves of other metrics of the same
   entity is a blip (a count of bad records going from 0 to 1 for a minute, staleness going from 0.05 s to
   0.4 s). Unconfirmed episodes are still recorded and shown, at warning level.
+- a sure score counts only once the detector has watched the entity for a day (``LEARNING``, the
+  ``learning`` column; :func:`learning`): before that its daily profile has not seen the time of day, so the
+  first market open, the first evening batch, the first night's quiet score extreme on every series that
+  has them (on the simulated months, the feeds' first open at 07:00 gave one sure episode per feed). Such an
+  episode still confirms from two entities.
 
 After an alarm the detector damps the score of the same series for a quiet period (one incident, one alarm),
 so a move that holds alarms again only when it grows. The detector still gives each point whose undamped
@@ -62,6 +67,9 @@ __all__ = [
     "group_alarms",
     "label_alarms",
     "latest_alarm",
+    "LEARNING",
+    "learning",
+    "read_first_seen",
     "SCHEDULE_LOOKBACK",
     "STREAM_SOURCES",
     "is_schedule",
@@ -178,21 +186,32 @@ def label_alarms(
 
     news = corroborates(a)
     wide = a["entity_id"].where(news).groupby(a["episode"]).transform("nunique") >= min_entities
+    # a sure score on an entity the detector has watched for less than ``LEARNING`` is not sure yet
+    learns = a["learning"].astype(bool) if "learning" in a.columns else pd.Series(False, index=a.index)
     a["confirmed"] = wide | a["episode"].isin(
-        _held(a[news], repeats[corroborates(repeats)], sure_score, persist, repeat_run)
+        _held(a[news], repeats[corroborates(repeats)], sure_score, persist, repeat_run, learns[news])
     )
     return a
 
 
 def _held(
-    news: pd.DataFrame, repeats: pd.DataFrame, sure_score: float, persist: int, repeat_run: int
+    news: pd.DataFrame,
+    repeats: pd.DataFrame,
+    sure_score: float,
+    persist: int,
+    repeat_run: int,
+    learns: pd.Series | None = None,
 ) -> set[int]:
     """The episodes in which a series scored ``sure_score`` or more and has at least ``persist`` alarms from
     that alarm on, or (``repeat_run`` > 0) an alarm or a repeat at each of the ``repeat_run`` minutes after
     it (``news``: alarm rows labelled with ``episode``, those that may corroborate; ``repeats``: the damped
-    repeats that may corroborate)."""
+    repeats that may corroborate; ``learns``: per row of ``news``, whether its score cannot be sure because
+    the detector is still learning its entity's day)."""
     keys = ["episode", "series"]
-    first = news[news["score"] >= sure_score].groupby(keys)["ts"].min().rename("_first")
+    sure = news["score"] >= sure_score
+    if learns is not None:
+        sure &= ~learns
+    first = news[sure].groupby(keys)["ts"].min().rename("_first")
     if first.empty:
         return set()
     rows = news[keys + ["ts"]].join(first, on=keys, how="inner")
@@ -342,6 +361,52 @@ def _beyond(alarms: pd.DataFrame, ranges: pd.DataFrame | None, sure_score: float
         if len(before):
             out[i] = observed[i] > before["hi"].max() or observed[i] < before["lo"].min()
     return out
+
+
+LEARNING = pd.Timedelta(days=1)  # how long the detector watches an entity before its sure scores count
+# the first minute of each streamed entity (resources, feeds) over [?, ?)
+FIRST_SEEN_SQL = (
+    "select entity_id, min(minute_ts) as first_ts from {marts}.fct_infra_metrics "
+    "where minute_ts >= ? and minute_ts < ? group by entity_id",
+    "select 'feed:' || feed_id as entity_id, min(minute_ts) as first_ts from {marts}.fct_feed_status "
+    "where minute_ts >= ? and minute_ts < ? group by feed_id",
+)
+
+
+def read_first_seen(
+    query: Callable[[str, list], pd.DataFrame], since: dt.datetime, until: dt.datetime, marts: str = "marts"
+) -> pd.DataFrame:
+    """Per streamed entity (a resource of ``fct_infra_metrics``, a feed of ``fct_feed_status``), its first
+    minute from ``LEARNING`` before the start of ``since``'s day (UTC) to ``until`` (columns ``entity_id,
+    first_ts``): enough to tell, for any alarm in [since, until), whether the detector had watched its entity
+    for ``LEARNING`` (:func:`learning`), whatever window it is read in. A table the warehouse lacks gives no
+    rows."""
+    first_day = dt.datetime.combine(_naive(since).date(), dt.time()) - LEARNING.to_pytimedelta()
+    parts = []
+    for sql in FIRST_SEEN_SQL:
+        try:
+            parts.append(query(sql.format(marts=marts), [first_day, _naive(until)]))
+        except Exception:  # no such table in this warehouse (yet)
+            continue
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return pd.DataFrame(columns=["entity_id", "first_ts"])
+    return pd.concat(parts, ignore_index=True)
+
+
+def learning(alarms: pd.DataFrame, first_seen: pd.DataFrame | None, period: pd.Timedelta = LEARNING) -> pd.Series:
+    """Per alarm row: whether the detector had watched its entity for less than ``period`` (its first
+    minute in ``first_seen``, :func:`read_first_seen`, is less than ``period`` before the alarm). Its daily
+    profile has not seen that time of day yet, so a move that is the estate's daily rhythm (a market open, a
+    batch window) scores as extreme as a fault: such a row's sure score confirms nothing alone. Entities
+    without a first minute there (job and stage runs, judged against their own earlier runs) never learn."""
+    if first_seen is None or first_seen.empty or alarms.empty:
+        return pd.Series(False, index=alarms.index)
+    first = pd.to_datetime(first_seen["first_ts"], utc=True)
+    since = pd.Series(first.to_numpy(), index=first_seen["entity_id"].astype(str)).groupby(level=0).min()
+    starts = pd.to_datetime(alarms["entity_id"].astype(str).map(since), utc=True)
+    ts = pd.to_datetime(alarms["ts"], utc=True)
+    return ((ts - starts) < period).fillna(False).astype(bool).set_axis(alarms.index)
 
 
 def group_alarms(
@@ -560,8 +625,10 @@ def episodes_between(
     (``marts_schema``: where ``fct_stage_runs`` is, default ``marts``). With ``explain_work`` (default) and
     ``edges`` given as edges, alarms on resources that scheduled work explains (:func:`explained_by_work`,
     from ``fct_stage_runs``: ``stage_runs`` when the caller has read them with :func:`read_stage_runs` from
-    ``WORK_HOURS`` before ``since`` or earlier) corroborate nothing. Raises NoAlarmsTable when detection has
-    not run on this warehouse yet."""
+    ``WORK_HOURS`` before ``since`` or earlier) corroborate nothing. A sure score on an entity the detector
+    had watched for less than ``LEARNING`` (:func:`learning`, from the marts' first minute of each resource
+    and feed) confirms nothing alone. Raises NoAlarmsTable when detection has not run on this warehouse
+    yet."""
     sql = ALARMS_AND_REPEATS_SQL if options.get("repeat_run") else ALARMS_SQL
     rows = _read(query, sql, [_naive(since), _naive(until)])
     marts = options.pop("marts_schema", "marts")
@@ -574,4 +641,8 @@ def episodes_between(
         ranges = read_ranges(query, since, until, marts) if (rows["score"] >= sure).any() else None
         explained = explained_by_work(rows, stage_runs, edges, ranges=ranges, sure_score=sure)
         rows = rows.assign(explained=explained.to_numpy())
+    sure = options.get("sure_score", DEFAULT_SURE_SCORE)
+    if not rows.empty and (rows["score"] >= sure).any():
+        # a sure score counts once the detector has watched its entity for a day (``learning``)
+        rows = rows.assign(learning=learning(rows, read_first_seen(query, since, until, marts)).to_numpy())
     return group_alarms(rows, edges, **options)

@@ -13,6 +13,7 @@ from cms_dagster.detect.episodes import (
     group_alarms,
     is_schedule,
     label_alarms,
+    learning,
     recurs,
     recurs_daily,
     related,
@@ -171,6 +172,43 @@ def test_an_alarm_that_scheduled_work_explains_does_not_make_an_extreme_move_hol
     assert held["confirmed"].all()
     explained = label_alarms(rows.assign(explained=[False, True]), EDGES)
     assert not explained["confirmed"].any()
+
+
+def _first_seen(**hours_before: float) -> pd.DataFrame:
+    """Each entity's first minute in the marts, ``hours`` before T0 (keys: entity ids with ``_`` for ``:``)."""
+    return pd.DataFrame(
+        [{"entity_id": k.replace("_", ":", 1), "first_ts": T0 - pd.Timedelta(hours=h)} for k, h in hours_before.items()]
+    )
+
+
+def test_a_sure_score_counts_only_once_the_detector_has_watched_its_entity_for_a_day() -> None:
+    # the first market open the detector ever sees: messages surge at 07:00 and stay up at 07:05
+    surge = _alarms((0, "feed:x", "messages", 1.0), (5, "feed:x", "messages", 0.98))
+    seen = _first_seen(feed_x=7, feed_y=30)  # feed:x since midnight, feed:y for 30 hours
+    assert learning(surge, seen).tolist() == [True, True]
+    assert not label_alarms(surge.assign(learning=learning(surge, seen)), EDGES)["confirmed"].any()
+    # the same move a day later holds and confirms, as it does without the column
+    day_on = _first_seen(feed_x=31)
+    assert not learning(surge, day_on).any()
+    assert label_alarms(surge.assign(learning=learning(surge, day_on)), EDGES)["confirmed"].all()
+    assert label_alarms(surge, EDGES)["confirmed"].all()
+    # exactly a day is watched long enough; a second later is not
+    assert not learning(surge.head(1), _first_seen(feed_x=24)).any()
+    assert learning(surge.head(1), _first_seen(feed_x=24 - 1 / 3600)).all()
+    # a learning entity still confirms from two entities: the feed and the stage that reads it
+    wide = _alarms((0, "feed:x", "messages", 1.0), (4, "stage:a.ingest", "duration_s", 0.7))
+    marks = learning(wide, seen)
+    assert marks.tolist() == [True, False]  # a stage's runs are judged against its own runs: no first minute
+    assert label_alarms(wide.assign(learning=marks), EDGES)["confirmed"].all()
+    # an entity with no first minute at all (a run source, or no marts) never learns
+    assert not learning(surge, None).any() and not learning(surge, _first_seen(feed_y=2)).any()
+    # per entity: at the same open, the feed watched for 30 hours confirms and the new one does not
+    two = _alarms(
+        (0, "feed:x", "messages", 1.0), (0, "feed:y", "messages", 1.0),
+        (5, "feed:x", "messages", 0.98), (5, "feed:y", "messages", 0.98),
+    )
+    eps = group_alarms(two.assign(learning=learning(two, seen)), EDGES)
+    assert [(e.entities, e.confirmed) for e in eps] == [(("feed:x",), False), (("feed:y",), True)]
 
 
 def test_related_alarms_further_apart_than_the_gap_are_separate() -> None:
@@ -558,3 +596,41 @@ def test_repeats_are_read_from_the_streaming_detectors_sources_only() -> None:
     # only the streaming detector damps repeats; a run verdict has a kind at any score
     assert set(STREAM_SOURCES) == set(SOURCES) and not set(STREAM_SOURCES) & set(RUN_SOURCES)
     assert all(f"'{x}'" in ALARMS_AND_REPEATS_SQL for x in STREAM_SOURCES)
+
+
+def test_the_first_open_a_feed_ever_shows_is_not_sure_in_the_warehouse_whatever_the_window(warehouse: str) -> None:
+    import duckdb
+
+    from cms_dagster.settings import load
+    from cms_dagster.warehouse.client import from_settings
+
+    day0 = pd.Timestamp("2026-11-16")  # the marts begin at midnight
+    minutes = pd.date_range(day0, day0 + pd.Timedelta(days=2), freq="min", inclusive="left")
+    feeds = pd.DataFrame({"feed_id": "x", "minute_ts": minutes, "messages": 100})
+
+    def surge(day: int) -> pd.DataFrame:
+        at = day0 + pd.Timedelta(days=day, hours=7)
+        return pd.DataFrame(
+            {"ts": [at, at + pd.Timedelta("5min")], "series": "feed:x|messages", "entity_id": "feed:x",
+             "metric": "messages", "score": [1.0, 0.98], "is_alarm": True, "source": "feed",
+             "observed": 1000.0, "baseline": 100.0}
+        )
+
+    con = duckdb.connect(warehouse)
+    con.execute("create schema if not exists intelligence; create schema if not exists marts")
+    for name, df in [("intelligence.anomalies", pd.concat([surge(0), surge(1)])), ("marts.fct_feed_status", feeds)]:
+        con.register("df", df)
+        con.execute(f"create or replace table {name} as select * from df")
+        con.unregister("df")
+    con.close()
+    wh = from_settings(load())
+
+    def confirmed(since: pd.Timestamp, until: pd.Timestamp) -> list[bool]:
+        return [e.confirmed for e in episodes_between(wh.query, since.tz_localize("UTC"), until.tz_localize("UTC"), EDGES)]
+
+    # the first morning: seven hours of history, the open's surge confirms nothing, whatever the window
+    for start in (day0, day0 + pd.Timedelta(hours=6)):
+        assert confirmed(start, day0 + pd.Timedelta(hours=12)) == [False]
+    # the second morning the same surge holds and confirms, read alone or with the first
+    assert confirmed(day0 + pd.Timedelta(days=1, hours=6), day0 + pd.Timedelta(days=2)) == [True]
+    assert confirmed(day0, day0 + pd.Timedelta(days=2)) == [False, True]
