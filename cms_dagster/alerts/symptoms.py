@@ -26,12 +26,13 @@ import pandas as pd
 
 from cms_dagster.alerts.rules import Alert, _iso
 from cms_dagster.detect.episodes import Episode
+from cms_dagster.detect.sla import SLA_MINUTES
 from cms_dagster.domain.model import Ontology
 
 __all__ = ["FEED_MINUTES", "check_alert", "episode_alerts", "symptom_alerts"]
 
 Query = Callable[[str, list], pd.DataFrame]
-FEED_MINUTES = 3  # a feed must be down or stale this many minutes in a row to page
+FEED_MINUTES = SLA_MINUTES  # a feed must be down or stale this many minutes in a row to page (as it alarms)
 NEAR = pd.Timedelta(minutes=30)  # a symptom and an episode this close in time, on related entities, are one
 
 

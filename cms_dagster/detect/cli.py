@@ -162,7 +162,9 @@ same time of day on 2 of the 3 days before, or of the same time on the same week
 during the batch moves something the batch does not, and stays news). In --json, recurs_daily also says
 whether anything on one of its entities, confirmed or not, began at that time on 2 of the 3 days before.
 Job and stage runs alarm when a run fails, or takes, starts or handles records far from the same job's runs
-at the same schedule slot (see `cms_dagster/detect/runs.py`).
+at the same schedule slot (see `cms_dagster/detect/runs.py`). A feed down, or stale past its SLA, 3 minutes
+in a row alarms at score 1 at its third to fifth minute, whatever the detector has learned
+(`cms_dagster/detect/sla.py`).
 Alarms on a resource while a stage that works on it runs as usual (the stage raised no alarm) are the
 batch at work: they stay in their episode but corroborate nothing, unless one scores 0.99 or more with a
 value beyond anything its series did in the week before (a database at 799 connections where the week

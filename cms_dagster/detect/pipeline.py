@@ -3,7 +3,9 @@
 Minute series (entity id + metric) come from ``fct_infra_metrics`` and ``fct_feed_status`` and go through
 the streaming detector. Batch runs (``fct_batch_runs``) and stage runs (``fct_stage_runs``) are judged run
 by run against the same entity's runs at the same schedule slot (``cms_dagster.detect.runs``): their
-sources ``batch`` and ``stage`` need no checkpoint, only the runs of the weeks before. A run over [start, end) restores the latest checkpoint at or before ``start`` (one
+sources ``batch`` and ``stage`` need no checkpoint, only the runs of the weeks before. A feed down or stale past
+its SLA for a few minutes in a row is an alarm by rule (``cms_dagster.detect.sla``, source ``sla``), whatever
+the detector's history holds. A run over [start, end) restores the latest checkpoint at or before ``start`` (one
 gzip'd JSON per source and hour boundary under ``checkpoints/detect/<source>/``), scores every point from
 that checkpoint's time up to ``end`` in one pass (identical to hourly chunks), replaces the anomalies of
 the re-scored span, and saves the checkpoint at ``end``. Checkpoints after ``end`` were derived from the
@@ -24,6 +26,7 @@ import pandas as pd
 
 from cms_dagster.detect.api import DetectorState, score_long_frame
 from cms_dagster.detect.runs import RUN_SOURCES, judge_window
+from cms_dagster.detect.sla import judge_sla_window
 from cms_dagster.lake import Zone
 from cms_dagster.lake.layout import DETECT_CHECKPOINTS
 
@@ -232,4 +235,18 @@ def score_window(
             f"{source}: {runs:,} runs of {entities} entities judged per run from {start:%Y-%m-%d %H:%M} to "
             f"{end:%Y-%m-%d %H:%M}; {int(an['is_alarm'].sum())} alarm(s)"
         )
+    verdicts, minutes, feeds = judge_sla_window(query, start, end, marts_schema)
+    an = verdicts.copy()
+    an["source"] = "sla"
+    an["is_alarm"] = an["score"] >= ALARM
+    an = an.astype(ANOMALY_DTYPES)
+    write("sla", start, end, an[ANOMALY_COLUMNS])
+    rep.points += minutes
+    rep.anomalies += len(an)
+    rep.alarms += int(an["is_alarm"].sum())
+    rep.by_source["sla"] = minutes
+    log(
+        f"sla: {minutes:,} minutes of {feeds} feeds from {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}; "
+        f"{int(an['is_alarm'].sum())} alarm(s) (down or stale past the SLA for a few minutes in a row)"
+    )
     return rep

@@ -38,11 +38,15 @@ def _build_marts(wh, spike_at: dt.datetime, value_shift: float = 0.0) -> None:
             "is_up": True,
             "latency_ms": 12 + rng.normal(0, 0.3, len(minutes)),
             "staleness_s": 1.0,
+            "is_stale": False,
             "messages": 5000,
             "missing_fields": 0,
             "invalid_values": 0,
         }
     )
+    stale = (minutes >= pd.Timestamp("2026-11-17 01:58")) & (minutes < pd.Timestamp("2026-11-17 02:08"))
+    feed.loc[stale, "staleness_s"] = 600.0  # the feed is stale past its 30 s SLA for 10 minutes
+    feed.loc[stale, "is_stale"] = True
     hours = minutes[0::60]
     runs = pd.DataFrame(
         {
@@ -79,6 +83,7 @@ def _build_marts(wh, spike_at: dt.datetime, value_shift: float = 0.0) -> None:
             ("fct_feed_status", feed),
             ("fct_batch_runs", runs),
             ("fct_stage_runs", stages),
+            ("dim_feed", pd.DataFrame({"feed_id": ["cme-mdp"], "staleness_sla_s": [30]})),
         ]:
             con.register("df", df)
             con.execute(f"create or replace table marts.{name} as select * from df")
@@ -117,6 +122,9 @@ def test_hourly_runs_give_the_same_anomalies_as_one_run(env, tmp_path: Path) -> 
     failed = one[(one.series == "job:fx.spot_rates_snapshot|failed") & one.is_alarm]
     assert failed.ts.min() == pd.Timestamp("2026-11-17 07:09")  # the first run after the spike, judged alone
     assert not one[one.source == "stage"].is_alarm.any()  # its stage ran as usual
+    sla = one[one.source == "sla"]  # the stale feed, by rule: its third to fifth minute, after the 02:00 boundary
+    assert sla.series.unique().tolist() == ["feed:cme-mdp|stale"] and sla.is_alarm.all()
+    assert sla.ts.tolist() == list(pd.date_range("2026-11-17 02:00", "2026-11-17 02:02", freq="min"))
     # the same in hourly partitions, each from the previous checkpoint
     wh2 = from_settings(settings.load({"CMS_HOME": str(tmp_path / "h2")}))
     lake2 = Lake.from_settings(settings.load({"CMS_HOME": str(tmp_path / "h2")}))

@@ -17,14 +17,16 @@ FACT_TABLES = ["fct_infra_metrics", "fct_feed_status", "fct_batch_runs", "fct_st
     group_name="intelligence",
     partitions_def=hourly_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=[dg.AssetKey(["dbt", t]) for t in FACT_TABLES],
+    deps=[dg.AssetKey(["dbt", t]) for t in [*FACT_TABLES, "dim_feed"]],
     automation_condition=automation.HOURLY,
     kinds={"python", "duckdb"},
     description="intelligence.anomalies: every series of fct_infra_metrics and fct_feed_status scored by the "
     "streaming detector, and every run of fct_batch_runs and fct_stage_runs judged against the same job's or "
-    "stage's runs at the same schedule slot (score in [0, 1], kind, baseline, observed; rows with score >= 0.3, "
+    "stage's runs at the same schedule slot; a feed minute that ends a few minutes down or stale past the feed's "
+    "SLA is an alarm by rule (source sla, score 1). Columns: score in [0, 1], kind, baseline, observed; kept: rows "
+    "with score >= 0.3, "
     "and the detector's repeats that its quiet period after an alarm damped (kind not none, score lower), "
-    "is_alarm at score >= 0.5). Each run starts from the checkpoint before its hours (kept in the lake under "
+    "is_alarm at score >= 0.5. Each run starts from the checkpoint before its hours (kept in the lake under "
     "checkpoints/detect/) and re-scores any later hours that had been scored, in order.",
 )
 def anomalies(
