@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from cms_dagster.domain.graph import dependency_closure, related_nodes
@@ -31,9 +32,16 @@ from cms_dagster.rca.engine import (
     propagate,
 )
 from cms_dagster.rca.findings import Evidence, as_timedelta, as_timestamp, evidence_from_row, iso_time
-from cms_dagster.rca.series import DEFAULT_ONSET_Z, DEFAULT_PERSISTENCE, DEFAULT_THRESHOLD
+from cms_dagster.rca.series import (
+    DEFAULT_ONSET_Z,
+    DEFAULT_PERSISTENCE,
+    DEFAULT_THRESHOLD,
+    MIN_SCALE_POINTS,
+    series_stats,
+)
 from cms_dagster.rca.signatures import ROOT_TYPES, SIGNATURES, Match, Signals, canonical_metric, entity_type
 from cms_dagster.rca.validate import (
+    PreparedMetrics,
     RcaInputError,
     RcaWarning,
     resolve_tolerance,
@@ -119,6 +127,50 @@ def _first_related_onset(
     return out
 
 
+def _before_start(
+    prepared: PreparedMetrics,
+    start_ns: int,
+    baseline_ns: int | None,
+    *,
+    threshold: float,
+    onset_z: float,
+    persistence: int,
+) -> pd.DataFrame:
+    """The series' statistics over the second half of their history, [start - lead, start), against the first
+    half: what was already moving when the analysis began. ``lead`` is half the history of the series sampled
+    at the data's typical step (3 h of the 6 h the warehouse path reads for minute series; its run series,
+    a week of one point per run, are too coarse for a climb within hours). Only series with MIN_SCALE_POINTS
+    points on each side are kept."""
+    t, s = prepared.time, prepared.series
+    before = t < start_ns
+    if baseline_ns is not None:
+        before &= t >= start_ns - baseline_ns
+    if not before.any():
+        return pd.DataFrame()
+    typical = sampling_step(t, s).value
+    same = s[1:] == s[:-1]
+    spacing = pd.Series(np.diff(t)[same]).groupby(s[1:][same]).median()
+    fine = spacing.index[spacing.to_numpy() <= 2 * typical].to_numpy()
+    chosen = before & np.isin(s, fine)
+    if typical <= 0 or not chosen.any():
+        return pd.DataFrame()
+    first = pd.Series(t[chosen]).groupby(s[chosen]).min().to_numpy()
+    lead = int((start_ns - float(np.median(first))) / 2)
+    if lead <= 0:
+        return pd.DataFrame()
+    early = series_stats(
+        prepared,
+        start_ns - lead,
+        end_ns=start_ns - 1,
+        baseline_ns=baseline_ns,
+        threshold=threshold,
+        onset_z=onset_z,
+        persistence=persistence,
+    )
+    keep = (early["n_history"] >= MIN_SCALE_POINTS) & (early["n_incident"] >= max(persistence, MIN_SCALE_POINTS))
+    return early[keep]
+
+
 def rank_incident(
     metrics: pd.DataFrame,
     graph_edges: pd.DataFrame | Iterable[tuple[str, str]] | None,
@@ -182,6 +234,15 @@ def rank_incident(
         for r in rows:
             records.setdefault(r["canonical"], r)  # the strongest if two names map to one
         signals[entity] = Signals(records, threshold)
+    before_rows: dict[str, dict[str, dict[str, Any]]] = {}
+    early = _before_start(
+        prepared, inc.start_ns, inc.baseline_ns, threshold=threshold, onset_z=onset_z, persistence=persistence
+    )
+    if len(early):
+        early = early.assign(canonical=[canonical_metric(m) for m in early["metric"]])
+        early = early.sort_values(["node", "strength"], ascending=[True, False], kind="stable")
+        for r in early.to_dict("records"):
+            before_rows.setdefault(r["node"], {}).setdefault(r["canonical"], r)
     strength = {e: float(rows[0]["strength"]) for e, rows in rows_by_entity.items()}
     moved = stats[stats["moved"]].groupby("node", sort=True)
     onset = {e: as_timestamp(t) for e, t in moved["moved_at"].min().items()}
@@ -208,6 +269,8 @@ def rank_incident(
             ctx["max_connections"] = float(sig.get("MaxConnections")["incident_last"])
         if entity in cluster_of and cluster_of[entity] in signals:
             ctx["cluster"] = signals[cluster_of[entity]]
+        if entity in before_rows:
+            ctx["before"] = Signals(before_rows[entity], threshold)
         best = 0.0
         for kind, fn in SIGNATURES.items():
             if etype not in ROOT_TYPES[kind]:
@@ -227,6 +290,21 @@ def rank_incident(
         can_be_root = any(etype in types for types in ROOT_TYPES.values())
         best_match[entity] = max(best, EXPLAINER_FLOOR if can_be_root else NON_ROOT_EXPLAINER)
 
+    # a kind whose evidence is the climb before start (a leak that began before the incident's first alarm):
+    # the entity moved then, as surely as that climb says, whatever its series do after start
+    for entity, _kind, m in hypotheses:
+        if not m.before:
+            continue
+        key = [before_rows[entity][name] for name in m.metrics if name in before_rows[entity]]
+        moved_key = [r for r in key if r["moved"]]
+        if not moved_key:
+            continue
+        strength[entity] = max(strength[entity], max(float(r["strength"]) for r in moved_key))
+        began = min(as_timestamp(r["moved_at"]) for r in moved_key)
+        onset[entity] = began if onset.get(entity) is None else min(onset[entity], began)
+        anomalous[entity] = onset[entity]
+        own_step.setdefault(entity, max(as_timedelta(r["step"]) for r in moved_key))
+
     plausibility = {e: confidence(strength[e], threshold) * best_match[e] for e in anomalous}
     step = sampling_step(prepared.time, prepared.series)
     tolerance = resolve_tolerance(onset_tolerance, step)
@@ -239,7 +317,7 @@ def rank_incident(
     for entity, kind, m in hypotheses:
         if allowed is not None and entity not in allowed:
             continue
-        rows = rows_by_entity[entity]
+        rows = list(before_rows[entity].values()) if m.before else rows_by_entity[entity]
         key = [r for r in rows if r["canonical"] in m.metrics] if m.metrics else list(rows)
         if kind == "capacity_constraint" and cluster_of.get(entity) in rows_by_entity:
             key += [

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from cms_dagster.otel.conventions import INCIDENT_KINDS
 from cms_dagster.rca.engine import SURE_FACTOR
@@ -122,6 +123,8 @@ class Match:
     match: float
     metrics: tuple[str, ...]  # the key series, most telling first
     reason: str
+    # the match rests on the climb that led up to start (ctx["before"]), not on the series after it
+    before: bool = False
 
 
 def _fmt(x: float) -> str:
@@ -149,10 +152,10 @@ def _sig_pool(sig: Signals, ctx: Mapping[str, Any]) -> Match:
     return Match(match, (conn_metric, latency_metric, "CPUUtilization"), reason)
 
 
-def _sig_memory_leak(sig: Signals, ctx: Mapping[str, Any]) -> Match:
+def _leak(sig: Signals) -> tuple[float, str]:
     mem = sig.get("pod_memory_utilization")
     if mem is None:
-        return Match(0.0, (), "")
+        return 0.0, ""
     climb = sig.zconf(sig.up("pod_memory_utilization"))
     steady = _ramp(float(mem["trend_z"]), 3.0, 10.0)
     rising = _ramp(float(mem["rise_fraction"]), 0.5, 0.6)
@@ -164,7 +167,35 @@ def _sig_memory_leak(sig: Signals, ctx: Mapping[str, Any]) -> Match:
         f"(trend z {float(mem['trend_z']):+.1f}, {float(np.nan_to_num(mem['rise_fraction'])):.0%} of steps rising)"
         + (f"; restarts z {sig.up('pod_number_of_container_restarts'):+.1f}" if restarts > 0 else "")
     )
-    return Match(match, ("pod_memory_utilization", "pod_number_of_container_restarts"), reason)
+    return match, reason
+
+
+def _still_high(sig: Signals, metric: str) -> bool:
+    """The series ended its window (the analysis start, for the view before it) still past the threshold
+    above its baseline: a climb that was over before the incident began explains nothing in it."""
+    r = sig.get(metric)
+    if r is None or not float(r["scale"]) > 0:
+        return False
+    return (float(r["incident_last"]) - float(r["baseline"])) / float(r["scale"]) >= sig.threshold
+
+
+def _sig_memory_leak(sig: Signals, ctx: Mapping[str, Any]) -> Match:
+    metrics = ("pod_memory_utilization", "pod_number_of_container_restarts")
+    match, reason = _leak(sig)
+    # A leak climbs slowly: its climb often begins hours before the alarm that starts the analysis (a batch
+    # that loads the databases, say), and by then the history the series is judged against is the climb
+    # itself. The view before start (ctx["before"]: the same statistics over the hours up to start, against
+    # the hours before them) sees it whole. A steady climb that began before the work started and is still
+    # high at start is evidence of a cause, not of load.
+    before: Signals | None = ctx.get("before")
+    if before is not None and _still_high(before, "pod_memory_utilization"):
+        early, early_reason = _leak(before)
+        if early > match:
+            mem = before.get("pod_memory_utilization")
+            since = pd.Timestamp(mem["moved_at"]) if mem is not None else pd.NaT
+            when = f" since {since:%Y-%m-%d %H:%M}" if not pd.isna(since) else ""
+            return Match(early, metrics, f"{early_reason}, climbing{when}, before the incident's start", True)
+    return Match(match, metrics, reason)
 
 
 def _sig_capacity(sig: Signals, ctx: Mapping[str, Any]) -> Match:
