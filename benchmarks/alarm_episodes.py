@@ -8,8 +8,8 @@ Reads ``intelligence.anomalies`` of the kept build and the simulator's labels, g
 apart on related entities; confirmed when they span two entities or one scores 0.99 and that series alarms
 again after it (``--repeat-run N``: or is at the alarm level, an alarm or a repeat the detector's quiet
 period damped, at every minute of the N minutes after it), counting no alarm on a resource while a stage working on it ran as usual: ``--no-work`` counts those too,
-and no sure score on an entity the detector had watched for less than a day: ``--no-learning`` counts
-those too), and prints, for the
+no sure score on an entity the detector had watched for less than a day: ``--no-learning`` counts those
+too, and no trend alarm, kind drift: ``--trends-corroborate`` counts those too), and prints, for the
 whole month and outside every incident's search window ([label start - 30 min, label end + 3 h)): alarms
 per hour, episodes, confirmed episodes per hour, and how many incidents have a confirmed episode in their
 window (and how many of those begin on the root or an entity the simulator records as affected); then the
@@ -79,6 +79,11 @@ def main(argv: list[str] | None = None) -> int:
         help="let a sure score confirm on an entity the detector has watched for less than a day too (the rule "
         "before it)",
     )
+    p.add_argument(
+        "--trends-corroborate",
+        action="store_true",
+        help="let trend alarms (kind drift) corroborate like any other (the rule before it)",
+    )
     args = p.parse_args(argv)
     explain = not args.no_work
     import duckdb
@@ -94,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     # the alarms, and with --repeat-run the detector's damped repeats (they join no episode)
     rows = ALARM_ROWS if args.repeat_run else "is_alarm"
     alarms = con.execute(
-        f"select ts, series, entity_id, metric, score, is_alarm, observed from intelligence.anomalies where {rows} order by ts"
+        f"select ts, series, entity_id, metric, score, kind, is_alarm, observed from intelligence.anomalies where {rows} order by ts"
     ).df()
     # every stored point (scores of 0.3 and more, and repeats): what a missed incident looked like
     stored = con.execute("select ts, series, entity_id, score from intelligence.anomalies").df()
@@ -125,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     edges = load_ontology().dependency_edges()
     if explain:
         alarms = alarms.assign(explained=explained_by_work(alarms, runs, edges, ranges=ranges).to_numpy())
+    if args.trends_corroborate:
+        alarms = alarms.drop(columns=["kind"])
     if not args.no_learning and first_seen:
         alarms = alarms.assign(learning=learning(alarms, pd.concat(first_seen, ignore_index=True)).to_numpy())
     lab = label_alarms(alarms, edges, repeat_run=args.repeat_run)
@@ -165,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
             if explain
             else ""
         )
+        + ("" if args.trends_corroborate else "; trends (kind drift) corroborate nothing")
         + (
             ""
             if args.no_learning

@@ -169,6 +169,8 @@ Alarms on a resource while a stage that works on it runs as usual (the stage rai
 batch at work: they stay in their episode but corroborate nothing, unless one scores 0.99 or more with a
 value beyond anything its series did in the week before (a database at 799 connections where the week
 never passed 110 is news whatever runs).
+A trend (kind drift: the trend test on hourly medians speaks at the top of the hour for every series
+creeping one way, so trends coincide by the clock) stays in its episode but corroborates nothing.
 A 0.99 counts only on an entity the detector has watched for a day (from its first minute in the marts):
 before that it has not seen the time of day, and the first market open or batch window scores as a fault.
 Such an episode still confirms from two entities.

@@ -15,6 +15,10 @@ very far. So alarms are grouped, and only a corroborated group is worth a page o
   stale, a latency stays high); one extreme point followed only by small moves of other metrics of the same
   entity is a blip (a count of bad records going from 0 to 1 for a minute, staleness going from 0.05 s to
   0.4 s). Unconfirmed episodes are still recorded and shown, at warning level.
+- a trend (``kind`` drift, ``SILENT_KINDS``) corroborates nothing: the detector's trend test compares hourly
+  medians, so every series that has crept one way for hours alarms at the same top of the hour; two such
+  trends (a namespace's memory and its cluster's on a quiet weekend afternoon) share the test's clock, not
+  a cause. A trend stays in its episode and shows what moved; it never scored 0.99 on the simulated months.
 - a sure score counts only once the detector has watched the entity for a day (``LEARNING``, the
   ``learning`` column; :func:`learning`): before that its daily profile has not seen the time of day, so the
   first market open, the first evening batch, the first night's quiet score extreme on every series that
@@ -71,6 +75,7 @@ __all__ = [
     "learning",
     "read_first_seen",
     "SCHEDULE_LOOKBACK",
+    "SILENT_KINDS",
     "STREAM_SOURCES",
     "is_schedule",
     "recurs",
@@ -90,6 +95,10 @@ DEFAULT_SURE_SCORE = 0.99
 # scored it, from that alarm on (2: it alarms again after it); an extreme point on one series followed only by
 # other metrics of the entity moving a little is a blip, shown as a warning
 DEFAULT_PERSIST = 2
+# alarm kinds that corroborate nothing: the detector's trend test (``drift``) compares hourly medians, so it
+# speaks at the top of the hour for every series that has crept one way for hours at once; two trends in the
+# same hour (a namespace's memory and its cluster's, on a quiet afternoon) share the test's clock, not a cause
+SILENT_KINDS = ("drift",)
 # minutes after a sure alarm at each of which its series' alarms or damped repeats also make the move hold;
 # 0: repeats are not read (see the module doc for why)
 DEFAULT_REPEAT_RUN = 0
@@ -177,12 +186,15 @@ def label_alarms(
                     parent[max(ri, rj)] = min(ri, rj)
     roots = pd.Series([find(i) for i in range(len(a))])
     a["episode"] = roots.rank(method="dense").astype("int64") - 1  # roots are first rows: time order
-    # alarms explained by scheduled work that went as usual (column ``explained``) stay in their episode
-    # but corroborate nothing
+    # alarms explained by scheduled work that went as usual (column ``explained``) and trends (``kind``
+    # drift) stay in their episode but corroborate nothing
     def corroborates(rows: pd.DataFrame) -> pd.Series:
-        if "explained" not in rows.columns:
-            return pd.Series(True, index=rows.index)
-        return ~rows["explained"].astype(bool)
+        out = pd.Series(True, index=rows.index)
+        if "explained" in rows.columns:
+            out &= ~rows["explained"].astype(bool)
+        if "kind" in rows.columns:
+            out &= ~rows["kind"].astype(str).isin(SILENT_KINDS)
+        return out
 
     news = corroborates(a)
     wide = a["entity_id"].where(news).groupby(a["episode"]).transform("nunique") >= min_entities
@@ -480,7 +492,7 @@ ALARM_ROWS = "(is_alarm or (kind <> 'none' and source in ({})))".format(
     ", ".join(f"'{x}'" for x in STREAM_SOURCES)
 )
 _ROWS_SQL = (
-    "select ts, series, entity_id, metric, score, is_alarm, observed, observed - baseline as delta "
+    "select ts, series, entity_id, metric, score, kind, is_alarm, observed, observed - baseline as delta "
     "from intelligence.anomalies where {rows} and ts >= ? and ts < ? order by ts, series"
 )
 ALARMS_SQL = _ROWS_SQL.format(rows="is_alarm")  # the alarms over [?, ?)

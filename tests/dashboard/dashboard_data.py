@@ -54,6 +54,7 @@ def add_alarms(db: Path) -> None:
                        "job:derivatives.eod_valuation|cms.batch.run.start_delay"],
             "metric": ["cms.feed.messages", "cms.feed.staleness", "cms.batch.run.start_delay"],
             "score": [0.97, 0.95, 0.8],
+            "kind": ["dip", "spike", "late"],
             "is_alarm": [True, True, True],
             "source": ["fct_feed_status", "fct_feed_status", "fct_batch_runs"],
             "observed": [0.0, 300.0, 900.0],

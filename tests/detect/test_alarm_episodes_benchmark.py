@@ -37,7 +37,7 @@ def make_build(home: Path, extra: list[dict] | None = None, job_starts: list[tup
             (at + pd.Timedelta(minutes=4), "stage_duration", "stage:equities.eod_pricing.loading", 0.7),
         ]
     alarms = pd.DataFrame(rows, columns=["ts", "series", "entity_id", "score"]).assign(
-        is_alarm=True, observed=1.0, baseline=0.0
+        kind="spike", is_alarm=True, observed=1.0, baseline=0.0
     )
     alarms["metric"] = alarms["series"]
     minutes = pd.DataFrame({"minute_ts": [T0, T0 + pd.Timedelta(hours=96)]})

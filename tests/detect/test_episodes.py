@@ -174,6 +174,26 @@ def test_an_alarm_that_scheduled_work_explains_does_not_make_an_extreme_move_hol
     assert not explained["confirmed"].any()
 
 
+def test_trends_stay_in_their_episode_but_corroborate_nothing() -> None:
+    # a quiet afternoon: the trend test, on hourly medians, speaks for the db and a stage on it at 14:00
+    trends = _alarms((0, "rds:db", "FreeableMemory", 0.75), (0, "stage:a.calc", "duration_s", 0.7)).assign(
+        kind=["drift", "drift"]
+    )
+    (e,) = group_alarms(trends, EDGES)
+    assert e.entities == ("rds:db", "stage:a.calc") and not e.confirmed
+    assert group_alarms(trends.drop(columns=["kind"]), EDGES)[0].confirmed  # the rule before it
+    # one trend and a step on the other entity: one entity corroborates, not two
+    mixed = trends.assign(kind=["drift", "slow"])
+    assert not group_alarms(mixed, EDGES)[0].confirmed
+    # steps on both: confirmed, and a trend alongside them changes nothing
+    steps = pd.concat([trends.assign(kind=["level_shift", "slow"]), _alarms((3, "rds:db", "CPU", 0.6)).assign(kind="drift")])
+    assert group_alarms(steps, EDGES)[0].confirmed
+    # a trend is no second alarm of a sure move either
+    sure = _alarms((0, "feed:x", "messages", 0.995), (5, "feed:x", "messages", 0.8))
+    assert group_alarms(sure.assign(kind=["spike", "level_shift"]), EDGES)[0].confirmed
+    assert not group_alarms(sure.assign(kind=["spike", "drift"]), EDGES)[0].confirmed
+
+
 def _first_seen(**hours_before: float) -> pd.DataFrame:
     """Each entity's first minute in the marts, ``hours`` before T0 (keys: entity ids with ``_`` for ``:``)."""
     return pd.DataFrame(
@@ -287,6 +307,7 @@ def _store(path: str, rows: pd.DataFrame) -> None:
         metric=rows["series"].str.split("|").str[1],
         is_alarm=True,
         source="feed",
+        kind="spike",
         observed=1.0,
         baseline=0.0,
     )
@@ -538,6 +559,7 @@ def test_a_pool_exhaustion_under_a_usual_stage_run_is_news_in_the_warehouse(ware
             "entity_id": db,
             "metric": "DatabaseConnections",
             "score": [0.995, 0.996],
+            "kind": ["spike", "level_shift"],
             "is_alarm": True,
             "source": "infra",
             "observed": 799.0,
@@ -612,7 +634,8 @@ def test_the_first_open_a_feed_ever_shows_is_not_sure_in_the_warehouse_whatever_
         at = day0 + pd.Timedelta(days=day, hours=7)
         return pd.DataFrame(
             {"ts": [at, at + pd.Timedelta("5min")], "series": "feed:x|messages", "entity_id": "feed:x",
-             "metric": "messages", "score": [1.0, 0.98], "is_alarm": True, "source": "feed",
+             "metric": "messages", "score": [1.0, 0.98], "kind": ["spike", "level_shift"], "is_alarm": True,
+             "source": "feed",
              "observed": 1000.0, "baseline": 100.0}
         )
 

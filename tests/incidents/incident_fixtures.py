@@ -75,6 +75,7 @@ def write_alarms(path: Path, extra: list[tuple] = ()) -> None:
             "entity_id": [r[1] for r in rows],
             "metric": [r[2] for r in rows],
             "score": [r[3] for r in rows],
+            "kind": "spike",
             "is_alarm": [r[3] >= 0.5 for r in rows],
             "observed": [r[4] if len(r) > 4 else 1.0 for r in rows],
             "baseline": 0.0,

@@ -134,6 +134,7 @@ def with_alarms(warehouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
             "entity_id": ["feed:cme-mdp", job.entity_id, "rds:orders-db"],
             "metric": ["up", "start_delay_s", "CPUUtilization"],
             "score": [0.8, 0.7, 0.6],
+            "kind": ["dip", "late", "spike"],
             "is_alarm": True,
             "observed": 1.0,
             "baseline": 0.0,
