@@ -167,8 +167,11 @@ def _before_start(
         onset_z=onset_z,
         persistence=persistence,
     )
-    keep = (early["n_history"] >= MIN_SCALE_POINTS) & (early["n_incident"] >= max(persistence, MIN_SCALE_POINTS))
-    return early[keep]
+    keep = (early["n_history"] >= MIN_SCALE_POINTS) & (
+        early["n_incident"] >= max(persistence, MIN_SCALE_POINTS)
+    )
+    # where the view begins: an onset there may be later than the move's real beginning (it began earlier)
+    return early[keep].assign(view_from=pd.Timestamp(start_ns - lead, tz="UTC"))
 
 
 def rank_incident(

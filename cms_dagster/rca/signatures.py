@@ -193,8 +193,14 @@ def _sig_memory_leak(sig: Signals, ctx: Mapping[str, Any]) -> Match:
         if early > match:
             mem = before.get("pod_memory_utilization")
             since = pd.Timestamp(mem["moved_at"]) if mem is not None else pd.NaT
-            when = f" since {since:%Y-%m-%d %H:%M}" if not pd.isna(since) else ""
-            return Match(early, metrics, f"{early_reason}, climbing{when}, before the incident's start", True)
+            view_from = pd.Timestamp(mem["view_from"]) if mem is not None and "view_from" in mem else pd.NaT
+            if pd.isna(since):
+                when = "climbing"
+            elif not pd.isna(view_from) and since <= view_from:  # it was climbing when the view began
+                when = f"already climbing at {since:%Y-%m-%d %H:%M}"
+            else:
+                when = f"climbing since {since:%Y-%m-%d %H:%M}"
+            return Match(early, metrics, f"{early_reason}, {when}, before the incident's start", True)
     return Match(match, metrics, reason)
 
 

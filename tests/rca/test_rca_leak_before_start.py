@@ -104,6 +104,10 @@ def test_signature_takes_the_view_before_start_only_when_it_fits_better_and_is_s
     m = sig(now, {"before": before})
     assert m.before and m.match > 0.8
     assert "climbing since 2026-11-20 17:30" in m.reason
+    began_earlier = Signals(
+        {"pod_memory_utilization": climbing | {"view_from": START - pd.Timedelta(hours=3)}}, 3.0
+    )
+    assert "already climbing at 2026-11-20 17:30" in sig(now, {"before": began_earlier}).reason
 
     back_down = Signals({"pod_memory_utilization": climbing | {"incident_last": 43.0}}, 3.0)
     assert not sig(now, {"before": back_down}).before
