@@ -5,7 +5,7 @@
 
 Reads ``intelligence.anomalies`` of the kept build and the simulator's labels, groups the alarms with
 ``cms_dagster.detect.episodes.label_alarms`` (the rule of ``cms detect alarms``: alarms at most 30 minutes
-apart on related entities; confirmed when they span two entities or one scores 0.99 and that series alarms
+apart on related entities; confirmed when they span two entities that depend on one another or one scores 0.99 and that series alarms
 again after it (``--repeat-run N``: or is at the alarm level, an alarm or a repeat the detector's quiet
 period damped, at every minute of the N minutes after it), counting no alarm on a resource while a stage working on it ran as usual: ``--no-work`` counts those too,
 no sure score on an entity the detector had watched for less than a day: ``--no-learning`` counts those
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"alarm episodes in {args.home} ({len(labels)} incidents, {hours:.0f} hours of data)")
     print(
         f"  rule: alarms at most {DEFAULT_GAP.total_seconds() / 60:g} min apart on related entities; confirmed "
-        f"from {DEFAULT_MIN_ENTITIES} entities or a score of {DEFAULT_SURE_SCORE:g} whose series has "
+        f"from {DEFAULT_MIN_ENTITIES} entities that depend on one another or a score of {DEFAULT_SURE_SCORE:g} whose series has "
         f"{DEFAULT_PERSIST} alarms or more from it on"
         + (
             f", or an alarm or a damped repeat at each of the {args.repeat_run} minutes after it"

@@ -8,7 +8,10 @@ very far. So alarms are grouped, and only a corroborated group is worth a page o
 - two alarms are **linked** when they are at most ``gap`` apart and their entities are related: the same
   entity, or one depends on the other, directly or through others (the ontology's dependency edges);
 - an **episode** is a group of alarms connected by links; it starts at its first alarm;
-- an episode is **confirmed** when it spans at least ``min_entities`` entities, or one of its alarms has a
+- an episode is **confirmed** when it spans at least ``min_entities`` entities that are connected through
+  one another (one depends on the other: two stages of different jobs joined only through the database
+  they share, whose own alarm is the batch at work or a trend, are that database's, not two witnesses),
+  or one of its alarms has a
   score of at least ``sure_score`` (a move so large that it needs no second entity) and the move holds: the
   series that scored it alarms again after it (``persist`` alarms on that series from the sure one on). A
   fault that moves one thing very far keeps it there (a feed that is down stays down, a delayed feed stays
@@ -197,13 +200,39 @@ def label_alarms(
         return out
 
     news = corroborates(a)
-    wide = a["entity_id"].where(news).groupby(a["episode"]).transform("nunique") >= min_entities
+    wide = a["episode"].isin(_wide(a[news], near, min_entities))
     # a sure score on an entity the detector has watched for less than ``LEARNING`` is not sure yet
     learns = a["learning"].astype(bool) if "learning" in a.columns else pd.Series(False, index=a.index)
     a["confirmed"] = wide | a["episode"].isin(
         _held(a[news], repeats[corroborates(repeats)], sure_score, persist, repeat_run, learns[news])
     )
     return a
+
+
+def _wide(news: pd.DataFrame, near: Mapping[str, set[str]], min_entities: int) -> set[int]:
+    """The episodes with at least ``min_entities`` entities among the alarms of ``news`` (rows labelled with
+    ``episode``, those that may corroborate) that are connected through one another in ``near`` (one
+    depends on the other): two such entities joined only through an alarm that corroborates nothing (a
+    cluster busy with the batch, a trend) are the shared thing's, not two witnesses."""
+    out: set[int] = set()
+    for ep, ents in news.groupby("episode")["entity_id"]:
+        todo = list(dict.fromkeys(ents.astype(str)))
+        if len(todo) < min_entities:
+            continue
+        left = set(todo)
+        while left:
+            group, stack = 0, [left.pop()]
+            while stack:
+                e = stack.pop()
+                group += 1
+                mine = near.get(e, {e})
+                linked = {x for x in left if x in mine or e in near.get(x, {x})}
+                left -= linked
+                stack += linked
+            if group >= min_entities:
+                out.add(int(ep))
+                break
+    return out
 
 
 def _held(

@@ -254,6 +254,27 @@ def test_siblings_join_through_the_resource_they_share() -> None:
     assert set(e.entities) == {"stage:a.calc", "rds:db", "stage:b.load"}
 
 
+def test_siblings_joined_only_through_a_resource_that_corroborates_nothing_are_one_witness() -> None:
+    # two stages of different jobs slow while the db they share alarms: three related witnesses
+    rows = _alarms(
+        (0, "stage:a.calc", "duration_s", 0.6),
+        (2, "rds:db", "CPU", 0.6),
+        (3, "stage:b.load", "duration_s", 0.6),
+    )
+    assert group_alarms(rows, EDGES)[0].confirmed
+    # the db's alarm is the batch at work (explained) or a trend: the stages are linked only through it,
+    # neither depends on the other, so the episode is not corroborated
+    for silent in (rows.assign(explained=[False, True, False]), rows.assign(kind=["slow", "drift", "slow"])):
+        (e,) = group_alarms(silent, EDGES)
+        assert set(e.entities) == {"stage:a.calc", "rds:db", "stage:b.load"} and not e.confirmed
+    # a stage and the job that runs it depend on one another: they corroborate with the db silent
+    more = pd.concat([rows, _alarms((10, "job:a", "duration_s", 0.7))], ignore_index=True)
+    assert group_alarms(more.assign(explained=[False, True, False, False]), EDGES)[0].confirmed
+    # with min_entities=3: two related witnesses and an unrelated one linked through the silent db are not three
+    assert not group_alarms(more.assign(explained=[False, True, False, False]), EDGES, min_entities=3)[0].confirmed
+    assert group_alarms(more, EDGES, min_entities=3)[0].confirmed
+
+
 def test_each_alarm_is_labelled_with_its_episode_in_time_order() -> None:
     rows = _alarms((50, "feed:y", "up", 0.995), (0, "feed:x", "up", 0.6), (10, "job:a", "duration_s", 0.6))
     labelled = label_alarms(rows, EDGES)
