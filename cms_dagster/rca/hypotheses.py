@@ -33,11 +33,13 @@ from cms_dagster.rca.engine import (
 )
 from cms_dagster.rca.findings import Evidence, as_timedelta, as_timestamp, evidence_from_row, iso_time
 from cms_dagster.rca.series import (
+    CONSTANT_Z,
     DEFAULT_ONSET_Z,
     DEFAULT_PERSISTENCE,
     DEFAULT_THRESHOLD,
     MIN_SCALE_POINTS,
     series_stats,
+    window_masks,
 )
 from cms_dagster.rca.signatures import ROOT_TYPES, SIGNATURES, Match, Signals, canonical_metric, entity_type
 from cms_dagster.rca.validate import (
@@ -174,6 +176,59 @@ def _before_start(
     return early[keep].assign(view_from=pd.Timestamp(start_ns - lead, tz="UTC"))
 
 
+def _failure_surprise(
+    stats: pd.DataFrame,
+    prepared: PreparedMetrics,
+    start_ns: int,
+    end_ns: int | None,
+    baseline_ns: int | None,
+    threshold: float,
+) -> pd.DataFrame:
+    """A stage's failures after start judged as a rate over its history, not as a z against its spread.
+
+    The ``failed`` flag of a stage is 0 or 1 per attempt (a run that retries has one row per attempt). A history with one failed run in it
+    has a spread (its farthest value, §1's EXTREME_Z rule), so a failure now is no move (robust z 1.9 after one
+    failed run of three attempts in a week) and the stage that broke the job ranks behind whatever load moved
+    beside it. A failure is news unless failures are usual for the stage: while fewer than half of its history's
+    attempts failed, the incident's m failed attempts of M score their surprise under the history's failure rate
+    r = (k + 1) / (n + 2) (k failed of n, Laplace's rule), P = P(Binomial(M, r) >= m), as z = 1 / P - 1 (the
+    ranking scores log(1 + z) = -log P, the information-theoretic score of §1), capped at CONSTANT_Z like a first
+    failure. Only raises a strength, never lowers one."""
+    # stats' index is the series index of ``prepared`` (one row per series, in series_stats' order)
+    keys = stats.index[
+        (stats["canonical"] == "failed")
+        & np.array([entity_type(e) in ROOT_TYPES["job_failure"] for e in stats["node"]], dtype=bool)
+    ]
+    if not len(keys):
+        return stats
+    t, v, s = prepared.time, prepared.value, prepared.series
+    hist, inc = window_masks(t, start_ns, end_ns=end_ns, baseline_ns=baseline_ns)
+    width = len(prepared.series_node)
+    failed = v >= 0.5
+    k_hist = np.bincount(s[hist & failed], minlength=width)
+    n_hist = np.bincount(s[hist], minlength=width)
+    m_inc = np.bincount(s[inc & failed], minlength=width)
+    n_inc = np.bincount(s[inc], minlength=width)
+    stats = stats.copy()
+    for i in keys:
+        k, n, m, big_m = int(k_hist[i]), int(n_hist[i]), int(m_inc[i]), int(n_inc[i])
+        if m == 0 or n == 0 or 2 * k >= n:
+            continue  # no failure now, or failures are usual for this stage
+        r = (k + 1) / (n + 2)
+        tail = sum(math.comb(big_m, j) * r**j * (1 - r) ** (big_m - j) for j in range(m, big_m + 1))
+        z = min(CONSTANT_Z, 1.0 / max(tail, 1e-300) - 1.0)
+        if z <= float(stats.at[i, "strength"]):
+            continue
+        rows = np.flatnonzero((s == i) & inc & failed)
+        at = pd.Timestamp(int(t[rows[0]]), tz="UTC")
+        stats.loc[i, ["z", "strength", "observed"]] = [z, z, 1.0]
+        stats.at[i, "direction"] = "up"
+        stats.at[i, "moved"] = z >= threshold
+        stats.at[i, "moved_at"] = at if z >= threshold else pd.NaT
+        stats.at[i, "peak_at"] = at
+    return stats
+
+
 def rank_incident(
     metrics: pd.DataFrame,
     graph_edges: pd.DataFrame | Iterable[tuple[str, str]] | None,
@@ -219,6 +274,7 @@ def rank_incident(
     prepared, edges, stats = inc.prepared, inc.edges, inc.stats
     stats = stats[stats["n_history"] > 0].copy()
     stats["canonical"] = [canonical_metric(m) for m in stats["metric"]]
+    stats = _failure_surprise(stats, prepared, inc.start_ns, inc.end_ns, inc.baseline_ns, threshold)
     stats = stats.sort_values(["node", "strength"], ascending=[True, False], kind="stable")
     known = set(stats["node"])
     graph_nodes = {x for e in edges for x in e}

@@ -64,7 +64,9 @@ def test_pool_exhaustion_evidence_and_explained_stages(edges: list) -> None:
     assert failed_stage.score < top.score / 5
 
 
-def test_database_connections_against_max_connections_without_conn_ratio(estate: Ontology, edges: list) -> None:
+def test_database_connections_against_max_connections_without_conn_ratio(
+    estate: Ontology, edges: list
+) -> None:
     metrics = make_incident("connection_pool_exhaustion", "rds:orders-db", seed=8)
     metrics = metrics[metrics["metric"] != "conn_ratio"]
     ranked = rank_incident(metrics, edges, START, max_connections=estate.max_connections())
@@ -227,6 +229,55 @@ def test_a_failing_stage_outranks_the_busy_database_it_uses(edges: list) -> None
     )  # it could have been the database, but nothing says so
     db = next(h for h in ranked if h.entity == "rds:positions-db")
     assert db.kind == "unknown" and db.score < ranked[0].score
+
+
+def _stage_failing_again(history: list[list[float]]) -> pd.DataFrame:
+    """The valuation stage's daily runs over the week before T (each run one row per attempt, 5 min apart),
+    then a run at T + 30 min that fails on all three attempts, while rds:positions-db, which the stage uses,
+    is busy from T + 5 min in a way no kind's signature fits."""
+    stage = "stage:equities.eod_pricing.valuation"
+    rows = []
+    for day, attempts in enumerate(history + [[1.0, 1.0, 1.0]]):
+        at = T - pd.Timedelta(days=len(history)) + pd.Timedelta(days=day, minutes=30)
+        for j, value in enumerate(attempts):
+            rows.append((at + pd.Timedelta(minutes=5 * j), stage, "failed", value))
+    rng = np.random.default_rng(5)
+    iops = 500 * rng.lognormal(0, 0.05, 240)
+    iops[185:] *= 6
+    conn = 0.3 + 0.01 * rng.standard_normal(240)
+    return pd.concat(
+        [
+            pd.DataFrame(rows, columns=["time", "entity", "metric", "value"]),
+            _minutes("rds:positions-db", "ReadIOPS", iops),
+            _minutes("rds:positions-db", "conn_ratio", conn),
+        ]
+    )
+
+
+def test_a_stage_that_failed_once_this_week_failing_again_is_still_the_cause(edges: list) -> None:
+    # one earlier run failed on all three attempts: against that spread the new failure was a z of 1.9, no
+    # move, and the busy database ranked first; as a rate (3 failed attempts of 7) it is news
+    metrics = _stage_failing_again([[0.0], [0.0], [1.0, 1.0, 1.0], [0.0], [0.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ranked = rank_incident(metrics, edges, T)
+    top = ranked[0]
+    assert (top.entity, top.kind) == ("stage:equities.eod_pricing.valuation", "job_failure"), [
+        (h.entity, h.kind, h.score) for h in ranked
+    ]
+    assert top.evidence[0].metric == "failed" and top.evidence[0].z >= 5
+    assert top.onset == T + pd.Timedelta(minutes=30)
+
+
+def test_a_stage_that_usually_fails_failing_again_is_no_news(edges: list) -> None:
+    # failed attempts are the history's majority (5 of 9): a failure now is what the stage does
+    metrics = _stage_failing_again([[1.0, 1.0, 0.0], [0.0], [1.0, 1.0, 1.0], [0.0], [0.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ranked = rank_incident(metrics, edges, T)
+    assert ranked[0].entity == "rds:positions-db"
+    stage = [h for h in ranked if h.entity == "stage:equities.eod_pricing.valuation"]
+    assert all(h.onset is None for h in stage)
 
 
 def test_a_huge_z_on_a_near_constant_series_does_not_outrank_a_known_fault(edges: list) -> None:
