@@ -54,6 +54,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cms_dagster.detect.sla import SLA_KINDS
 from cms_dagster.domain.graph import related_nodes as related
 
 __all__ = [
@@ -440,14 +441,19 @@ def learning(alarms: pd.DataFrame, first_seen: pd.DataFrame | None, period: pd.T
     minute in ``first_seen``, :func:`read_first_seen`, is less than ``period`` before the alarm). Its daily
     profile has not seen that time of day yet, so a move that is the estate's daily rhythm (a market open, a
     batch window) scores as extreme as a fault: such a row's sure score confirms nothing alone. Entities
-    without a first minute there (job and stage runs, judged against their own earlier runs) never learn."""
+    without a first minute there (job and stage runs, judged against their own earlier runs) never learn,
+    nor does a breach of a feed's SLA (an optional ``kind`` column of ``SLA_KINDS``): a rule, not a
+    learned day."""
     if first_seen is None or first_seen.empty or alarms.empty:
         return pd.Series(False, index=alarms.index)
     first = pd.to_datetime(first_seen["first_ts"], utc=True)
     since = pd.Series(first.to_numpy(), index=first_seen["entity_id"].astype(str)).groupby(level=0).min()
     starts = pd.to_datetime(alarms["entity_id"].astype(str).map(since), utc=True)
     ts = pd.to_datetime(alarms["ts"], utc=True)
-    return ((ts - starts) < period).fillna(False).astype(bool).set_axis(alarms.index)
+    out = ((ts - starts) < period).fillna(False).astype(bool).set_axis(alarms.index)
+    if "kind" in alarms.columns:
+        out &= ~alarms["kind"].astype(str).isin(SLA_KINDS)
+    return out
 
 
 def group_alarms(

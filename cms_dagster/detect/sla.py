@@ -25,10 +25,11 @@ from collections.abc import Callable
 
 import pandas as pd
 
-__all__ = ["SLA_ALARMS", "SLA_MINUTES", "SLA_SQL", "judge_sla_window", "sla_breaches"]
+__all__ = ["SLA_ALARMS", "SLA_KINDS", "SLA_MINUTES", "SLA_SQL", "judge_sla_window", "sla_breaches"]
 
 SLA_MINUTES = 3  # a feed must be down or stale this many minutes in a row (as the alerts page)
 SLA_ALARMS = 3  # minutes of a breach that alarm, from the SLA_MINUTES-th on
+SLA_KINDS = ("down", "stale")  # the kinds of its alarms (no other source uses them)
 VERDICT_COLUMNS = ["series", "entity_id", "metric", "ts", "score", "kind", "baseline", "observed"]
 
 # the feed minutes in [?, ?) (UTC, naive) with the feed's SLA

@@ -229,6 +229,11 @@ def test_a_sure_score_counts_only_once_the_detector_has_watched_its_entity_for_a
     )
     eps = group_alarms(two.assign(learning=learning(two, seen)), EDGES)
     assert [(e.entities, e.confirmed) for e in eps] == [(("feed:x",), False), (("feed:y",), True)]
+    # a feed past its SLA is judged by rule, not against a learned day: it confirms in the feed's first hours
+    breach = _alarms((0, "feed:x", "stale", 1.0), (1, "feed:x", "stale", 1.0)).assign(kind="stale")
+    assert not learning(breach, seen).any()
+    assert label_alarms(breach.assign(learning=learning(breach, seen)), EDGES)["confirmed"].all()
+    assert learning(breach.assign(kind="spike"), seen).all()
 
 
 def test_related_alarms_further_apart_than_the_gap_are_separate() -> None:
