@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     # the alarms, and with --repeat-run the detector's damped repeats (they join no episode)
     rows = ALARM_ROWS if args.repeat_run else "is_alarm"
     alarms = con.execute(
-        f"select ts, series, entity_id, metric, score, kind, is_alarm, observed from intelligence.anomalies where {rows} order by ts"
+        f"select ts, series, entity_id, metric, score, kind, is_alarm, observed, observed - baseline as delta from intelligence.anomalies where {rows} order by ts"
     ).df()
     # every stored point (scores of 0.3 and more, and repeats): what a missed incident looked like
     stored = con.execute("select ts, series, entity_id, score from intelligence.anomalies").df()

@@ -155,8 +155,9 @@ An episode is a group of alarms (rows of intelligence.anomalies with is_alarm) a
 related entities: the same one, or one depending on the other through the ontology (a feed, the stages
 reading it, their job). It is confirmed when it spans two entities or more that depend on one another
 (two namespaces joined only through their cluster's alarm under the batch are one witness), or one alarm
-scores 0.99 or more and that series alarms again after it (the move holds; one extreme point, or one
-followed only by other metrics moving a little, is a blip). Each confirmed episode is a problem worth a look: `cms rca incident --at START` ranks its causes;
+scores 0.99 or more and that series alarms again after it on the same side of its usual value (the move
+holds; one extreme point, one followed only by other metrics moving a little, or one followed by a
+rebound past the usual, is a blip). Each confirmed episode is a problem worth a look: `cms rca incident --at START` ranks its causes;
 one marked 'schedule' is one each of whose entities had a confirmed episode begin within 20 minutes of the
 same time of day on 2 of the 3 days before, or of the same time on the same weekday both of the two weeks before
 (a batch window, a market open): the estate's rhythm, not news, and it opens no incident report (a fault

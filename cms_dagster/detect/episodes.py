@@ -13,7 +13,8 @@ very far. So alarms are grouped, and only a corroborated group is worth a page o
   they share, whose own alarm is the batch at work or a trend, are that database's, not two witnesses),
   or one of its alarms has a
   score of at least ``sure_score`` (a move so large that it needs no second entity) and the move holds: the
-  series that scored it alarms again after it (``persist`` alarms on that series from the sure one on). A
+  series that scored it alarms again after it (``persist`` alarms on that series from the sure one on, on
+  the side of the usual value it moved to, when the rows carry ``delta``: observed less baseline). A
   fault that moves one thing very far keeps it there (a feed that is down stays down, a delayed feed stays
   stale, a latency stays high); one extreme point followed only by small moves of other metrics of the same
   entity is a blip (a count of bad records going from 0 to 1 for a minute, staleness going from 0.05 s to
@@ -257,6 +258,14 @@ def _held(
     if first.empty:
         return set()
     rows = news[keys + ["ts"]].join(first, on=keys, how="inner")
+    if "delta" in news.columns:
+        # the move holds when the later alarms stay on the side of the usual the sure one went to: a dip
+        # followed by a rise back above the usual is a point and a rebound, not a level that holds
+        side = np.sign(pd.to_numeric(news["delta"], errors="coerce"))
+        rows = rows.assign(_side=side.reindex(rows.index))
+        at_sure = rows[rows["ts"] == rows["_first"]].groupby(keys)["_side"].first().rename("_sure_side")
+        rows = rows.join(at_sure, on=keys)
+        rows = rows[~(rows["_side"] * rows["_sure_side"] < 0)]
     since = rows[rows["ts"] >= rows["_first"]].groupby(keys).size()
     held = set(since[since >= persist].index.get_level_values("episode").tolist())
     if repeat_run > 0:

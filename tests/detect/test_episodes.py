@@ -121,6 +121,21 @@ def test_a_lone_extreme_move_confirms_only_when_its_own_series_alarms_again_afte
     )
 
 
+def test_a_sure_move_holds_only_when_its_series_stays_on_the_side_it_moved_to() -> None:
+    # a queue's evening burst does not come: 49 messages where 1,541 are usual (a sure dip), then a minute
+    # later 49 again, now a little above the quiet level's usual 45: a point and a rebound, not a level
+    rows = _alarms((0, "sqs:q", "sent", 1.0), (1, "sqs:q", "sent", 0.52)).assign(delta=[-1492.0, 3.5])
+    assert not group_alarms(rows, EDGES)[0].confirmed
+    assert group_alarms(rows.drop(columns=["delta"]), EDGES)[0].confirmed  # without observed vs usual: as before
+    # a feed that goes quiet and stays quiet holds; so does a surge that stays up
+    assert group_alarms(rows.assign(delta=[-1492.0, -1400.0]), EDGES)[0].confirmed
+    assert group_alarms(rows.assign(delta=[800.0, 650.0]), EDGES)[0].confirmed
+    # a rebound does not hide a later alarm on the moved side; an alarm with no usual to compare counts
+    three = _alarms((0, "sqs:q", "sent", 1.0), (1, "sqs:q", "sent", 0.52), (4, "sqs:q", "sent", 0.7))
+    assert group_alarms(three.assign(delta=[-1492.0, 3.5, -900.0]), EDGES)[0].confirmed
+    assert group_alarms(rows.assign(delta=[-1492.0, np.nan]), EDGES)[0].confirmed
+
+
 def _with_repeats(alarms: list[tuple[int, str, str, float]], repeats: list[tuple[int, str, str]]) -> pd.DataFrame:
     """Alarm rows, and the detector's damped repeats (is_alarm false, a score below the alarm level)."""
     rows = _alarms(*alarms).assign(is_alarm=True)
