@@ -153,8 +153,9 @@ examples:
 
 An episode is a group of alarms (rows of intelligence.anomalies with is_alarm) at most --gap apart on
 related entities: the same one, or one depending on the other through the ontology (a feed, the stages
-reading it, their job). It is confirmed when it spans two entities or more that depend on one another
-(two namespaces joined only through their cluster's alarm under the batch are one witness), or one alarm
+reading it, their job). It is confirmed when it spans two entities or more that depend on one another and
+alarmed at most --gap apart (two namespaces joined only through their cluster's alarm under the batch are
+one witness), or one alarm
 scores 0.99 or more and that series alarms again after it on the same side of its usual value (the move
 holds; one extreme point, one followed only by other metrics moving a little, or one followed by a
 rebound past the usual, is a blip). Each confirmed episode is a problem worth a look: `cms rca incident --at START` ranks its causes;

@@ -9,8 +9,9 @@ very far. So alarms are grouped, and only a corroborated group is worth a page o
   entity, or one depends on the other, directly or through others (the ontology's dependency edges);
 - an **episode** is a group of alarms connected by links; it starts at its first alarm;
 - an episode is **confirmed** when it spans at least ``min_entities`` entities that are connected through
-  one another (one depends on the other: two stages of different jobs joined only through the database
-  they share, whose own alarm is the batch at work or a trend, are that database's, not two witnesses),
+  one another (one depends on the other and they alarmed at most ``gap`` apart: two stages of different
+  jobs joined only through the database they share, whose own alarm is the batch at work or a trend, are
+  that database's, not two witnesses),
   or one of its alarms has a
   score of at least ``sure_score`` (a move so large that it needs no second entity) and the move holds: the
   series that scored it alarms again after it (``persist`` alarms on that series from the sure one on, on
@@ -202,7 +203,7 @@ def label_alarms(
         return out
 
     news = corroborates(a)
-    wide = a["episode"].isin(_wide(a[news], near, min_entities))
+    wide = a["episode"].isin(_wide(a[news], near, min_entities, gap))
     # a sure score on an entity the detector has watched for less than ``LEARNING`` is not sure yet
     learns = a["learning"].astype(bool) if "learning" in a.columns else pd.Series(False, index=a.index)
     a["confirmed"] = wide | a["episode"].isin(
@@ -211,30 +212,45 @@ def label_alarms(
     return a
 
 
-def _wide(news: pd.DataFrame, near: Mapping[str, set[str]], min_entities: int) -> set[int]:
+def _wide(news: pd.DataFrame, near: Mapping[str, set[str]], min_entities: int, gap: pd.Timedelta) -> set[int]:
     """The episodes with at least ``min_entities`` entities among the alarms of ``news`` (rows labelled with
-    ``episode``, those that may corroborate) that are connected through one another in ``near`` (one
-    depends on the other): two such entities joined only through an alarm that corroborates nothing (a
-    cluster busy with the batch, a trend) are the shared thing's, not two witnesses."""
+    ``episode``, those that may corroborate) that are connected through one another: two entities are
+    connected when one depends on the other (``near``) and they alarmed at most ``gap`` apart. Two entities
+    joined only through alarms that corroborate nothing (a cluster busy with the batch, a trend), in the
+    graph or in time, are the shared thing's, not two witnesses."""
     out: set[int] = set()
-    for ep, ents in news.groupby("episode")["entity_id"]:
-        todo = list(dict.fromkeys(ents.astype(str)))
-        if len(todo) < min_entities:
-            continue
-        left = set(todo)
-        while left:
-            group, stack = 0, [left.pop()]
-            while stack:
-                e = stack.pop()
-                group += 1
-                mine = near.get(e, {e})
-                linked = {x for x in left if x in mine or e in near.get(x, {x})}
-                left -= linked
-                stack += linked
-            if group >= min_entities:
-                out.add(int(ep))
-                break
+    for ep, rows in news.groupby("episode"):
+        ents = rows["entity_id"].astype(str).tolist()
+        if len(set(ents)) >= min_entities and _witnesses(ents, rows["ts"], near, gap) >= min_entities:
+            out.add(int(ep))
     return out
+
+
+def _witnesses(ents: list[str], ts: pd.Series, near: Mapping[str, set[str]], gap: pd.Timedelta) -> int:
+    """The size of the largest group of the entities of alarms (``ents``, ``ts``) connected through one
+    another (one depends on the other, and they alarmed at most ``gap`` apart)."""
+    times = pd.to_datetime(ts, utc=True).to_numpy()
+    at: dict[str, list] = {}
+    for e, t in zip(ents, times, strict=True):
+        at.setdefault(e, []).append(t)
+    limit = gap.to_timedelta64()
+
+    def meet(a: str, b: str) -> bool:
+        if not (b in near.get(a, {a}) or a in near.get(b, {b})):
+            return False
+        return any(abs(x - y) <= limit for x in at[a] for y in at[b])
+
+    best, left = 0, set(at)
+    while left:
+        group, stack = 0, [left.pop()]
+        while stack:
+            e = stack.pop()
+            group += 1
+            linked = {x for x in left if meet(e, x)}
+            left -= linked
+            stack += linked
+        best = max(best, group)
+    return best
 
 
 def _held(

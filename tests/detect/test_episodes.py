@@ -290,6 +290,16 @@ def test_siblings_joined_only_through_a_resource_that_corroborates_nothing_are_o
     # a stage and the job that runs it depend on one another: they corroborate with the db silent
     more = pd.concat([rows, _alarms((10, "job:a", "duration_s", 0.7))], ignore_index=True)
     assert group_alarms(more.assign(explained=[False, True, False, False]), EDGES)[0].confirmed
+    # in time too: the db at minute 0 and its stage 45 minutes later, joined only through the db's alarms
+    # under the batch in between, are not two witnesses; 25 minutes apart they are
+    def chained(last: int) -> bool:
+        rows = _alarms(
+            (0, "rds:db", "CPU", 0.6), (20, "rds:db", "IOPS", 0.6), (last, "stage:a.calc", "duration_s", 0.6)
+        ).assign(explained=[False, True, False])
+        (e,) = group_alarms(rows, EDGES)
+        return e.confirmed
+
+    assert chained(25) and not chained(45)
     # with min_entities=3: two related witnesses and an unrelated one linked through the silent db are not three
     assert not group_alarms(more.assign(explained=[False, True, False, False]), EDGES, min_entities=3)[0].confirmed
     assert group_alarms(more, EDGES, min_entities=3)[0].confirmed
