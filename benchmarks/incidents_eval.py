@@ -46,10 +46,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import sys
 import tempfile
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -266,12 +268,26 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--redetect re-runs the detection of a kept build: give --reuse DIR too")
     timings: dict[str, float] = {}
     s = SamplingSettings(seed=args.seed, days=args.days, per_kind=args.per_kind)
-    say(f"incidents_eval: {s.describe()}")
     if args.reuse:
         home = args.reuse
         incidents = _load_incidents(home / LABELS)
+        # the kept build's own incidents, not the sampling the defaults describe (a build does not record its seed)
+        kinds = Counter(i.kind for i in incidents)
+        say(
+            f"incidents_eval: the kept build in {home}: {len(incidents)} injected incidents from "
+            f"{min(i.start for i in incidents):%Y-%m-%d %H:%M} to {max(i.end for i in incidents):%Y-%m-%d %H:%M} "
+            f"({', '.join(f'{k} {n}' for k, n in sorted(kinds.items()))})"
+            if incidents
+            else f"incidents_eval: the kept build in {home}: no injected incidents"
+        )
+        span = _data_span(home)
+        if not args.redetect and span[0] >= s.start:
+            # the alerts are evaluated over the build's own days (the defaults' 30 on a 20-day build would count
+            # pages per day over 29 days of which 10 hold no data)
+            s = replace(s, days=math.ceil((span[1] + dt.timedelta(minutes=1) - s.start) / dt.timedelta(days=1)))
+            say(f"  its data: {span[0]:%Y-%m-%d %H:%M} to {span[1]:%Y-%m-%d %H:%M}, {s.days} days from {s.start:%Y-%m-%d}")
         if args.redetect:
-            span = _data_span(home)
+            say(f"--redetect with {s.describe()}")
             end = s.start + dt.timedelta(days=s.days)
             if span[0] < s.start or span[1] >= end:
                 say(f"--redetect: {home} holds data from {span[0]:%Y-%m-%d %H:%M} to {span[1]:%Y-%m-%d %H:%M}, outside "
@@ -279,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             detect(home, s, timings, again=True)
     else:
+        say(f"incidents_eval: {s.describe()}")
         home = args.keep or Path(tempfile.mkdtemp(prefix="cms-incidents-eval-"))
         home.mkdir(parents=True, exist_ok=True)
         incidents = sample_incidents(load_ontology(), s)
@@ -320,17 +337,17 @@ def main(argv: list[str] | None = None) -> int:
                 say(f"  {r['id']} {r['kind']:27} root {r['root']:45} reports {r['reports']} {r.get('episodes', '')} (looser rule {r['related']})  top {r['top']}")
         say(f"top cause of the incident's first report = label root: {hits}/{n} = {hits / n:.3f}")
         say(f"offline narratives citing only existing evidence: {cites_ok}/{len(built)}")
-    if "narratives" in skip:
-        built = []
-    t = time.perf_counter()
-    model = model_narratives(built)
-    timings["stand-in narratives"] = time.perf_counter() - t
-    say(
-        f"stand-in narratives: {model['only_existing']}/{model['narratives']} kept cite only existing evidence; "
-        f"{model['retried']} retried, {model['offline_fallback']} replaced by the offline engine, {model['requests']} requests"
-    )
+    if "narratives" not in skip:
+        t = time.perf_counter()
+        model = model_narratives(built)
+        timings["stand-in narratives"] = time.perf_counter() - t
+        say(
+            f"stand-in narratives: {model['only_existing']}/{model['narratives']} kept cite only existing evidence; "
+            f"{model['retried']} retried, {model['offline_fallback']} replaced by the offline engine, {model['requests']} requests"
+        )
     if "alerts" in skip:
-        say("timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))
+        if timings:
+            say("timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))
         return 0
     t = time.perf_counter()
     al = alerts_live(home, incidents, s, pd.Timedelta(minutes=args.step_min))
