@@ -43,15 +43,15 @@ from cms_dagster.detect.episodes import (
     DEFAULT_PERSIST,
     DEFAULT_REPEAT_RUN,
     DEFAULT_SURE_SCORE,
-    FIRST_SEEN_SQL,
     LEARNING,
-    RANGE_SQL,
     WORK_SQL,
     explained_by_schedule,
     explained_by_work,
     group_alarms,
     label_alarms,
     learning,
+    read_first_seen,
+    read_ranges,
 )
 from cms_dagster.domain import load_ontology
 from cms_dagster.simulate.incidents import parse_time
@@ -110,20 +110,17 @@ def main(argv: list[str] | None = None) -> int:
     except duckdb.Error:  # a build without job runs
         job_starts = pd.DataFrame(columns=["entity_id", "actual_start_ts"])
     span = con.execute("select min(minute_ts), max(minute_ts) from marts.fct_infra_metrics").fetchone()
-    try:
-        ranges = con.execute(RANGE_SQL.format(marts="marts"), [pd.Timestamp(0), pd.Timestamp.max]).df()
-    except duckdb.Error:  # a build without resource metrics: nothing bounds the work
-        ranges = None
+    def query(sql: str, params: list) -> pd.DataFrame:
+        return con.execute(sql, params).df()
+
+    # the week's ranges and each entity's first minute, read as `cms detect alarms` reads them, over all the data
+    everything = (dt.datetime(1971, 1, 1, tzinfo=dt.timezone.utc), dt.datetime(9999, 1, 1, tzinfo=dt.timezone.utc))
+    ranges = read_ranges(query, *everything)
     try:
         runs = con.execute(WORK_SQL.format(marts="marts"), [pd.Timestamp(0), pd.Timestamp.max]).df()
     except duckdb.Error:  # a build without stage runs
         runs = pd.DataFrame(columns=["entity_id", "started_ts", "finished_ts"])
-    first_seen = []
-    for sql in FIRST_SEEN_SQL:
-        try:
-            first_seen.append(con.execute(sql.format(marts="marts"), [pd.Timestamp(0), pd.Timestamp.max]).df())
-        except duckdb.Error:  # a build without resource metrics or feeds
-            continue
+    first_seen = read_first_seen(query, *everything)
     con.close()
     hours = (pd.Timestamp(span[1]) - pd.Timestamp(span[0])).total_seconds() / 3600
     labels = sorted(json.loads(labels_file.read_text())["incidents"], key=lambda x: x["start"])
@@ -132,8 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         alarms = alarms.assign(explained=explained_by_work(alarms, runs, edges, ranges=ranges).to_numpy())
     if args.trends_corroborate:
         alarms = alarms.drop(columns=["kind"])
-    if not args.no_learning and first_seen:
-        alarms = alarms.assign(learning=learning(alarms, pd.concat(first_seen, ignore_index=True)).to_numpy())
+    if not args.no_learning:
+        alarms = alarms.assign(learning=learning(alarms, first_seen).to_numpy())
     lab = label_alarms(alarms, edges, repeat_run=args.repeat_run)
     windows = []
     for k, inc in enumerate(labels):

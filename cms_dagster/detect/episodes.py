@@ -704,17 +704,17 @@ def episodes_between(
     sql = ALARMS_AND_REPEATS_SQL if options.get("repeat_run") else ALARMS_SQL
     rows = _read(query, sql, [_naive(since), _naive(until)])
     marts = options.pop("marts_schema", "marts")
+    sure = options.get("sure_score", DEFAULT_SURE_SCORE)
+    any_sure = bool((rows["score"] >= sure).any()) if not rows.empty else False
     if explain_work and not isinstance(edges, Mapping) and not rows.empty:
         edges = list(edges)
         if stage_runs is None:
             stage_runs = read_stage_runs(query, since - WORK_HOURS, until, marts)
-        sure = options.get("sure_score", DEFAULT_SURE_SCORE)
         # the week's ranges bound only sure alarms: read them when there is one
-        ranges = read_ranges(query, since, until, marts) if (rows["score"] >= sure).any() else None
+        ranges = read_ranges(query, since, until, marts) if any_sure else None
         explained = explained_by_work(rows, stage_runs, edges, ranges=ranges, sure_score=sure)
         rows = rows.assign(explained=explained.to_numpy())
-    sure = options.get("sure_score", DEFAULT_SURE_SCORE)
-    if not rows.empty and (rows["score"] >= sure).any():
+    if any_sure:
         # a sure score counts once the detector has watched its entity for a day (``learning``)
         rows = rows.assign(learning=learning(rows, read_first_seen(query, since, until, marts)).to_numpy())
     return group_alarms(rows, edges, **options)

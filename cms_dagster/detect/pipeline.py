@@ -221,32 +221,41 @@ def score_window(
         )
     for source in RUN_SOURCES:
         verdicts, runs, entities = judge_window(query, source, start, end, marts_schema)
-        an = verdicts[verdicts["score"] >= MIN_SCORE].copy()
-        an["source"] = source
-        an["is_alarm"] = an["score"] >= ALARM
-        an = an.astype(ANOMALY_DTYPES)
-        write(source, start, end, an[ANOMALY_COLUMNS])
-        rep.points += runs
+        alarms = _store_verdicts(write, rep, source, verdicts, start, end, runs)
         rep.series += entities
-        rep.anomalies += len(an)
-        rep.alarms += int(an["is_alarm"].sum())
-        rep.by_source[source] = runs
         log(
             f"{source}: {runs:,} runs of {entities} entities judged per run from {start:%Y-%m-%d %H:%M} to "
-            f"{end:%Y-%m-%d %H:%M}; {int(an['is_alarm'].sum())} alarm(s)"
+            f"{end:%Y-%m-%d %H:%M}; {alarms} alarm(s)"
         )
     verdicts, minutes, feeds = judge_sla_window(query, start, end, marts_schema)
-    an = verdicts.copy()
-    an["source"] = "sla"
-    an["is_alarm"] = an["score"] >= ALARM
-    an = an.astype(ANOMALY_DTYPES)
-    write("sla", start, end, an[ANOMALY_COLUMNS])
-    rep.points += minutes
-    rep.anomalies += len(an)
-    rep.alarms += int(an["is_alarm"].sum())
-    rep.by_source["sla"] = minutes
+    alarms = _store_verdicts(write, rep, "sla", verdicts, start, end, minutes)
     log(
         f"sla: {minutes:,} minutes of {feeds} feeds from {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}; "
-        f"{int(an['is_alarm'].sum())} alarm(s) (down or stale past the SLA for a few minutes in a row)"
+        f"{alarms} alarm(s) (down or stale past the SLA for a few minutes in a row)"
     )
     return rep
+
+
+def _store_verdicts(
+    write: Callable[[str, dt.datetime, dt.datetime, pd.DataFrame], None],
+    rep: ScoreReport,
+    source: str,
+    verdicts: pd.DataFrame,
+    start: dt.datetime,
+    end: dt.datetime,
+    judged: int,
+) -> int:
+    """Write the verdicts of a source judged without a checkpoint (runs, SLA breaches) that score
+    ``MIN_SCORE`` or more as the anomalies of [start, end), count them (and the ``judged`` runs or minutes)
+    in ``rep``, and return how many are alarms."""
+    an = verdicts[verdicts["score"] >= MIN_SCORE].copy()
+    an["source"] = source
+    an["is_alarm"] = an["score"] >= ALARM
+    an = an.astype(ANOMALY_DTYPES)
+    write(source, start, end, an[ANOMALY_COLUMNS])
+    alarms = int(an["is_alarm"].sum())
+    rep.points += judged
+    rep.anomalies += len(an)
+    rep.alarms += alarms
+    rep.by_source[source] = judged
+    return alarms
