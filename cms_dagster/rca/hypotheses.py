@@ -134,22 +134,22 @@ def _before_start(
     start_ns: int,
     baseline_ns: int | None,
     *,
+    typical: int,
     threshold: float,
     onset_z: float,
     persistence: int,
 ) -> pd.DataFrame:
     """The series' statistics over the second half of their history, [start - lead, start), against the first
     half: what was already moving when the analysis began. ``lead`` is half the history of the series sampled
-    at the data's typical step (3 h of the 6 h the warehouse path reads for minute series; its run series,
-    a week of one point per run, are too coarse for a climb within hours). Only series with MIN_SCALE_POINTS
-    points on each side are kept."""
+    at the data's typical step (``typical``, ns: 3 h of the 6 h the warehouse path reads for minute series;
+    its run series, a week of one point per run, are too coarse for a climb within hours). Only series with
+    MIN_SCALE_POINTS points on each side are kept."""
     t, s = prepared.time, prepared.series
     before = t < start_ns
     if baseline_ns is not None:
         before &= t >= start_ns - baseline_ns
     if not before.any():
         return pd.DataFrame()
-    typical = sampling_step(t, s).value
     same = s[1:] == s[:-1]
     spacing = pd.Series(np.diff(t)[same]).groupby(s[1:][same]).median()
     fine = spacing.index[spacing.to_numpy() <= 2 * typical].to_numpy()
@@ -294,8 +294,15 @@ def rank_incident(
             records.setdefault(r["canonical"], r)  # the strongest if two names map to one
         signals[entity] = Signals(records, threshold)
     before_rows: dict[str, dict[str, dict[str, Any]]] = {}
+    step = sampling_step(prepared.time, prepared.series)  # the data's typical step (also the onset tolerance's)
     early = _before_start(
-        prepared, inc.start_ns, inc.baseline_ns, threshold=threshold, onset_z=onset_z, persistence=persistence
+        prepared,
+        inc.start_ns,
+        inc.baseline_ns,
+        typical=step.value,
+        threshold=threshold,
+        onset_z=onset_z,
+        persistence=persistence,
     )
     if len(early):
         early = early.assign(canonical=[canonical_metric(m) for m in early["metric"]])
@@ -365,7 +372,6 @@ def rank_incident(
         own_step.setdefault(entity, max(as_timedelta(r["step"]) for r in moved_key))
 
     plausibility = {e: confidence(strength[e], threshold) * best_match[e] for e in anomalous}
-    step = sampling_step(prepared.time, prepared.series)
     tolerance = resolve_tolerance(onset_tolerance, step)
     quiet = {e for e, a in strength.items() if a < QUIET_FACTOR * threshold}
     prop = propagate(anomalous, plausibility, prop_edges, tolerance=tolerance, quiet=quiet)
