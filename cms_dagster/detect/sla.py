@@ -92,8 +92,8 @@ def judge_sla_window(
     def naive(t: dt.datetime) -> dt.datetime:
         return t.astimezone(dt.timezone.utc).replace(tzinfo=None)
 
-    lead = dt.timedelta(minutes=SLA_MINUTES + SLA_ALARMS - 1)  # a breach's length, up to the last that alarms
-    minutes = query(SLA_SQL.format(marts=marts_schema), [naive(start) - lead, naive(end)])
+    back = dt.timedelta(minutes=SLA_MINUTES + SLA_ALARMS - 1)  # a breach's length, up to the last that alarms
+    minutes = query(SLA_SQL.format(marts=marts_schema), [naive(start) - back, naive(end)])
     verdicts = sla_breaches(minutes, since=naive(start))
     mine = minutes[pd.to_datetime(minutes["ts"]) >= naive(start)]
     return verdicts, len(mine), int(mine["entity_id"].nunique())
